@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# nbviz developer entry point. Two commands (see README "Quick start"):
+#   bash dev.sh lab    set everything up, open JupyterLab on the tour notebook
+#   bash dev.sh test   set everything up, run the whole test suite (all tiers) and ruff
+# Anything after the command is passed on (to jupyter lab / pytest).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+PY=${PYTHON:-python3}
+VENV=${NBVIZ_VENV:-.venv}
+EXTRAS=${NBVIZ_EXTRAS:-cpu,lab,test,browser}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "[nbviz] creating virtual environment in $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  # Reinstall only when the project metadata changed.
+  local stamp="$VENV/.nbviz-installed"
+  local want
+  want="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[nbviz] installing nbviz[$EXTRAS] (first run downloads TensorFlow, ~1.3 GB)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_chromium() {
+  # Browser tests drive Debian's Chromium; playwright never downloads a browser here.
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "[nbviz] installing Debian's chromium for the browser tests"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "[nbviz] chromium not found: browser tests will be skipped (apt-get install chromium)"
+    fi
+  fi
+}
+
+cmd=${1:-}
+shift || true
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+case "$cmd" in
+  lab)
+    setup
+    exec "$VENV/bin/jupyter" lab notebooks/00-tour.ipynb "$@"
+    ;;
+  test)
+    setup
+    ensure_chromium
+    "$VENV/bin/ruff" check .
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash dev.sh lab|test [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,41 @@
+"""nbviz: see inside Keras/TensorFlow networks, live, in a Jupyter notebook.
+
+Backends (no widget imports, usable headless):
+
+- :mod:`nbviz.featuremaps` -- activation maps of any layer, cached per layer and image.
+- :mod:`nbviz.optvis` -- feature visualization by gradient ascent (objectives / param /
+  transforms / render).
+- :mod:`nbviz.landscape` -- loss landscapes (directions / grid / path / storage).
+- :mod:`nbviz.demo` -- the bundled demo convnet, its procedural data, the seed article's MLP.
+
+Widgets live in :mod:`nbviz.widgets` and are re-exported here lazily, so ``import nbviz``
+does not import TensorFlow or ipywidgets until they are used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "FeatureMapExplorer": "nbviz.widgets",
+    "OptVisWidget": "nbviz.widgets",
+    "LossLandscapeWidget": "nbviz.widgets",
+    "watch": "nbviz.widgets",
+    "load_demo_model": "nbviz.demo",
+    "load_demo_data": "nbviz.demo",
+    "sample_images": "nbviz.demo",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbviz' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,63 @@
+"""Error types raised by nbviz.
+
+Every error says what is wrong *and* how to fix it. They subclass the built-in type a
+user would naturally catch (``ValueError``, ``KeyError``-like lookups are ``ValueError`` so
+that the message prints unquoted, ``ImportError`` for missing backends).
+"""
+
+from __future__ import annotations
+
+
+class NbvizError(Exception):
+    """Base class of all nbviz errors."""
+
+
+class BackendMissingError(NbvizError, ImportError):
+    """No TensorFlow installation was found."""
+
+
+class LayerError(NbvizError, ValueError):
+    """A layer name or type cannot be used for the requested operation."""
+
+
+class UnitError(NbvizError, ValueError):
+    """A filter / channel / neuron index is out of range."""
+
+
+class ImageError(NbvizError, ValueError):
+    """An input image has the wrong rank, channel count or dtype."""
+
+
+class ModelError(NbvizError, ValueError):
+    """The model cannot be used as given (undefined input shape, several inputs, no loss...)."""
+
+
+class DataError(NbvizError, ValueError):
+    """Data does not fit the model (shape, dtype, NaN/inf)."""
+
+
+class WeightsUnavailableError(NbvizError, FileNotFoundError):
+    """Pretrained weights are not available locally and cannot be downloaded."""
+
+
+class PathError(NbvizError, ValueError):
+    """A training path does not match the model (shapes, lengths) or is empty."""
+
+
+class SurfaceFileError(NbvizError, ValueError):
+    """A surface file is corrupted, foreign, or belongs to another model/grid."""
+
+
+def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` candidates that look like ``name`` (for "did you mean" hints)."""
+    import difflib
+
+    return difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+
+
+def format_choices(candidates: list[str], limit: int = 40) -> str:
+    """Format a list of valid choices for an error message, truncated politely."""
+    shown = ", ".join(repr(c) for c in candidates[:limit])
+    if len(candidates) > limit:
+        shown += f", ... ({len(candidates) - limit} more)"
+    return shown

@@ -1,0 +1,181 @@
+"""Model introspection shared by all backends: find layers (also inside nested models),
+list image-like layers, and build feature-extractor models that work on nested models.
+
+Layer names inside a nested model are written ``"outer/inner"`` (e.g. ``"vgg16/block3_conv1"``
+for a VGG16 base inside a Sequential transfer-learning model). A plain inner name also works
+when it is unique.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._tf import require_keras
+from .errors import LayerError, ModelError, closest_names, format_choices
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer of a model, with its full (possibly nested) name and output shape."""
+
+    name: str  # full path, "outer/inner" for nested layers
+    layer: Any
+    output_shape: tuple | None
+    kind: str  # class name
+
+    @property
+    def channels(self) -> int | None:
+        s = self.output_shape
+        return int(s[-1]) if s and s[-1] is not None else None
+
+    @property
+    def is_spatial(self) -> bool:
+        """True if the output is an image-like map (batch, H, W, C)."""
+        s = self.output_shape
+        return s is not None and len(s) == 4
+
+
+def _is_model(layer: Any) -> bool:
+    keras = require_keras()
+    return isinstance(layer, keras.Model)
+
+
+def _output_shape(layer: Any) -> tuple | None:
+    try:
+        out = layer.output
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(out, (list, tuple)):
+        return None
+    try:
+        return tuple(out.shape)
+    except AttributeError:
+        return None
+
+
+def iter_layers(model: Any, prefix: str = ""):
+    """Yield :class:`LayerInfo` for every layer, descending into nested models."""
+    keras = require_keras()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        full = f"{prefix}{layer.name}"
+        yield LayerInfo(full, layer, _output_shape(layer), type(layer).__name__)
+        if _is_model(layer):
+            yield from iter_layers(layer, prefix=f"{full}/")
+
+
+def check_model_input(model: Any) -> tuple:
+    """Return the model's single input shape, or raise :class:`ModelError` with the fix."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ModelError(
+            f"Model {getattr(model, 'name', model)!r} has no defined input (it was never built "
+            "or called). Fix: give it an Input, e.g. keras.Sequential([keras.Input((64, 64, 3)), "
+            "...]), or call model.build((None, 64, 64, 3)) before using nbviz."
+        )
+    if len(inputs) != 1:
+        raise ModelError(
+            f"Model {model.name!r} has {len(inputs)} inputs; nbviz's image tools need a model "
+            "with one image input. Fix: wrap the branch you want in a single-input keras.Model."
+        )
+    return tuple(inputs[0].shape)
+
+
+def find_layer(model: Any, name: str) -> LayerInfo:
+    """Find a layer by name (``"outer/inner"`` or a unique inner name); clear error if absent."""
+    if not isinstance(name, str):
+        raise LayerError(f"Layer names are strings, got {type(name).__name__} {name!r}.")
+    infos = list(iter_layers(model))
+    exact = [i for i in infos if i.name == name]
+    if exact:
+        return exact[0]
+    tail = [i for i in infos if i.name.rsplit("/", 1)[-1] == name]
+    if len(tail) == 1:
+        return tail[0]
+    names = [i.name for i in infos]
+    if len(tail) > 1:
+        raise LayerError(
+            f"Layer name {name!r} is ambiguous in model {model.name!r}; use the full path: "
+            f"{format_choices([i.name for i in tail])}."
+        )
+    hint = closest_names(name, names)
+    raise LayerError(
+        f"No layer named {name!r} in model {model.name!r}."
+        + (f" Did you mean {format_choices(hint)}?" if hint else "")
+        + f" Valid layers: {format_choices(names)}."
+    )
+
+
+def spatial_layers(model: Any) -> list[LayerInfo]:
+    """Layers whose output is an image-like map (batch, H, W, C), nested ones included."""
+    return [i for i in iter_layers(model) if i.is_spatial and not _is_model(i.layer)]
+
+
+def require_spatial(model: Any, name: str) -> LayerInfo:
+    """Find ``name`` and check its output is (batch, H, W, C); explain why not otherwise."""
+    info = find_layer(model, name)
+    if not info.is_spatial or _is_model(info.layer):
+        valid = [i.name for i in spatial_layers(model)]
+        shape = info.output_shape
+        why = (
+            f"its output shape is {shape}, not an image-like (batch, height, width, channels) map"
+            if shape is not None
+            else "its output shape is undefined (the layer was never called or has several outputs)"
+        )
+        raise LayerError(
+            f"Layer {info.name!r} ({info.kind}) cannot be shown as feature maps: {why}. "
+            f"Pick one of the spatial layers: {format_choices(valid)}."
+        )
+    return info
+
+
+def build_extractor(model: Any, names: list[str]) -> Any:
+    """A ``keras.Model`` from the model's input to the outputs of ``names`` (a list out).
+
+    Works for layers of nested models inside a Sequential or Functional outer model, where a
+    naive ``keras.Model(model.inputs, inner_layer.output)`` raises "graph disconnected".
+    The returned model shares weights with ``model`` (no copies).
+    """
+    keras = require_keras()
+    check_model_input(model)
+    infos = [find_layer(model, n) for n in names]
+    if all("/" not in i.name for i in infos):
+        return keras.Model(model.input, [i.layer.output for i in infos], name="nbviz_extractor")
+    return _nested_extractor(model, infos)
+
+
+def _nested_extractor(model: Any, infos: list[LayerInfo]) -> Any:
+    """Re-trace the outer model layer by layer so inner outputs become reachable."""
+    keras = require_keras()
+    if not isinstance(model, keras.Sequential):
+        # Functional outer model with a nested model: re-trace through the nested model's own
+        # extractor when it is applied directly to the model input (the common case).
+        raise ModelError(
+            f"Layers inside nested models are supported when the outer model is a Sequential; "
+            f"{model.name!r} is {type(model).__name__}. Fix: pass the inner model itself "
+            f"(model.get_layer({infos[0].name.split('/')[0]!r})) to nbviz."
+        )
+    inp = keras.Input(shape=check_model_input(model)[1:], name="nbviz_input")
+    wanted = {i.name: None for i in infos}
+    x = inp
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        inner_wanted = [n for n in wanted if n.startswith(f"{layer.name}/")]
+        if inner_wanted and _is_model(layer):
+            sub_names = [n.split("/", 1)[1] for n in inner_wanted]
+            sub = build_extractor(layer, sub_names)
+            outs = sub(x)
+            for n, o in zip(inner_wanted, outs, strict=True):
+                wanted[n] = o
+        x = layer(x)
+        if layer.name in wanted:
+            wanted[layer.name] = x
+        if all(v is not None for v in wanted.values()):
+            break
+    return keras.Model(inp, [wanted[i.name] for i in infos], name="nbviz_extractor")

@@ -1,0 +1,182 @@
+"""One worker abstraction for every long computation behind a widget.
+
+A :class:`Worker` runs a *job* on a daemon thread. The job is a callable that receives a
+:class:`JobContext`; it checks ``ctx.stopped`` (or ``ctx.stop_event``) to stop early and
+calls ``ctx.publish(frame)`` to hand results to the view. Publishing never blocks and never
+queues: the latest frame wins, and the ``on_frame`` callback runs at most ``max_fps`` times a
+second (plus once at the end, so the final frame is never dropped). Exceptions raised by the
+job are caught and handed to ``on_error``; the worker is then idle and can start again.
+
+The worker knows nothing about widgets: views pass callbacks that set traits. Never use
+``with output:`` from these callbacks (output capture is not thread-safe); set traits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Job = Callable[["JobContext"], Any]
+
+
+@dataclass
+class JobContext:
+    """What a running job sees: a stop flag and a non-blocking publish."""
+
+    stop_event: threading.Event
+    _publish: Callable[[Any], None]
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> bool:
+        """True once Stop was requested."""
+        return self.stop_event.is_set()
+
+    def publish(self, frame: Any) -> None:
+        """Offer ``frame`` to the view; only the newest unseen frame is delivered."""
+        self._publish(frame)
+
+
+class Worker:
+    """Thread + stop event + latest-frame-wins throttle + error surfacing.
+
+    Parameters
+    ----------
+    on_frame:
+        Called (on a delivery thread) with the newest frame, at most ``max_fps`` times a second.
+    on_error:
+        Called with ``(exception, formatted_traceback)`` when the job raises.
+    on_done:
+        Called with ``(result, stopped)`` after the job finished (also after an error, with
+        ``result=None``), after the last frame was delivered.
+    max_fps:
+        Upper bound on frame deliveries per second.
+    name:
+        Thread name prefix (shows up in ``threading.enumerate()``).
+    """
+
+    def __init__(
+        self,
+        on_frame: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
+        on_done: Callable[[Any, bool], None] | None = None,
+        max_fps: float = 12.0,
+        name: str = "nbviz-worker",
+    ) -> None:
+        self.on_frame = on_frame
+        self.on_error = on_error
+        self.on_done = on_done
+        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self.name = name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pending: Any = _NOTHING
+        self._last_delivery = 0.0
+        self.frames_published = 0
+        self.frames_delivered = 0
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the job's thread is alive."""
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self, job: Job) -> bool:
+        """Start ``job`` on a new thread. Returns False (and does nothing) if one is running."""
+        with self._lock:
+            if self.running:
+                return False
+            self._stop = threading.Event()
+            self._pending = _NOTHING
+            self._last_delivery = 0.0
+            self.frames_published = 0
+            self.frames_delivered = 0
+            self.result = None
+            self.error = None
+            ctx = JobContext(self._stop, self._offer)
+            self._thread = threading.Thread(
+                target=self._run, args=(job, ctx), name=self.name, daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Ask the job to stop and wait up to ``timeout`` s. Returns True if it has ended."""
+        self._stop.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the job's thread. Returns True if it is no longer running."""
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+        return not self.running
+
+    # -- internals ---------------------------------------------------------------------------
+    def _offer(self, frame: Any) -> None:
+        self.frames_published += 1
+        now = time.monotonic()
+        if now - self._last_delivery >= self.min_interval:
+            self._pending = _NOTHING
+            self._deliver(frame, now)
+        else:
+            self._pending = frame  # replaces any older undelivered frame
+
+    def _deliver(self, frame: Any, now: float | None = None) -> None:
+        self._last_delivery = time.monotonic() if now is None else now
+        self.frames_delivered += 1
+        if self.on_frame is not None:
+            try:
+                self.on_frame(frame)
+            except Exception as exc:  # a broken view must not kill the computation silently
+                self._report(exc)
+
+    def _flush(self) -> None:
+        frame, self._pending = self._pending, _NOTHING
+        if frame is not _NOTHING:
+            self._deliver(frame)
+
+    def _report(self, exc: BaseException) -> None:
+        self.error = exc
+        if self.on_error is not None:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            try:
+                self.on_error(exc, tb)
+            except Exception:  # pragma: no cover - last resort, never raise from the thread
+                traceback.print_exc()
+
+    def _run(self, job: Job, ctx: JobContext) -> None:
+        result = None
+        try:
+            result = job(ctx)
+            self.result = result
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt from the job included
+            self._flush()
+            self._report(exc)
+        else:
+            self._flush()
+        finally:
+            if self.on_done is not None:
+                try:
+                    self.on_done(result, self._stop.is_set())
+                except Exception as exc:
+                    self._report(exc)
+
+
+class _Nothing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return "<nothing>"
+
+
+_NOTHING = _Nothing()
