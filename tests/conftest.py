@@ -1,0 +1,67 @@
+"""Shared fixtures. Tiers: default (fast), ``slow``, ``notebook``, ``browser`` (see pyproject)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("NBVIZ_FAST", "1")  # notebooks shrink steps and grids
+
+
+@pytest.fixture(scope="session")
+def keras():
+    import keras as _keras
+
+    return _keras
+
+
+@pytest.fixture
+def tiny_convnet(keras):
+    """A small, untrained, functional convnet with readable layer names (fresh per test)."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = keras.layers.Dense(4, name="logits")(x)
+    model = keras.Model(inp, out, name="tiny_convnet")
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def weights_snapshot(model) -> list[np.ndarray]:
+    """Copies of every weight (trainable and not), for bit-identity checks."""
+    return [np.array(w.numpy(), copy=True) for w in model.weights]
+
+
+def assert_weights_identical(model, snapshot) -> None:
+    now = [w.numpy() for w in model.weights]
+    assert len(now) == len(snapshot)
+    for a, b in zip(now, snapshot, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes(), "the user's model weights changed"
+
+
+@pytest.fixture
+def no_thread_leak():
+    """Fails the test if it leaves nbviz threads running."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leftover = [
+        t for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and t.name.startswith("nbviz")
+    ]
+    for t in leftover:
+        t.join(2.0)
+    leftover = [t for t in leftover if t.is_alive()]
+    assert not leftover, f"threads left running: {[t.name for t in leftover]}"

@@ -1,0 +1,58 @@
+"""The shared worker: start/stop, latest-frame-wins throttling, error surfacing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from nbviz.worker import Worker
+
+
+def test_frames_are_coalesced_latest_wins(no_thread_leak):
+    got = []
+    w = Worker(on_frame=got.append, max_fps=10)
+
+    def job(ctx):
+        for i in range(1000):
+            ctx.publish(i)
+        return "ok"
+
+    assert w.start(job)
+    assert w.join(5)
+    assert w.result == "ok"
+    assert w.frames_published == 1000
+    assert len(got) < 10, "frames were queued instead of coalesced"
+    assert got[-1] == 999, "the final frame must always be delivered"
+
+
+def test_stop_ends_job_quickly_and_second_start_is_refused(no_thread_leak):
+    done = []
+    w = Worker(on_done=lambda r, stopped: done.append(stopped))
+
+    def job(ctx):
+        while not ctx.stopped:
+            time.sleep(0.01)
+
+    assert w.start(job)
+    assert not w.start(job), "a second start while running must not start a second loop"
+    t0 = time.monotonic()
+    assert w.stop(timeout=1.0)
+    assert time.monotonic() - t0 < 1.0
+    assert done == [True]
+
+
+def test_errors_are_surfaced_and_worker_restarts(no_thread_leak):
+    errors = []
+    w = Worker(on_error=lambda exc, tb: errors.append((exc, tb)))
+
+    def bad(ctx):
+        raise RuntimeError("objective exploded")
+
+    w.start(bad)
+    w.join(5)
+    assert isinstance(errors[0][0], RuntimeError)
+    assert "objective exploded" in errors[0][1]
+    assert w.start(lambda ctx: 42)
+    w.join(5)
+    assert w.result == 42
+    assert not any(t.name == "nbviz-worker" and t.is_alive() for t in threading.enumerate())
