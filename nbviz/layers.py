@@ -145,7 +145,11 @@ def build_extractor(model: Any, names: list[str]) -> Any:
     check_model_input(model)
     infos = [find_layer(model, n) for n in names]
     if all("/" not in i.name for i in infos):
-        return keras.Model(model.input, [i.layer.output for i in infos], name="nbviz_extractor")
+        # ``model.inputs[0]``, not ``model.input``: a Sequential's ``.input`` is the tensor of its
+        # first *call* (the outer model's tensor once nested, an error if never called).
+        return keras.Model(
+            model.inputs[0], [i.layer.output for i in infos], name="nbviz_extractor"
+        )
     return _nested_extractor(model, infos)
 
 
