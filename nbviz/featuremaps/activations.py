@@ -1,0 +1,305 @@
+"""Activations of any image-like layer of a Keras model, computed once and cached.
+
+The seed article builds a new ``keras.Model`` per filter and runs the network again for each
+one. :class:`FeatureMaps` builds one extractor per layer (or per set of layers) that returns
+*all* channels, wraps it in a ``tf.function`` with a fixed input signature (new images of the
+same size never retrace), and keeps the resulting arrays in an LRU cache bounded in bytes, keyed
+by (layer, image content). Showing another filter of the same layer is then a numpy slice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._tf import require_tensorflow
+from ..errors import ImageError, LayerError, UnitError, closest_names, format_choices
+from ..layers import LayerInfo, build_extractor, iter_layers, require_spatial, spatial_layers
+from .preprocess import ImagePreparer, ImageSpec, Preprocess
+
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+@dataclass
+class CacheStats:
+    """Counters that make the cache observable (tests assert on them)."""
+
+    network_calls: int = 0  # forward passes through an extractor
+    cache_hits: int = 0
+    cache_misses: int = 0
+    extractors_built: int = 0
+    traces: int = 0  # tf.function traces (a retrace per new image size is expected)
+
+
+def image_key(images: Any) -> str:
+    """A content hash of an image or batch (dtype, shape and bytes), used as cache key."""
+    a = np.ascontiguousarray(images)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+class _LRU:
+    """A thread-safe LRU of numpy arrays bounded by total bytes (the newest entry always stays)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._data: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: np.ndarray) -> None:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._data[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes and len(self._data) > 1:
+                _, dropped = self._data.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class FeatureMaps:
+    """Cached feature maps of a Keras image model.
+
+    Parameters
+    ----------
+    model:
+        Any Keras model with one image input (Functional, Sequential, or a Sequential holding a
+        base model as in transfer learning; nested layers are named ``"outer/inner"``). It is
+        never modified: extractors share its weights and run with ``training=False``.
+    preprocess, input_range, resize:
+        Image preprocessing hooks, see :class:`~nbviz.featuremaps.preprocess.ImagePreparer`.
+    cache_bytes:
+        Upper bound of the activation cache (the most recent result is always kept).
+    batch_size:
+        Images per forward pass for large batches (bounds peak memory).
+
+    Examples
+    --------
+    >>> fm = FeatureMaps(model)
+    >>> fm.layer_choices()                 # [(name, (H, W, C)), ...]
+    >>> acts = fm.activations(image, "conv1")   # (1, H, W, C), all channels
+    >>> fm.feature_map(image, "conv1", 3)       # (H, W), from the cache
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        preprocess: Preprocess | None = None,
+        input_range: tuple[float, float] | None = None,
+        resize: bool = True,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model
+        self.spec = ImageSpec.from_model(model)
+        self.preparer = ImagePreparer(self.spec, preprocess, input_range, resize)
+        self.batch_size = max(1, int(batch_size))
+        self.stats = CacheStats()
+        self._cache = _LRU(cache_bytes)
+        self._extractors: dict[tuple[str, ...], Any] = {}
+        self._build_lock = threading.RLock()
+        self._infos: dict[str, LayerInfo] = {}
+
+    # -- layers ------------------------------------------------------------------------------
+    def layers(self) -> list[LayerInfo]:
+        """The layers with image-like output (nested models included), in model order."""
+        return spatial_layers(self.model)
+
+    def layer_choices(self) -> list[tuple[str, tuple]]:
+        """``(name, output shape without the batch axis)`` of every image-like layer."""
+        return [(i.name, tuple(i.output_shape[1:])) for i in self.layers()]
+
+    def layer_info(self, layer: str) -> LayerInfo:
+        """The layer named ``layer``, checked to have an image-like output (clear error if not)."""
+        if not isinstance(layer, str):
+            return require_spatial(self.model, layer)  # raises a LayerError naming the type
+        info = self._infos.get(layer)
+        if info is None:  # looking a layer up walks the whole model: do it once per name
+            known = [i.name for i in iter_layers(self.model)]
+            if layer not in known and not any(n.rsplit("/", 1)[-1] == layer for n in known):
+                raise self._unknown_layer(layer)
+            info = require_spatial(self.model, layer)
+            self._infos[layer] = info
+        return info
+
+    def _unknown_layer(self, layer: str) -> LayerError:
+        valid = [i.name for i in self.layers()]
+        hint = closest_names(layer, valid)
+        return LayerError(
+            f"No layer named {layer!r} in model {self.model.name!r}."
+            + (f" Did you mean {format_choices(hint)}?" if hint else "")
+            + f" Layers with feature maps: {format_choices(valid)}."
+        )
+
+    def channels(self, layer: str) -> int:
+        """Number of channels (filters) of ``layer``'s output."""
+        return int(self.layer_info(layer).channels)
+
+    # -- images ------------------------------------------------------------------------------
+    def display_image(self, image: Any) -> np.ndarray:
+        """The image as the network sees it before ``preprocess``: float (H, W, C) in [0, 1]."""
+        batch, _ = self.preparer.standardize(image)
+        return batch[0]
+
+    # -- activations -------------------------------------------------------------------------
+    def cached(self, layer: str, key: str) -> np.ndarray | None:
+        """The cached activations of ``layer`` for the image with key ``key``, or ``None``."""
+        name = self.layer_info(layer).name
+        return self._cache.get((name, key))
+
+    def activations(self, images: Any, layer: str, key: str | None = None) -> np.ndarray:
+        """All channels of ``layer`` for an image or batch: float32 array (N, H, W, C).
+
+        A single image gives ``N == 1``. Results are cached by (layer, image content); pass
+        ``key`` (from :func:`image_key`) to skip hashing an image that is reused.
+        """
+        return self.activations_many(images, [layer], key=key)[self.layer_info(layer).name]
+
+    def activations_many(
+        self, images: Any, layers: Sequence[str], key: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Activations of several layers from *one* forward pass: ``{full name: (N, H, W, C)}``."""
+        names = [self.layer_info(n).name for n in layers]
+        key = image_key(images) if key is None else key
+        out: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        for n in dict.fromkeys(names):
+            hit = self._cache.get((n, key))
+            if hit is None:
+                missing.append(n)
+            else:
+                out[n] = hit
+        self.stats.cache_hits += len(out)
+        if missing:
+            self.stats.cache_misses += len(missing)
+            batch = self.preparer.prepare(images)
+            for n, value in zip(missing, self._run(batch, tuple(missing)), strict=True):
+                value.setflags(write=False)  # shared by every reader of the cache
+                self._cache.put((n, key), value)
+                out[n] = value
+        return out
+
+    def feature_map(self, image: Any, layer: str, filter: int, key: str | None = None) -> np.ndarray:
+        """The (H, W) map of channel ``filter`` of ``layer`` for one image (cached)."""
+        acts = self.activations(image, layer, key=key)
+        if acts.shape[0] != 1:
+            raise ImageError(
+                f"feature_map takes one image; got a batch of {acts.shape[0]}. "
+                "Fix: pass images[i], or use activations() for batches."
+            )
+        return acts[0, :, :, check_filter(filter, acts.shape[-1], layer)]
+
+    def clear_cache(self) -> None:
+        """Forget cached activations (extractors are kept)."""
+        self._cache.clear()
+
+    @property
+    def cache_nbytes(self) -> int:
+        """Bytes held by the activation cache."""
+        return self._cache.nbytes
+
+    # -- internals ---------------------------------------------------------------------------
+    def _extractor(self, names: tuple[str, ...]) -> Any:
+        with self._build_lock:
+            fn = self._extractors.get(names)
+            if fn is None:
+                fn = self._compile(build_extractor(self.model, list(names)))
+                self._extractors[names] = fn
+                self.stats.extractors_built += 1
+            return fn
+
+    def _compile(self, extractor: Any) -> Any:
+        tf = require_tensorflow()
+        spec = self.spec
+        signature = [tf.TensorSpec((None, spec.height, spec.width, spec.channels), tf.float32)]
+
+        def forward(x):
+            self.stats.traces += 1  # runs only while tracing
+            out = extractor(x, training=False)
+            return list(out) if isinstance(out, (list, tuple)) else [out]
+
+        # Without a fixed signature every batch size / new image would retrace; with it the
+        # height and width stay open only where the model leaves them open.
+        return tf.function(forward, input_signature=signature, reduce_retracing=True)
+
+    def _run(self, batch: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
+        fn = self._extractor(names)
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, batch.shape[0], self.batch_size):
+            self.stats.network_calls += 1
+            outs = fn(batch[start : start + self.batch_size])
+            parts.append([np.asarray(o.numpy(), dtype=np.float32) for o in outs])
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate(chunk, axis=0) for chunk in zip(*parts, strict=True)]
+
+
+def check_filter(filter: Any, channels: int, layer: str = "") -> int:
+    """Return ``filter`` as an int in ``[0, channels)`` or raise :class:`UnitError`."""
+    where = f" of layer {layer!r}" if layer else ""
+    if isinstance(filter, bool) or not isinstance(filter, (int, np.integer)):
+        raise UnitError(
+            f"Filter indices are integers; got {type(filter).__name__} {filter!r}. "
+            f"Fix: pass an int in 0..{channels - 1}."
+        )
+    f = int(filter)
+    if not 0 <= f < channels:
+        raise UnitError(
+            f"Filter {f} is out of range{where}: it has {channels} filters. "
+            f"Fix: pick a filter in 0..{channels - 1}."
+        )
+    return f
+
+
+_SHARED: OrderedDict[int, tuple[weakref.ref, Any, FeatureMaps]] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
+def feature_maps_for(model: Any, preprocess: Preprocess | None = None) -> FeatureMaps:
+    """A shared :class:`FeatureMaps` for ``model`` (kept for the few most recent models).
+
+    Lets function-style helpers such as ``show_feature_map`` reuse extractors and cached
+    activations across calls without the caller holding an object.
+    """
+    k = id(model)
+    with _SHARED_LOCK:
+        entry = _SHARED.get(k)
+        if entry is not None and entry[0]() is model and entry[1] is preprocess:
+            _SHARED.move_to_end(k)
+            return entry[2]
+    fm = FeatureMaps(model, preprocess=preprocess)
+    with _SHARED_LOCK:
+        _SHARED[k] = (weakref.ref(model), preprocess, fm)
+        while len(_SHARED) > 4:
+            _SHARED.popitem(last=False)
+    return fm

@@ -1,0 +1,223 @@
+"""Turn user images into what a model expects.
+
+Conventions (the same as matplotlib's ``imshow``): ``uint8`` (and other integer) images hold
+values in ``[0, 255]`` (``[0, dtype max]``); float images hold values in ``[0, 1]``. Every image is
+first *standardized* to a float32 batch in ``[0, 1]`` with the model's height, width and channel
+count (:meth:`ImagePreparer.standardize`: this is also what widgets display), then scaled to the
+model's value range and passed through the model's own ``preprocess_input`` if one is given
+(:meth:`ImagePreparer.to_model`).
+
+Accepted shapes: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)``, ``(H, W, 4)`` (alpha is dropped), and
+batches of those with a leading ``N`` axis. RGB becomes grayscale (ITU-R 601 luma) when the
+model wants one channel, and grayscale is repeated when it wants three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._tf import require_tensorflow
+from ..errors import ImageError, ModelError
+from ..layers import check_model_input
+
+Preprocess = Callable[[Any], Any]
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The image a model takes: ``None`` where the model leaves a dimension open."""
+
+    height: int | None
+    width: int | None
+    channels: int | None
+
+    @classmethod
+    def from_model(cls, model: Any) -> ImageSpec:
+        """Read the spec from the model's single input; :class:`ModelError` if not an image."""
+        shape = check_model_input(model)
+        if len(shape) != 4:
+            raise ModelError(
+                f"Model {model.name!r} takes inputs of shape {shape}, not images "
+                "(batch, height, width, channels); feature maps need a convolutional image "
+                "model. Fix: pass a model whose input is e.g. keras.Input((64, 64, 3))."
+            )
+        return cls(*(None if d is None else int(d) for d in shape[1:]))
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """``(height, width)`` when both are defined, else ``None``."""
+        if self.height is None or self.width is None:
+            return None
+        return (self.height, self.width)
+
+    def describe(self) -> str:
+        h, w, c = (("any" if d is None else str(d)) for d in (self.height, self.width, self.channels))
+        return f"({h}, {w}, {c})"
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """Integers from ``[0, dtype max]`` (``bool`` as 0/1) to float32 in ``[0, 1]``; floats as is."""
+    a = np.asarray(image)
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    if np.issubdtype(a.dtype, np.floating):
+        return a.astype(np.float32, copy=False)
+    raise ImageError(
+        f"Images must hold numbers (uint8 in [0, 255] or floats in [0, 1]); got dtype {a.dtype}. "
+        "Fix: convert with np.asarray(image, dtype=np.float32) / 255."
+    )
+
+
+def as_batch(images: Any, spec: ImageSpec | None = None) -> tuple[np.ndarray, bool]:
+    """Return ``(batch of shape (N, H, W, C), was_single)``; :class:`ImageError` on bad rank."""
+    a = np.asarray(images)
+    want = f" The model takes {spec.describe()} images." if spec is not None else ""
+    if a.ndim == 2:
+        return a[None, :, :, None], True
+    if a.ndim == 3:
+        if a.shape[-1] in (1, 3, 4) or (spec is not None and a.shape[-1] == spec.channels):
+            return a[None], True
+        raise ImageError(
+            f"An image of shape {a.shape} has {a.shape[-1]} channels; images are (height, width) "
+            f"grayscale or (height, width, channels) with 1, 3 or 4 channels, channels last.{want} "
+            "Fix: for channels-first arrays use np.moveaxis(image, 0, -1)."
+        )
+    if a.ndim == 4:
+        return a, False
+    raise ImageError(
+        f"Images must have rank 2 (H, W), 3 (H, W, C) or 4 (N, H, W, C) for a batch; got rank "
+        f"{a.ndim} with shape {a.shape}.{want} "
+        + (
+            "Fix: a rank-1 array is not an image; reshape it to (height, width[, channels])."
+            if a.ndim < 2
+            else "Fix: drop extra axes, e.g. np.squeeze(images) or images[0]."
+        )
+    )
+
+
+def match_channels(batch: np.ndarray, channels: int | None) -> np.ndarray:
+    """Convert a (N, H, W, C) float batch to ``channels`` channels (drop alpha, gray <-> RGB)."""
+    c = batch.shape[-1]
+    if channels is None or c == channels:
+        return batch[..., :3] if channels is None and c == 4 else batch
+    if c == 4 and channels == 3:
+        return batch[..., :3]
+    if c in (3, 4) and channels == 1:
+        return np.tensordot(batch[..., :3], _LUMA, axes=([-1], [0]))[..., None]
+    if c == 1 and channels == 3:
+        return np.repeat(batch, 3, axis=-1)
+    raise ImageError(
+        f"The image has {c} channels but the model takes {channels}; only grayscale (1), RGB (3) "
+        f"and RGBA (4) images are converted automatically. Fix: pass an image with {channels} "
+        "channels, channels last."
+    )
+
+
+def resize_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize (antialiased when shrinking) of a float (N, H, W, C) batch."""
+    if tuple(batch.shape[1:3]) == tuple(size):
+        return batch
+    tf = require_tensorflow()
+    return tf.image.resize(batch, size, method="bilinear", antialias=True).numpy()
+
+
+class ImagePreparer:
+    """Standardize user images for one model and apply its preprocessing hooks.
+
+    Parameters
+    ----------
+    spec:
+        The model's :class:`ImageSpec` (``ImageSpec.from_model(model)``).
+    preprocess:
+        The model's own ``preprocess_input`` (e.g. ``keras.applications.vgg16.preprocess_input``),
+        applied last to the batch scaled to ``input_range``.
+    input_range:
+        The value range the model (or ``preprocess``) expects: ``(0, 1)`` by default, ``(0, 255)``
+        by default when ``preprocess`` is given (Keras applications expect 0..255 pixels).
+    resize:
+        Resize images to the model's height and width when it defines them. With ``False`` an
+        image of another size is an :class:`ImageError`.
+    """
+
+    def __init__(
+        self,
+        spec: ImageSpec,
+        preprocess: Preprocess | None = None,
+        input_range: tuple[float, float] | None = None,
+        resize: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.preprocess = preprocess
+        if input_range is None:
+            input_range = (0.0, 255.0) if preprocess is not None else (0.0, 1.0)
+        lo, hi = (float(v) for v in input_range)
+        if not hi > lo:
+            raise ValueError(f"input_range must be (low, high) with high > low; got {input_range}.")
+        self.input_range = (lo, hi)
+        self.resize = resize
+
+    def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
+        """``(float32 batch in [0, 1] at the model's size and channels, was_single)``."""
+        batch, single = as_batch(images, self.spec)
+        if batch.shape[0] == 0:
+            raise ImageError("The batch of images is empty. Fix: pass at least one image.")
+        if min(batch.shape[1:3]) < 1:
+            raise ImageError(f"Images of shape {batch.shape[1:]} have no pixels.")
+        x = match_channels(to_unit_float(batch), self.spec.channels)
+        size = self.spec.size
+        if size is not None and tuple(x.shape[1:3]) != size:
+            if not self.resize:
+                raise ImageError(
+                    f"The image is {x.shape[1]}x{x.shape[2]} but the model takes "
+                    f"{size[0]}x{size[1]}. Fix: resize it, or leave resize=True."
+                )
+            x = resize_batch(x, size)
+        return np.ascontiguousarray(x, dtype=np.float32), single
+
+    def to_model(self, batch01: np.ndarray) -> np.ndarray:
+        """Scale a standardized batch to ``input_range`` and apply ``preprocess``."""
+        lo, hi = self.input_range
+        x = batch01 if (lo, hi) == (0.0, 1.0) else batch01 * np.float32(hi - lo) + np.float32(lo)
+        if self.preprocess is not None:
+            x = self.preprocess(np.array(x, dtype=np.float32))  # a copy: hooks may work in place
+            x = np.asarray(x, dtype=np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def prepare(self, images: Any) -> np.ndarray:
+        """Model-ready float32 batch (N, H, W, C) for one image or a batch."""
+        return self.to_model(self.standardize(images)[0])
+
+
+def prepare_image(
+    image: Any,
+    model_input_shape: tuple,
+    preprocess: Preprocess | None = None,
+    input_range: tuple[float, float] | None = None,
+    resize: bool = True,
+) -> np.ndarray:
+    """One model-ready image (H, W, C) for a model whose input shape is ``model_input_shape``.
+
+    ``model_input_shape`` is ``(batch, H, W, C)`` as in ``model.input.shape`` (``None`` entries
+    are left open). See :class:`ImagePreparer` for the other arguments.
+    """
+    shape = tuple(model_input_shape)
+    if len(shape) != 4:
+        raise ModelError(
+            f"Input shape {shape} is not an image model's (batch, height, width, channels)."
+        )
+    spec = ImageSpec(*(None if d is None else int(d) for d in shape[1:]))
+    batch = ImagePreparer(spec, preprocess, input_range, resize).prepare(image)
+    if batch.shape[0] != 1:
+        raise ImageError(
+            f"prepare_image takes one image; got a batch of {batch.shape[0]}. "
+            "Fix: use ImagePreparer.prepare for batches."
+        )
+    return batch[0]
