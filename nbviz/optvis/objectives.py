@@ -1,0 +1,761 @@
+"""Objectives for feature visualization: what gradient ascent maximizes, one value per batch row.
+
+An :class:`Objective` names the layers it needs and maps a :class:`Context` (the layers'
+activations plus the image) to a ``(B,)`` float32 tensor: row ``b`` of the batch is scored
+on its own, so many filters render side by side, one row each. Objectives compose like
+numbers -- ``channel("conv3", 5) - 1e-3 * total_variation()`` -- and the renderer maximizes
+the sum over rows.
+
+Unit indices (channels, neurons, classes) and the weights of composite objectives live in
+``tf.Variable``s that the compiled render step reads: changing them (``set_index``,
+``set_weight``, ``Renderer.set_channels``) never retraces the step.
+
+Shorthand: ``as_objective("conv3:12")`` is ``channel("conv3", 12)``; ``"conv3:1,4,7"`` gives
+three rows; on a 2-D layer (``"logits:3"``) the same unit objective reads one logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._tf import require_keras, require_tensorflow
+from ..errors import LayerError, ModelError, UnitError, format_choices
+from ..layers import LayerInfo, check_model_input, find_layer, iter_layers
+
+IndexLike = int | Sequence[int] | np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving layer names against a model
+# --------------------------------------------------------------------------------------------
+class LayerTable:
+    """Looks up and validates the layers objectives name, for one model.
+
+    ``preactivation``: read Dense/Conv layers with a fused non-linear activation *before*
+    the activation (Lucid's choice: a ReLU'd unit has no gradient where it is off, a softmax
+    output can be raised by lowering other classes). Layers inside nested models are read
+    after their activation.
+    """
+
+    def __init__(self, model: Any, preactivation: bool = True) -> None:
+        self.model = model
+        self.preactivation = preactivation
+        self._cache: dict[str, LayerInfo] = {}
+
+    def info(self, name: str) -> LayerInfo:
+        """The layer called ``name`` (:class:`LayerError` listing valid names if absent)."""
+        if name not in self._cache:
+            self._cache[name] = find_layer(self.model, name)
+        return self._cache[name]
+
+    def output_shape(self, name: str) -> tuple:
+        """Output shape of ``name`` with a defined channel axis, or a :class:`LayerError`."""
+        info = self.info(name)
+        shape = info.output_shape
+        if shape is None or len(shape) < 2 or shape[-1] is None:
+            why = (
+                "its output is undefined or a list"
+                if shape is None
+                else f"its output shape {shape} has no channel/unit axis"
+            )
+            raise LayerError(
+                f"Layer {info.name!r} ({info.kind}) has no channels to optimize: {why}. "
+                f"Pick a layer with channels: {format_choices(self.layers_with_channels())}."
+            )
+        return tuple(shape)
+
+    def layers_with_channels(self) -> list[str]:
+        out = []
+        for i in iter_layers(self.model):
+            s = i.output_shape
+            if s is not None and len(s) >= 2 and s[-1] is not None:
+                out.append(i.name)
+        return out
+
+    def uses_preactivation(self, name: str) -> bool:
+        """True if ``name`` will be read before its fused activation."""
+        return self.preactivation and preactivation_supported(self.info(name))
+
+    def is_softmax(self, name: str) -> bool:
+        """True if the tensor objectives read from ``name`` is a softmax output."""
+        keras = require_keras()
+        layer = self.info(name).layer
+        if isinstance(layer, keras.layers.Softmax):
+            return True
+        act = getattr(layer, "activation", None)
+        is_softmax_fn = act is keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
+        return is_softmax_fn and not self.uses_preactivation(name)
+
+    def layer_before(self, name: str) -> str | None:
+        """Name of the layer whose output feeds ``name`` (plain functional graphs only)."""
+        layer = self.info(name).layer
+        try:
+            src = layer.input
+        except (AttributeError, ValueError, RuntimeError):
+            return None
+        for i in iter_layers(self.model):
+            try:
+                if i.layer.output is src:
+                    return i.name
+            except (AttributeError, ValueError, RuntimeError):
+                continue
+        return None
+
+    def check_softmax(self, name: str, what: str) -> None:
+        """Refuse softmax outputs with the reason and the layer to use instead."""
+        if not self.is_softmax(name):
+            return
+        before = self.layer_before(name)
+        fix = (
+            f"Use the pre-softmax layer {before!r} (e.g. class_logit({before!r}, k) or "
+            f"'{before}:k')."
+            if before
+            else "Use the layer before the softmax (the logits)."
+        )
+        raise LayerError(
+            f"Layer {self.info(name).name!r} outputs softmax probabilities, which make a poor "
+            f"{what}: a probability rises just as well by pushing the other classes down, so "
+            f"the image shows what the class is *not*. {fix}"
+        )
+
+
+def preactivation_supported(info: LayerInfo) -> bool:
+    """Dense/Conv1-3D layers of the outer model with a fused non-linear activation."""
+    keras = require_keras()
+    layer = info.layer
+    if "/" in info.name:
+        return False
+    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+    if not isinstance(layer, kinds):
+        return False
+    if getattr(layer, "padding", "valid") == "causal":
+        return False
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return False
+    act = getattr(layer, "activation", None)
+    return act is not None and act is not keras.activations.linear
+
+
+def check_image_model(model: Any) -> tuple:
+    """The model's input shape if it takes images ``(B, H, W, C)``, else a :class:`ModelError`."""
+    shape = check_model_input(model)
+    if len(shape) != 4 or shape[-1] is None:
+        raise ModelError(
+            f"Feature visualization needs a model whose input is an image batch "
+            f"(batch, height, width, channels); {model.name!r} takes {shape}. Fix: pass an image "
+            "model (a convnet), or wrap the image part of yours in a keras.Model with an input "
+            "like keras.Input((64, 64, 3))."
+        )
+    return tuple(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation context
+# --------------------------------------------------------------------------------------------
+class Context:
+    """What an objective sees inside the render step.
+
+    ``ctx(layer)`` (or ``ctx.acts[layer]``) is the activation of ``layer`` for the
+    transformed batch; ``ctx.image`` is the parameterized image in ``[0, 1]`` before
+    transforms (used by the image penalties); ``ctx.batch`` is B.
+    """
+
+    def __init__(self, acts: dict[str, Any], image: Any) -> None:
+        self.acts = acts
+        self.image = image
+        self.batch = int(image.shape[0])
+
+    def __call__(self, layer: str) -> Any:
+        return self.acts[layer]
+
+
+# --------------------------------------------------------------------------------------------
+# Base class and composition
+# --------------------------------------------------------------------------------------------
+class Objective:
+    """Base class: a per-row score to maximize. Compose with ``+``, ``-``, ``*``, ``/``."""
+
+    name: str = "objective"
+
+    # -- to implement --------------------------------------------------------------------
+    def value(self, ctx: Context) -> Any:
+        """``(B,)`` float32 tensor of scores for the batch (graph code)."""
+        raise NotImplementedError
+
+    @property
+    def layers(self) -> frozenset[str]:
+        """Layer names whose activations :meth:`value` reads."""
+        return frozenset()
+
+    def check(self, table: LayerTable) -> None:
+        """Validate against a model (raise nbviz errors with the fix)."""
+
+    @property
+    def rows(self) -> int | None:
+        """Batch size this objective requires (``None``: any)."""
+        return None
+
+    @property
+    def children(self) -> tuple[Objective, ...]:
+        return ()
+
+    # -- shared ----------------------------------------------------------------------------
+    def __call__(self, ctx: Context) -> Any:
+        return self.value(ctx)
+
+    def leaves(self) -> Iterator[Objective]:
+        """The non-composite objectives inside this one, depth first."""
+        if not self.children:
+            yield self
+        for c in self.children:
+            yield from c.leaves()
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __add__(self, other: Any) -> Objective:
+        if isinstance(other, (int, float)) and other == 0:
+            return self
+        return Sum([self, as_objective(other)])
+
+    def __radd__(self, other: Any) -> Objective:
+        if isinstance(other, (int, float)) and other == 0:  # sum([...]) starts at 0
+            return self
+        return Sum([as_objective(other), self])
+
+    def __sub__(self, other: Any) -> Objective:
+        return self + (-1.0) * as_objective(other)
+
+    def __rsub__(self, other: Any) -> Objective:
+        return as_objective(other) + (-1.0) * self
+
+    def __neg__(self) -> Objective:
+        return Scaled(self, -1.0)
+
+    def __mul__(self, k: Any) -> Objective:
+        if not isinstance(k, (int, float, np.floating, np.integer)):
+            return NotImplemented
+        return Scaled(self, float(k))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, k: Any) -> Objective:
+        if not isinstance(k, (int, float, np.floating, np.integer)):
+            return NotImplemented
+        return Scaled(self, 1.0 / float(k))
+
+
+class Sum(Objective):
+    """Row-wise sum of objectives."""
+
+    def __init__(self, terms: Sequence[Objective]) -> None:
+        flat: list[Objective] = []
+        for t in terms:
+            flat.extend(t.terms if isinstance(t, Sum) else [t])
+        self.terms = flat
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        text = ""
+        for i, t in enumerate(self.terms):
+            sign, body = "+", repr(t)
+            if isinstance(t, Scaled) and float(t.weight.numpy()) < 0:
+                w = -float(t.weight.numpy())
+                inner = repr(t.objective)
+                inner = f"({inner})" if isinstance(t.objective, Sum) else inner
+                sign, body = "-", inner if w == 1 else f"{w:g} * {inner}"
+            text += (f"{sign} " if sign == "-" else "") + body if i == 0 else f" {sign} {body}"
+        return text
+
+    @property
+    def children(self) -> tuple[Objective, ...]:
+        return tuple(self.terms)
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset().union(*(t.layers for t in self.terms))
+
+    @property
+    def rows(self) -> int | None:
+        return _merge_rows(self.terms)
+
+    def check(self, table: LayerTable) -> None:
+        for t in self.terms:
+            t.check(table)
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        return tf.add_n([t.value(ctx) for t in self.terms])
+
+
+class Scaled(Objective):
+    """``weight * objective``; the weight is a ``tf.Variable`` (:meth:`set_weight`, no retrace)."""
+
+    def __init__(self, objective: Objective, weight: float) -> None:
+        tf = require_tensorflow()
+        self.objective = objective
+        self.weight = tf.Variable(float(weight), dtype=tf.float32, trainable=False)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        inner = repr(self.objective)
+        if isinstance(self.objective, Sum):
+            inner = f"({inner})"
+        return f"{float(self.weight.numpy()):g} * {inner}"
+
+    def set_weight(self, weight: float) -> None:
+        """Change the weight; the compiled step sees it at its next call."""
+        self.weight.assign(float(weight))
+
+    @property
+    def children(self) -> tuple[Objective, ...]:
+        return (self.objective,)
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return self.objective.layers
+
+    @property
+    def rows(self) -> int | None:
+        return self.objective.rows
+
+    def check(self, table: LayerTable) -> None:
+        self.objective.check(table)
+
+    def value(self, ctx: Context) -> Any:
+        return self.weight * self.objective.value(ctx)
+
+
+def _merge_rows(terms: Sequence[Objective]) -> int | None:
+    rows = {t.rows for t in terms if t.rows is not None}
+    if len(rows) > 1:
+        detail = ", ".join(f"{t!r}: {t.rows}" for t in terms if t.rows is not None)
+        raise UnitError(
+            f"The combined objectives ask for different numbers of batch rows ({detail}). "
+            "Fix: give every per-row objective the same number of units, or one unit to share."
+        )
+    return rows.pop() if rows else None
+
+
+# --------------------------------------------------------------------------------------------
+# Unit objectives (channel, neuron, class logit) with tensor-valued indices
+# --------------------------------------------------------------------------------------------
+class _UnitObjective(Objective):
+    """A layer and one unit index per row (or one shared by all rows), in a ``tf.Variable``."""
+
+    kind = "unit"
+
+    def __init__(self, layer: str, index: IndexLike) -> None:
+        tf = require_tensorflow()
+        if not isinstance(layer, str):
+            raise LayerError(f"Layer names are strings, got {type(layer).__name__} {layer!r}.")
+        self.layer = layer
+        self._values = _as_indices(index, self.kind)
+        self.index = tf.Variable(
+            self._values, dtype=tf.int32, trainable=False, shape=tf.TensorShape([None])
+        )
+        self._limit: int | None = None  # number of units, known after check()
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset([self.layer])
+
+    @property
+    def rows(self) -> int | None:
+        return len(self._values) if len(self._values) > 1 else None
+
+    @property
+    def indices(self) -> list[int]:
+        """The current unit index of each row (one value: shared by all rows)."""
+        return list(self._values)
+
+    def set_index(self, index: IndexLike) -> None:
+        """Change the unit(s); the row count must stay the same (no retrace)."""
+        values = _as_indices(index, self.kind)
+        if len(values) != len(self._values) and len(values) != 1 and len(self._values) != 1:
+            raise UnitError(
+                f"{self!r} has {len(self._values)} rows; got {len(values)} indices. Fix: pass "
+                f"{len(self._values)} indices, or start a new render for a different batch."
+            )
+        if self._limit is not None:
+            _check_range(values, self._limit, self.kind, self.layer)
+        self._values = values
+        self.index.assign(values)
+
+    def _check_units(self, table: LayerTable) -> tuple:
+        shape = table.output_shape(self.layer)
+        self._limit = int(shape[-1])
+        _check_range(self._values, self._limit, self.kind, table.info(self.layer).name)
+        return shape
+
+    def _row_index(self, batch: int) -> Any:
+        tf = require_tensorflow()
+        return tf.broadcast_to(self.index, [batch])
+
+    def _name(self, fn: str, extra: str = "") -> str:
+        idx = self._values[0] if len(self._values) == 1 else self._values
+        return f"{fn}({self.layer!r}, {idx}{extra})"
+
+
+def _as_indices(index: IndexLike, kind: str) -> list[int]:
+    arr = np.asarray(index)
+    if arr.ndim > 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        if arr.ndim == 0 and isinstance(index, (float, np.floating)) and float(index).is_integer():
+            arr = np.asarray(int(index))
+        else:
+            raise UnitError(
+                f"A {kind} index is an integer or a list of integers (one per row), got "
+                f"{index!r}."
+            )
+    return [int(v) for v in arr.reshape(-1)]
+
+
+def _check_range(values: list[int], limit: int, kind: str, layer: str) -> None:
+    bad = [v for v in values if not 0 <= v < limit]
+    if bad:
+        raise UnitError(
+            f"{kind.capitalize()} {bad[0]} is out of range for layer {layer!r}, which has "
+            f"{limit} {kind}s. Valid {kind} indices are 0..{limit - 1}."
+        )
+
+
+class Channel(_UnitObjective):
+    """Mean activation of a channel over space (optionally ``crop`` pixels off each border).
+
+    On a 2-D (Dense) output it is simply that unit's value.
+    """
+
+    kind = "channel"
+
+    def __init__(self, layer: str, index: IndexLike, crop: int = 0) -> None:
+        super().__init__(layer, index)
+        if int(crop) != crop or crop < 0:
+            raise ValueError(f"crop is a non-negative number of pixels, got {crop!r}.")
+        self.crop = int(crop)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._name("channel", f", crop={self.crop}" if self.crop else "")
+
+    def check(self, table: LayerTable) -> None:
+        shape = self._check_units(table)
+        table.check_softmax(self.layer, "objective")
+        if self.crop and len(shape) == 4:
+            for size in shape[1:3]:
+                if size is not None and 2 * self.crop >= size:
+                    raise LayerError(
+                        f"crop={self.crop} removes all of the {shape[1]}x{shape[2]} map of layer "
+                        f"{self.layer!r}. Fix: use crop < {max(size // 2, 1)}."
+                    )
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        acts = tf.cast(ctx(self.layer), tf.float32)
+        picked = tf.gather(acts, self._row_index(ctx.batch), axis=acts.shape.rank - 1, batch_dims=1)
+        if self.crop and picked.shape.rank == 3:
+            c = self.crop
+            picked = picked[:, c : picked.shape[1] - c, c : picked.shape[2] - c]
+        if picked.shape.rank == 1:
+            return picked
+        return tf.reduce_mean(tf.reshape(picked, [ctx.batch, -1]), axis=1)
+
+
+class Neuron(_UnitObjective):
+    """One channel at one spatial position (default: the centre of the map)."""
+
+    kind = "channel"
+
+    def __init__(self, layer: str, index: IndexLike, x: int | None = None, y: int | None = None):
+        super().__init__(layer, index)
+        self.x, self.y = x, y
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        pos = "" if self.x is None and self.y is None else f", x={self.x}, y={self.y}"
+        return self._name("neuron", pos)
+
+    def check(self, table: LayerTable) -> None:
+        shape = self._check_units(table)
+        if len(shape) != 4:
+            raise LayerError(
+                f"neuron() needs a spatial (batch, height, width, channels) layer; "
+                f"{self.layer!r} outputs {shape}. Fix: use channel({self.layer!r}, k) or "
+                "class_logit() for a Dense layer."
+            )
+        for axis, pos, size in (("x", self.x, shape[2]), ("y", self.y, shape[1])):
+            if pos is not None and size is not None and not 0 <= pos < size:
+                raise UnitError(
+                    f"neuron {axis}={pos} is outside layer {self.layer!r}'s map of size {size}. "
+                    f"Valid {axis} positions are 0..{size - 1} (None picks the centre)."
+                )
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        acts = tf.cast(ctx(self.layer), tf.float32)
+        h, w = int(acts.shape[1]), int(acts.shape[2])
+        y = h // 2 if self.y is None else min(self.y, h - 1)
+        x = w // 2 if self.x is None else min(self.x, w - 1)
+        return tf.gather(acts[:, y, x, :], self._row_index(ctx.batch), axis=1, batch_dims=1)
+
+
+class ClassLogit(_UnitObjective):
+    """A class score on a 2-D (batch, classes) layer, read before any softmax."""
+
+    kind = "class"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._name("class_logit")
+
+    def check(self, table: LayerTable) -> None:
+        shape = self._check_units(table)
+        table.check_softmax(self.layer, "class objective")
+        if len(shape) != 2:
+            raise LayerError(
+                f"class_logit() needs a (batch, classes) layer; {self.layer!r} outputs {shape}. "
+                "Fix: name the pre-softmax Dense layer (often 'logits'), or use channel()."
+            )
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        acts = tf.cast(ctx(self.layer), tf.float32)
+        return tf.gather(acts, self._row_index(ctx.batch), axis=1, batch_dims=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Other objectives
+# --------------------------------------------------------------------------------------------
+class Direction(Objective):
+    """Mean over space of the dot product of the activation with a direction vector.
+
+    ``vector`` is ``(C,)`` (all rows) or ``(B, C)`` (one per row); :meth:`set_vector` changes
+    it without retracing.
+    """
+
+    def __init__(self, layer: str, vector: Any) -> None:
+        tf = require_tensorflow()
+        self.layer = layer
+        vec = _as_vectors(vector)
+        self.vector = tf.Variable(vec, trainable=False, shape=tf.TensorShape([None, vec.shape[1]]))
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"direction({self.layer!r}, <{tuple(self.vector.shape)}>)"
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset([self.layer])
+
+    @property
+    def rows(self) -> int | None:
+        n = int(self.vector.shape[0])
+        return n if n > 1 else None
+
+    def set_vector(self, vector: Any) -> None:
+        vec = _as_vectors(vector)
+        if vec.shape[1] != self.vector.shape[1]:
+            raise UnitError(
+                f"The direction has {self.vector.shape[1]} channels; got {vec.shape[1]}."
+            )
+        self.vector.assign(vec)
+
+    def check(self, table: LayerTable) -> None:
+        shape = table.output_shape(self.layer)
+        if int(shape[-1]) != int(self.vector.shape[1]):
+            raise UnitError(
+                f"direction vector has {self.vector.shape[1]} entries but layer {self.layer!r} "
+                f"has {shape[-1]} channels. Fix: pass a vector of length {shape[-1]}."
+            )
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        acts = tf.cast(ctx(self.layer), tf.float32)
+        vec = tf.broadcast_to(self.vector, [ctx.batch, acts.shape[-1]])
+        acts = tf.reshape(acts, [ctx.batch, -1, acts.shape[-1]])
+        return tf.reduce_mean(tf.einsum("bnc,bc->bn", acts, vec), axis=1)
+
+
+def _as_vectors(vector: Any) -> np.ndarray:
+    vec = np.asarray(vector, dtype=np.float32)
+    if vec.ndim == 1:
+        vec = vec[None]
+    if vec.ndim != 2 or vec.shape[1] == 0:
+        raise UnitError(
+            f"A direction is a vector (C,) or one per row (B, C); got shape {vec.shape}."
+        )
+    return vec
+
+
+class Diversity(Objective):
+    """Lucid's diversity: each row is pushed away from the others' Gram-matrix style.
+
+    Row ``b`` scores ``-sum_{j != b} <G_b, G_j> / B`` with ``G`` the L2-normalized Gram
+    matrix of the layer's channels; summed over rows it equals Lucid's objective.
+    """
+
+    def __init__(self, layer: str) -> None:
+        self.layer = layer
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"diversity({self.layer!r})"
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset([self.layer])
+
+    def check(self, table: LayerTable) -> None:
+        shape = table.output_shape(self.layer)
+        if len(shape) != 4:
+            raise LayerError(
+                f"diversity() compares spatial feature maps; {self.layer!r} outputs {shape}. "
+                "Fix: use a convolutional layer."
+            )
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        acts = tf.cast(ctx(self.layer), tf.float32)
+        b, c = ctx.batch, int(acts.shape[-1])
+        flat = tf.reshape(acts, [b, -1, c])
+        grams = tf.matmul(flat, flat, transpose_a=True)
+        grams = tf.reshape(grams, [b, c * c])
+        grams = tf.math.l2_normalize(grams, axis=1, epsilon=1e-10)
+        sim = tf.matmul(grams, grams, transpose_b=True)
+        return -(tf.reduce_sum(sim, axis=1) - tf.linalg.diag_part(sim)) / float(b)
+
+
+class _ImagePenalty(Objective):
+    """Penalties on the image (or on a layer): positive numbers to *subtract*."""
+
+    def __init__(self, layer: str | None = None) -> None:
+        self.layer = layer
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return frozenset([self.layer]) if self.layer else frozenset()
+
+    def check(self, table: LayerTable) -> None:
+        if self.layer:
+            table.output_shape(self.layer)
+
+    def _target(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        t = ctx.image if self.layer is None else ctx(self.layer)
+        return tf.reshape(tf.cast(t, tf.float32), [ctx.batch, -1])
+
+
+class TotalVariation(_ImagePenalty):
+    """Sum of absolute differences between neighbouring pixels, per row (subtract it)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    name = "total_variation()"
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        return tf.image.total_variation(ctx.image)
+
+
+class L1(_ImagePenalty):
+    """``sum |x - constant|`` per row, of the image or of ``layer`` (subtract it)."""
+
+    def __init__(self, constant: float = 0.0, layer: str | None = None) -> None:
+        super().__init__(layer)
+        self.constant = float(constant)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"l1({self.constant:g}{'' if self.layer is None else f', {self.layer!r}'})"
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        return tf.reduce_sum(tf.abs(self._target(ctx) - self.constant), axis=1)
+
+
+class L2(_ImagePenalty):
+    """``sqrt(eps + sum (x - constant)^2)`` per row, of the image or of ``layer`` (subtract it)."""
+
+    def __init__(self, constant: float = 0.0, layer: str | None = None, epsilon: float = 1e-6):
+        super().__init__(layer)
+        self.constant = float(constant)
+        self.epsilon = float(epsilon)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"l2({self.constant:g}{'' if self.layer is None else f', {self.layer!r}'})"
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        d = self._target(ctx) - self.constant
+        return tf.sqrt(self.epsilon + tf.reduce_sum(d * d, axis=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Public constructors (Lucid-style lower-case names)
+# --------------------------------------------------------------------------------------------
+def channel(layer: str, index: IndexLike, crop: int = 0) -> Channel:
+    """Mean of channel ``index`` of ``layer`` over space; a list of indices gives one row each."""
+    return Channel(layer, index, crop=crop)
+
+
+def neuron(layer: str, index: IndexLike, x: int | None = None, y: int | None = None) -> Neuron:
+    """Channel ``index`` of ``layer`` at one position (default: the centre)."""
+    return Neuron(layer, index, x=x, y=y)
+
+
+def class_logit(layer: str, index: IndexLike) -> ClassLogit:
+    """Class score ``index`` of a (batch, classes) layer before softmax (e.g. ``"logits"``)."""
+    return ClassLogit(layer, index)
+
+
+def direction(layer: str, vector: Any) -> Direction:
+    """Activation along ``vector`` in channel space (``(C,)`` or ``(B, C)``)."""
+    return Direction(layer, vector)
+
+
+def diversity(layer: str) -> Diversity:
+    """Push the rows of a batch apart (add with a weight, e.g. ``+ 1e2 * diversity(...)``)."""
+    return Diversity(layer)
+
+
+def total_variation() -> TotalVariation:
+    """Total variation of the image per row; subtract a small multiple to smooth."""
+    return TotalVariation()
+
+
+def l1(constant: float = 0.0, layer: str | None = None) -> L1:
+    """L1 distance of the image (or ``layer``) from ``constant``; subtract to penalize."""
+    return L1(constant, layer)
+
+
+def l2(constant: float = 0.0, layer: str | None = None, epsilon: float = 1e-6) -> L2:
+    """L2 distance of the image (or ``layer``) from ``constant``; subtract to penalize."""
+    return L2(constant, layer, epsilon)
+
+
+def as_objective(spec: Objective | str) -> Objective:
+    """An objective from itself or from shorthand ``"layer:unit"`` / ``"layer:u1,u2,..."``."""
+    if isinstance(spec, Objective):
+        return spec
+    if isinstance(spec, str):
+        layer, sep, units = spec.rpartition(":")
+        if not sep or not layer:
+            raise UnitError(
+                f"Objective shorthand is 'layer:unit' (e.g. 'conv3:12' or 'logits:3'), got "
+                f"{spec!r}. Fix: add the unit index after a colon."
+            )
+        try:
+            index = [int(u) for u in units.split(",")]
+        except ValueError:
+            raise UnitError(
+                f"In {spec!r} the unit after ':' must be an integer or a comma-separated list "
+                "of integers, e.g. 'conv3:12' or 'conv3:1,4,7'."
+            ) from None
+        return Channel(layer.strip(), index if len(index) > 1 else index[0])
+    raise TypeError(
+        f"Expected an Objective or a 'layer:unit' string, got {type(spec).__name__} {spec!r}."
+    )

@@ -1,0 +1,517 @@
+"""The render loop: gradient ascent on a parameterized image, compiled once.
+
+:class:`Renderer` sets everything up once -- validated objective, one feature extractor for
+the layers the objective needs, the image parameterization, the transforms, the optimizer
+-- and compiles one ``tf.function`` that runs *k* optimization steps in-graph and returns
+the objective value of every row at every step. Unit indices and objective weights are
+``tf.Variable``s, so :meth:`Renderer.set_channels` and friends never retrace.
+
+Three ways to drive it:
+
+* ``Renderer.frames(steps, every=k)`` -- a generator of :class:`Frame` (step, per-row
+  objective, image, throughput) every ``k`` steps; stops on max steps, a callable or a
+  ``threading.Event``. The image reaches the host only when a frame is yielded. This is what
+  widgets consume (through :class:`nbviz.worker.Worker`).
+* ``Renderer.run(steps, callbacks=[...])`` -- the same with a callback protocol
+  (:class:`Callback`: ``on_begin``, ``on_step``, ``on_end``); returns a :class:`Result`.
+* ``render(model, objective, steps=...)`` -- one call, returns a :class:`Result`.
+
+The model's weights are only read: the optimizer gets the image variables alone, and the
+model runs with ``training=False`` (Dropout off, BatchNorm on its moving statistics).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._tf import require_keras, require_tensorflow
+from ..errors import ImageError, UnitError
+from ..layers import build_extractor
+from . import param as param_mod
+from . import transforms as transforms_mod
+from .objectives import (
+    Context,
+    LayerTable,
+    Objective,
+    _UnitObjective,
+    as_objective,
+    check_image_model,
+)
+
+DEFAULT_LEARNING_RATE = 0.05
+DEFAULT_SIZE = 128  # for models whose input size is not fixed
+
+
+@dataclass
+class Frame:
+    """A snapshot of a running render.
+
+    ``loss`` is the objective value of each row at ``step`` (the quantity being *maximized*;
+    the seed article calls it the loss/score); ``losses`` holds every step since the last
+    frame, shape ``(k, B)``. ``image`` is ``(B, H, W, C)`` float32 in ``[0, 1]`` (``None``
+    when frames were asked without images). ``final`` marks the frame of the last step of a
+    bounded run.
+    """
+
+    step: int
+    loss: np.ndarray
+    image: np.ndarray | None
+    steps_per_sec: float
+    losses: np.ndarray
+    final: bool = False
+
+
+@dataclass
+class Result:
+    """Outcome of :meth:`Renderer.run` / :func:`render`.
+
+    ``images``: ``(B, H, W, C)`` float32 in ``[0, 1]``; ``losses``: ``(steps, B)`` objective
+    values of this run; ``stopped``: True if a stop criterion ended it before ``steps``.
+    """
+
+    images: np.ndarray
+    losses: np.ndarray
+    step: int
+    stopped: bool
+    seconds: float
+    objective: str
+
+    @property
+    def steps_per_sec(self) -> float:
+        return len(self.losses) / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Callback:
+    """Callback protocol (all methods optional; subclass or duck-type).
+
+    ``on_step`` gets the step number, the ``(B,)`` objective values and the image
+    ``(B, H, W, C)`` on frame steps (every ``every`` steps and the last one), else ``None``.
+    """
+
+    def on_begin(self, renderer: Renderer) -> None:
+        pass
+
+    def on_step(self, step: int, loss: np.ndarray, image: np.ndarray | None) -> None:
+        pass
+
+    def on_end(self, result: Result) -> None:
+        pass
+
+
+@dataclass
+class _Tap:
+    """One layer the objective reads: where to cut the model and how to finish the tensor."""
+
+    name: str  # as the objective spells it
+    tensor: Any  # symbolic tensor to extract
+    finish: Callable[[Any], Any] | None = None  # pre-activation op applied in the step
+
+
+def preactivation_fn(layer: Any) -> Callable[[Any], Any]:
+    """``f(layer_input) -> layer output before its activation`` for Dense / ConvND layers.
+
+    Uses only the layer's public attributes (kernel, bias, strides, ...) and ``keras.ops``,
+    reading the model's variables live (no copies, so later training is seen).
+    """
+    keras = require_keras()
+    ops = keras.ops
+    if isinstance(layer, keras.layers.Dense):
+
+        def dense(x):
+            y = ops.matmul(x, layer.kernel)
+            return y + layer.bias if layer.use_bias else y
+
+        return dense
+
+    def conv(x):
+        y = ops.conv(
+            x,
+            layer.kernel,
+            strides=layer.strides,
+            padding=layer.padding,
+            data_format=layer.data_format,
+            dilation_rate=layer.dilation_rate,
+        )
+        return y + layer.bias if layer.use_bias else y
+
+    return conv
+
+
+def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[Any, list[_Tap]]:
+    """One extractor model for all needed layers (pre-activation cut where supported)."""
+    keras = require_keras()
+    names = sorted(names)
+    if not names:
+        return None, []
+    infos = [table.info(n) for n in names]
+    if any("/" in i.name for i in infos):
+        # Nested models: reuse the shared re-tracing extractor, activations after the fact.
+        return build_extractor(model, [i.name for i in infos]), [_Tap(n, None) for n in names]
+    taps = []
+    for n, info in zip(names, infos, strict=True):
+        if table.uses_preactivation(n):
+            taps.append(_Tap(n, info.layer.input, preactivation_fn(info.layer)))
+        else:
+            taps.append(_Tap(n, info.layer.output))
+    extractor = keras.Model(model.inputs[0], [t.tensor for t in taps], name="nbviz_optvis_taps")
+    return extractor, taps
+
+
+def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
+    if size is None:
+        return default
+    if isinstance(size, (int, np.integer)):
+        hw = (int(size), int(size))
+    else:
+        hw = tuple(int(s) for s in size)
+        if len(hw) != 2:
+            raise ImageError(f"size is an int or (height, width), got {size!r}.")
+    if min(hw) < 8:
+        raise ImageError(f"Render size {hw} is too small; use at least 8x8 pixels (e.g. 64).")
+    return hw  # type: ignore[return-value]
+
+
+class Renderer:
+    """Feature visualization of ``objective`` on ``model`` by compiled gradient ascent.
+
+    Parameters
+    ----------
+    model:
+        A Keras model with one image input ``(B, H, W, C)``; never modified.
+    objective:
+        An :class:`~nbviz.optvis.objectives.Objective` or shorthand ``"layer:unit"``.
+    size:
+        Rendered image size (int or (h, w)); default: the model's input size, else 128.
+        The transformed image is centre-cropped and resized to the model's input size.
+    batch:
+        Number of rows; default: the objective's (one per listed unit) or 1.
+    param:
+        An :class:`~nbviz.optvis.param.ImageParam`; default ``param.image(...)`` with
+        ``fft``, ``decorrelate`` and ``sigmoid`` as given (decorrelation only for 3 channels).
+    transforms:
+        ``"standard"`` (Lucid's preset), ``"none"``/``None``, or a list of transforms.
+    optimizer:
+        A Keras optimizer; default ``keras.optimizers.Adam(learning_rate)``.
+    grad_norm:
+        ``"l2"``: rescale each row's gradient to unit RMS (filters with tiny gradients
+        progress like the others); ``None``: raw gradients.
+    grad_clip:
+        If set, clip each row's gradient to this L2 norm (after ``grad_norm``).
+    seed:
+        Seeds the initial image and the transforms' random draws (same seed, same run).
+    preactivation:
+        Read Dense/Conv layers before their fused activation (Lucid's pre-ReLU).
+    value_range, preprocess:
+        The image in ``[0, 1]`` is mapped linearly to ``value_range`` and then through
+        ``preprocess`` (graph code, e.g. ``keras.applications.vgg16.preprocess_input``).
+    jit_compile:
+        Compile the step with XLA (often slower on CPU).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        objective: Objective | str,
+        *,
+        size: int | Sequence[int] | None = None,
+        batch: int | None = None,
+        param: param_mod.ImageParam | None = None,
+        fft: bool = True,
+        decorrelate: bool = True,
+        sigmoid: bool = True,
+        transforms: str | Sequence[Any] | None = "standard",
+        optimizer: Any = None,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        grad_norm: str | None = "l2",
+        grad_clip: float | None = None,
+        seed: int | None = 0,
+        preactivation: bool = True,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        preprocess: Callable[[Any], Any] | None = None,
+        jit_compile: bool = False,
+    ) -> None:
+        tf = require_tensorflow()
+        keras = require_keras()
+        input_shape = check_image_model(model)
+        self.model = model
+        self.objective = as_objective(objective)
+        self.table = LayerTable(model, preactivation=preactivation)
+        self.objective.check(self.table)
+
+        rows = self.objective.rows
+        if batch is None:
+            batch = param.batch if param is not None else (rows or 1)
+        batch = int(batch)
+        if batch < 1:
+            raise ImageError(f"batch must be >= 1, got {batch}.")
+        if rows is not None and rows != batch:
+            raise UnitError(
+                f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
+                "batch unset, or list as many units as rows."
+            )
+        self.channels = int(input_shape[-1])
+        fixed_hw = input_shape[1:3]
+        self.model_hw = tuple(int(s) for s in fixed_hw) if None not in fixed_hw else None
+        default_hw = self.model_hw or (DEFAULT_SIZE, DEFAULT_SIZE)
+        if param is None:
+            hw = _as_hw(size, default_hw)
+            param = param_mod.image(
+                hw[0], hw[1], batch=batch, channels=self.channels, fft=fft,
+                decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
+            )  # fmt: skip
+        elif param.shape[0] != batch or param.shape[3] != self.channels:
+            raise ImageError(
+                f"The image parameterization has shape {param.shape} but the render needs "
+                f"{batch} rows of {self.channels} channels (the model's input). Fix: build it "
+                f"with param.image(h, w, batch={batch}, channels={self.channels})."
+            )
+        self.param = param
+        self.size = (param.shape[1], param.shape[2])
+        self.batch = batch
+        self.transforms = transforms_mod.resolve(transforms)
+        self.grad_norm = _check_grad_norm(grad_norm)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.preprocess = preprocess
+        self.seed = seed
+        self.rng = tf.random.Generator.from_seed(0 if seed is None else int(seed))
+        self.extractor, self.taps = _build_taps(model, self.table, sorted(self.objective.layers))
+        self.optimizer = optimizer or keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(self.param.variables)
+        self._optimizer_initial = [np.array(v.numpy(), copy=True) for v in self.optimizer.variables]
+        self.step = 0
+        self.history: list[np.ndarray] = []
+        # autograph off: the graph code is written with tf ops already (tracing is faster).
+        self._run = tf.function(
+            self._run_steps, jit_compile=jit_compile, reduce_retracing=True, autograph=False
+        )
+        self._image = tf.function(self.param.image, autograph=False)
+
+    # -- the compiled step -------------------------------------------------------------------
+    def _model_input(self, image: Any) -> Any:
+        x = transforms_mod.apply(self.transforms, image, self.rng, out_hw=self.model_hw or self.size)
+        lo, hi = self.value_range
+        if (lo, hi) != (0.0, 1.0):
+            x = lo + (hi - lo) * x
+        return self.preprocess(x) if self.preprocess is not None else x
+
+    def _activations(self, x: Any) -> dict[str, Any]:
+        if self.extractor is None:
+            return {}
+        outs = self.extractor(x, training=False)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        return {
+            t.name: (t.finish(o) if t.finish is not None else o)
+            for t, o in zip(self.taps, outs, strict=True)
+        }
+
+    def _objective_values(self, image: Any) -> Any:
+        """``(B,)`` objective values of ``image`` after transforms (graph code)."""
+        acts = self._activations(self._model_input(image))
+        return self.objective.value(Context(acts, image))
+
+    def _normalize(self, grads: list[Any]) -> list[Any]:
+        tf = require_tensorflow()
+        if self.grad_norm is None and self.grad_clip is None:
+            return grads
+        out = []
+        for g, axis in zip(grads, self.param.batch_axes, strict=True):
+            other = [a for a in range(g.shape.rank) if a != axis]
+            if self.grad_norm == "l2":
+                rms = tf.sqrt(tf.reduce_mean(tf.square(g), axis=other, keepdims=True))
+                g = g / (rms + 1e-8)
+            if self.grad_clip is not None:
+                norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=other, keepdims=True))
+                g = g * tf.minimum(1.0, self.grad_clip / (norm + 1e-12))
+            out.append(g)
+        return out
+
+    def _one_step(self) -> Any:
+        tf = require_tensorflow()
+        variables = self.param.variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(variables)
+            values = self._objective_values(self.param.image())
+            loss = -tf.reduce_sum(values)
+        grads = self._normalize(tape.gradient(loss, variables))
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return values
+
+    def _run_steps(self, n: Any) -> Any:
+        """Run ``n`` steps in-graph; ``(n, B)`` objective values (before each update)."""
+        tf = require_tensorflow()
+        values = tf.TensorArray(tf.float32, size=n, element_shape=[self.batch])
+
+        def body(i, values):
+            return i + 1, values.write(i, self._one_step())
+
+        _, values = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), values))
+        return values.stack()
+
+    # -- control ------------------------------------------------------------------------------
+    def compile(self) -> Renderer:
+        """Trace the step now (otherwise the first frame pays for it). Changes nothing."""
+        tf = require_tensorflow()
+        self._run.get_concrete_function(tf.TensorSpec([], tf.int32))
+        return self
+
+    @property
+    def trace_count(self) -> int:
+        """How many times the step was traced (stays 1 when only units/weights change)."""
+        return int(self._run.experimental_get_tracing_count())
+
+    def image(self) -> np.ndarray:
+        """The current image, ``(B, H, W, C)`` float32 in ``[0, 1]``."""
+        return self._image().numpy()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start over from a fresh random image (``seed`` default: the renderer's seed)."""
+        seed = self.seed if seed is None else seed
+        self.param.reset(seed)
+        self.rng.reset_from_seed(0 if seed is None else int(seed))
+        for var, value in zip(self.optimizer.variables, self._optimizer_initial, strict=True):
+            var.assign(value)
+        self.step = 0
+        self.history = []
+
+    def unit_objectives(self) -> list[_UnitObjective]:
+        """The channel / neuron / class objectives inside the objective."""
+        return [o for o in self.objective.leaves() if isinstance(o, _UnitObjective)]
+
+    def set_channels(self, index: int | Sequence[int], reset: bool = True) -> None:
+        """Render other units of the same layer without retracing.
+
+        ``index``: one unit for all rows or one per row (the batch size cannot change).
+        ``reset``: start again from a fresh image (default) instead of continuing.
+        """
+        units = self.unit_objectives()
+        if len(units) != 1:
+            kinds = ", ".join(repr(u) for u in units) or "none"
+            raise UnitError(
+                f"set_channels needs exactly one channel/neuron/class objective, found {kinds}. "
+                "Fix: call set_index(...) on the objective you mean."
+            )
+        values = list(np.atleast_1d(np.asarray(index)).reshape(-1))
+        if len(values) not in (1, self.batch):
+            raise UnitError(
+                f"This renderer has {self.batch} rows; got {len(values)} units. Fix: pass one "
+                f"unit or {self.batch}, or create a new Renderer for another batch size."
+            )
+        units[0].set_index(values if len(values) > 1 else values[0])
+        if reset:
+            self.reset()
+
+    # -- driving ------------------------------------------------------------------------------
+    def frames(
+        self,
+        steps: int | None = None,
+        every: int = 8,
+        stop_event: threading.Event | None = None,
+        should_stop: Callable[[int, np.ndarray], bool] | None = None,
+        images: bool = True,
+    ) -> Iterator[Frame]:
+        """Optimize, yielding a :class:`Frame` every ``every`` steps (and at the last step).
+
+        Stops after ``steps`` more steps (``None``: until a stop criterion), when
+        ``stop_event`` is set (checked between frames) or when ``should_stop(step, loss)``
+        returns True. Continues from the current state; :meth:`reset` starts over.
+        """
+        tf = require_tensorflow()
+        every = int(every)
+        if every < 1:
+            raise ValueError(f"every must be >= 1 step, got {every}.")
+        if steps is not None and int(steps) < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}.")
+        target = None if steps is None else self.step + int(steps)
+        while target is None or self.step < target:
+            if stop_event is not None and stop_event.is_set():
+                return
+            n = every if target is None else min(every, target - self.step)
+            t0 = time.perf_counter()
+            losses = self._run(tf.constant(n, tf.int32)).numpy()
+            img = self.image() if images else None
+            dt = time.perf_counter() - t0
+            self.step += n
+            self.history.extend(losses)
+            frame = Frame(
+                step=self.step,
+                loss=losses[-1],
+                image=img,
+                steps_per_sec=n / dt if dt > 0 else float("inf"),
+                losses=losses,
+                final=target is not None and self.step >= target,
+            )
+            yield frame
+            if should_stop is not None and should_stop(self.step, losses[-1]):
+                return
+
+    def run(
+        self,
+        steps: int,
+        callbacks: Sequence[Any] = (),
+        every: int = 32,
+        stop_event: threading.Event | None = None,
+        should_stop: Callable[[int, np.ndarray], bool] | None = None,
+    ) -> Result:
+        """Optimize ``steps`` more steps, calling ``callbacks``; return a :class:`Result`."""
+        for cb in callbacks:
+            _call(cb, "on_begin", self)
+        start = self.step
+        t0 = time.perf_counter()
+        img = None
+        all_losses: list[np.ndarray] = []
+        for frame in self.frames(steps, every, stop_event, should_stop, images=True):
+            img = frame.image
+            all_losses.extend(frame.losses)
+            first = frame.step - len(frame.losses) + 1
+            for i, row in enumerate(frame.losses):
+                last = i == len(frame.losses) - 1
+                for cb in callbacks:
+                    _call(cb, "on_step", first + i, row, img if last else None)
+        result = Result(
+            images=self.image() if img is None else img,
+            losses=np.asarray(all_losses, np.float32).reshape(-1, self.batch),
+            step=self.step,
+            stopped=self.step - start < steps,
+            seconds=time.perf_counter() - t0,
+            objective=repr(self.objective),
+        )
+        for cb in callbacks:
+            _call(cb, "on_end", result)
+        return result
+
+
+def _call(cb: Any, method: str, *args: Any) -> None:
+    fn = getattr(cb, method, None)
+    if fn is not None:
+        fn(*args)
+
+
+def _check_grad_norm(grad_norm: str | None) -> str | None:
+    if grad_norm not in (None, "l2"):
+        raise ValueError(f"grad_norm is 'l2' or None, got {grad_norm!r}.")
+    return grad_norm
+
+
+def render(
+    model: Any,
+    objective: Objective | str,
+    steps: int = 512,
+    *,
+    callbacks: Sequence[Any] = (),
+    every: int = 32,
+    stop_event: threading.Event | None = None,
+    should_stop: Callable[[int, np.ndarray], bool] | None = None,
+    **renderer_kwargs: Any,
+) -> Result:
+    """Render ``objective`` on ``model`` for ``steps`` steps; see :class:`Renderer` for options."""
+    renderer = Renderer(model, objective, **renderer_kwargs)
+    return renderer.run(steps, callbacks, every, stop_event, should_stop)
+
