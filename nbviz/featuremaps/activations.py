@@ -43,7 +43,8 @@ def image_key(images: Any) -> str:
     a = np.ascontiguousarray(images)
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{a.dtype.str}{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+    if a.size:  # a zero-size view cannot be cast; an empty batch fails later with a clear error
+        h.update(memoryview(a).cast("B"))
     return h.hexdigest()
 
 

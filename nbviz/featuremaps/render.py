@@ -57,7 +57,7 @@ def to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
     v = np.asarray(values, dtype=np.float32)
     if not high > low:
         return np.zeros_like(v)
-    return np.clip((v - np.float32(low)) * np.float32(1.0 / (high - low)), 0.0, 1.0)
+    return np.clip((v - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
 
 
 def normalize_maps(acts: np.ndarray, normalization: Normalization = "map") -> np.ndarray:
