@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import numpy as np
 
-from .conftest import pixel_stats
+from .conftest import element_pixels, pixel_stats
 
 IMAGE_CELLS = [
     """
@@ -96,11 +96,32 @@ ipv.show()
 
 
 def test_ipyvolume_plot_surface_renders(lab):
+    """ipyvolume 0.6.3 (built for JupyterLab 3) draws a WebGL mesh in JupyterLab 4.
+
+    Known front-end noise, recorded in the console log artifact: "Unsatisfied version 6.0.12
+    of shared singleton module @jupyter-widgets/base (required ^1.0 || ... || ^4.0)" and, from
+    pylab's Vue legend panel only, "this.$set is not a function". The canvas renders anyway.
+    """
     lab.run_notebook("ipyvolume.ipynb", IPYVOLUME_CELLS)
     page = lab.page
     canvas = page.locator(".ipyvolume-canvas-container canvas").first
     canvas.wait_for(timeout=60_000)
-    page.wait_for_timeout(2000)  # first WebGL frames
-    stats = pixel_stats(canvas)
-    print("ipyvolume canvas", stats, "\n", lab.console_text())
-    assert stats["std"] > 5 and stats["colors"] > 20, stats
+    px = _wait_for_pixels(page, canvas, _orange_fraction, 0.05)
+    frac = _orange_fraction(px)
+    print(f"ipyvolume canvas: {frac:.1%} orange pixels; console:\n{lab.console_text()}")
+    assert frac > 0.05, (frac, lab.console_errors())
+
+
+def _orange_fraction(px: np.ndarray) -> float:
+    r, g, b = px[..., 0], px[..., 1], px[..., 2]
+    return float(((r > 120) & (r > g + 30) & (g > b + 30)).mean())
+
+
+def _wait_for_pixels(page, locator, measure, threshold, timeout_s: float = 20.0):
+    """WebGL draws a few frames after the DOM exists: poll the element's pixels."""
+    deadline = page.evaluate("() => performance.now()") + timeout_s * 1000
+    while True:
+        px = element_pixels(locator)
+        if measure(px) > threshold or page.evaluate("() => performance.now()") > deadline:
+            return px
+        page.wait_for_timeout(500)

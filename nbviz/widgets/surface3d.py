@@ -1,0 +1,414 @@
+"""The 3-D loss-surface view, behind one small interface so the renderer can be swapped.
+
+:func:`make_surface_view` returns a :class:`SurfaceView`: ``.widget`` to display,
+``.set_surface(xs, ys, Z)``, ``.set_path(a, b, z)``, ``.show_path`` and ``.close()``.
+Two renderers implement it:
+
+* ``"ipyvolume"``: an interactive WebGL mesh (rotate/zoom in the browser). Built from
+  ``ipyvolume.Figure`` / ``Mesh`` / ``Scatter`` objects directly; ``ipyvolume.pylab`` is not
+  used, because its ``figure()`` / ``plot_surface()`` keep a module-global "current figure"
+  that two views in one kernel would fight over.
+* ``"matplotlib"``: a 3-D surface rendered server-side (``matplotlib.figure.Figure`` on the
+  Agg canvas, no pyplot) into an ``ipywidgets.Image``, with elevation/azimuth sliders.
+  Works wherever images do (JupyterLab, Voila, VS Code, static exports).
+
+Missing grid cells (NaN in ``Z``, e.g. a surface still being computed) are masked: every
+triangle that touches a NaN vertex is dropped, so the surface grows as cells arrive.
+Both renderers share that triangulation (:func:`grid_triangles`).
+
+``kind="auto"`` picks ipyvolume when it imports and :data:`IPYVOLUME_RENDERS` is True,
+otherwise matplotlib. The environment variable ``NBVIZ_SURFACE3D`` (``ipyvolume`` or
+``matplotlib``) overrides ``"auto"`` for front ends where WebGL widgets do not render.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Literal
+
+import numpy as np
+
+from nbviz.errors import DataError, PathError
+
+#: Whether ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
+#: JupyterLab 3, so we prove it with a real browser: tests/browser/test_render_stack.py
+#: ::test_ipyvolume_plot_surface_renders and tests/browser/test_surface3d_browser.py (the
+#: WebGL canvas shows the mesh's colours, Chromium + SwiftShader, JupyterLab 4.6). The
+#: front end logs "Unsatisfied version 6.0.12 of @jupyter-widgets/base (required ^1..^4)"
+#: and pylab's Vue legend panel raises "this.$set is not a function", but the canvas
+#: renders; our view avoids the legend panel. Set False (or NBVIZ_SURFACE3D=matplotlib)
+#: if a browser test shows otherwise.
+IPYVOLUME_RENDERS = True
+
+Kind = Literal["auto", "ipyvolume", "matplotlib"]
+KINDS = ("auto", "ipyvolume", "matplotlib")
+ENV_VAR = "NBVIZ_SURFACE3D"
+
+
+# -- shared geometry -----------------------------------------------------------------------
+
+
+def check_surface(xs, ys, Z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a grid surface; returns float64 ``xs`` (nx,), ``ys`` (ny,), ``Z`` (ny, nx)."""
+    xs = np.asarray(xs, dtype=np.float64).reshape(-1)
+    ys = np.asarray(ys, dtype=np.float64).reshape(-1)
+    Z = np.asarray(Z, dtype=np.float64)
+    if xs.size < 2 or ys.size < 2:
+        raise DataError(
+            f"A surface needs at least 2 grid coordinates per axis, got {xs.size} x values "
+            f"and {ys.size} y values. Pass 1-D coordinate arrays of the grid's columns and rows."
+        )
+    if Z.shape != (ys.size, xs.size):
+        hint = " (it looks transposed: pass Z.T)" if Z.shape == (xs.size, ys.size) else ""
+        raise DataError(
+            f"Z has shape {Z.shape} but the grid needs (len(ys), len(xs)) = "
+            f"({ys.size}, {xs.size}): Z[iy, ix] is the value at (xs[ix], ys[iy]){hint}."
+        )
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise DataError("Grid coordinates xs and ys must be finite (no NaN/inf).")
+    if np.isinf(Z).any():
+        raise DataError(
+            "Z contains inf values; use NaN for missing or diverged cells (they are masked)."
+        )
+    return xs, ys, Z
+
+
+def check_path(a, b, z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a path on the surface: three 1-D arrays of equal length."""
+    arrs = [np.asarray(v, dtype=np.float64).reshape(-1) for v in (a, b, z)]
+    lengths = {v.size for v in arrs}
+    if len(lengths) != 1:
+        raise PathError(
+            f"Path coordinates a, b, z have lengths {[v.size for v in arrs]}; they must be "
+            "equal (one (a, b, loss) point per snapshot)."
+        )
+    return arrs[0], arrs[1], arrs[2]
+
+
+def grid_triangles(finite: np.ndarray) -> np.ndarray:
+    """Triangles (M, 3) over an (ny, nx) grid whose vertices are all finite.
+
+    Vertex ``iy * nx + ix`` is grid cell ``(iy, ix)``. Each grid square is split into two
+    triangles; a triangle is kept only if its three vertices are finite, so NaN cells cut
+    holes instead of dragging the surface to zero.
+    """
+    ny, nx = finite.shape
+    iy, ix = np.meshgrid(np.arange(ny - 1), np.arange(nx - 1), indexing="ij")
+    v00 = (iy * nx + ix).reshape(-1)
+    v01, v10 = v00 + 1, v00 + nx
+    v11 = v10 + 1
+    tris = np.concatenate([np.stack([v00, v01, v11], 1), np.stack([v00, v11, v10], 1)])
+    ok = finite.reshape(-1)[tris].all(axis=1)
+    return tris[ok].astype(np.uint32)
+
+
+def z_limits(Z: np.ndarray, path_z: np.ndarray | None = None) -> tuple[float, float]:
+    """Finite (min, max) of the surface and path; a unit range when there is nothing."""
+    vals = [Z[np.isfinite(Z)]]
+    if path_z is not None:
+        vals.append(path_z[np.isfinite(path_z)])
+    v = np.concatenate(vals)
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+# -- the interface -------------------------------------------------------------------------
+
+
+class SurfaceView:
+    """A 3-D view of a loss surface Z[iy, ix] over (xs, ys), with a training path on it.
+
+    Subclasses render; this class validates input and keeps the state, so ``set_surface``
+    and ``set_path`` can be called in any order, from any thread (they only set traits).
+    """
+
+    kind: str = "base"
+
+    def __init__(self, *, xlabel: str = "a", ylabel: str = "b", zlabel: str = "loss",
+                 cmap: str = "viridis") -> None:  # fmt: skip
+        self.xlabel, self.ylabel, self.zlabel, self.cmap = xlabel, ylabel, zlabel, cmap
+        self.xs: np.ndarray | None = None
+        self.ys: np.ndarray | None = None
+        self.Z: np.ndarray | None = None
+        self.path: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._show_path = True
+        self._lock = threading.RLock()
+        self.widget: Any = None
+
+    @property
+    def show_path(self) -> bool:
+        """Whether the training path is drawn."""
+        return self._show_path
+
+    @show_path.setter
+    def show_path(self, value: bool) -> None:
+        with self._lock:
+            self._show_path = bool(value)
+            self._draw_path()
+
+    def set_surface(self, xs, ys, Z) -> None:
+        """Show the surface ``Z[iy, ix]`` at ``(xs[ix], ys[iy])``; NaN cells are left out."""
+        xs, ys, Z = check_surface(xs, ys, Z)
+        with self._lock:
+            self.xs, self.ys, self.Z = xs, ys, Z
+            self._draw_surface()
+
+    def set_path(self, a, b, z) -> None:
+        """Draw the path through ``(a[i], b[i], z[i])`` (plane coordinates and loss)."""
+        path = check_path(a, b, z)
+        with self._lock:
+            self.path = path
+            self._draw_path()
+
+    def clear_path(self) -> None:
+        """Remove the path."""
+        with self._lock:
+            self.path = None
+            self._draw_path()
+
+    def close(self) -> None:
+        """Close the widgets behind the view (front-end models go away)."""
+        if self.widget is not None:
+            self.widget.close()
+
+    def _ipython_display_(self) -> None:  # display(view) shows its widget
+        from IPython.display import display
+
+        display(self.widget)
+
+    # -- renderer hooks (called with the lock held) -----------------------------------------
+    def _draw_surface(self) -> None:
+        raise NotImplementedError
+
+    def _draw_path(self) -> None:
+        raise NotImplementedError
+
+
+# -- ipyvolume ------------------------------------------------------------------------------
+
+
+class IpyvolumeSurfaceView(SurfaceView):
+    """Interactive WebGL surface (ipyvolume ``Figure`` + ``Mesh`` + ``Scatter``).
+
+    ipyvolume's y axis points up, so the loss goes on y and the plane's b axis on z.
+    """
+
+    kind = "ipyvolume"
+
+    def __init__(self, *, width: int = 480, height: int = 400, **kw: Any) -> None:
+        super().__init__(**kw)
+        import ipyvolume as ipv  # the widget classes only; never ipyvolume.pylab
+
+        self._ipv = ipv
+        empty = np.zeros(3)
+        self.mesh = ipv.Mesh(
+            x=empty, y=empty, z=empty, triangles=np.zeros((1, 3), np.uint32),
+            color=np.zeros((3, 3), np.float32), visible=False, description="surface",
+        )  # fmt: skip
+        self.scatter = ipv.Scatter(
+            x=empty[:1], y=empty[:1], z=empty[:1], color="red", size=1.5,
+            geo="sphere", connected=True, visible=False, description="path",
+            # the defaults of these two become 0-d arrays that the comm cannot send (numpy 2)
+            color_selected=None, size_selected=1.5,
+        )  # fmt: skip
+        self.figure = ipv.Figure(
+            width=width, height=height, meshes=[self.mesh], scatters=[self.scatter],
+            xlabel=self.xlabel, ylabel=self.zlabel, zlabel=self.ylabel,
+            animation=0.0,
+        )  # fmt: skip
+        # look from above and the side (the default camera looks straight along z)
+        self.figure.camera.position = (1.3, 1.1, 1.7)
+        self.widget = self.figure
+
+    def _vertices(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X, Y = np.meshgrid(self.xs, self.ys)  # (ny, nx) like Z
+        lo, _ = z_limits(Z)
+        height = np.where(np.isfinite(Z), Z, lo)  # masked by the triangles anyway
+        return X.reshape(-1), height.reshape(-1), Y.reshape(-1)
+
+    def _set_limits(self) -> None:
+        lo, hi = z_limits(self.Z, self.path[2] if self.path is not None else None)
+        s = self.figure.scales
+        with self.figure.hold_sync():
+            s["x"].min, s["x"].max = float(self.xs.min()), float(self.xs.max())
+            s["z"].min, s["z"].max = float(self.ys.min()), float(self.ys.max())
+            s["y"].min, s["y"].max = lo, hi
+
+    def _draw_surface(self) -> None:
+        from nbviz.imaging import apply_colormap
+
+        x, y, z = self._vertices(self.Z)
+        tris = grid_triangles(np.isfinite(self.Z))
+        lo, hi = z_limits(self.Z)
+        colors = apply_colormap((y - lo) / (hi - lo), self.cmap).astype(np.float32) / 255.0
+        with self.mesh.hold_sync():
+            self.mesh.x, self.mesh.y, self.mesh.z = x, y, z
+            self.mesh.color = colors
+            # an empty triangle list upsets the front end: hide instead
+            self.mesh.triangles = tris if len(tris) else np.zeros((1, 3), np.uint32)
+            self.mesh.visible = bool(len(tris))
+        self._set_limits()
+
+    def _draw_path(self) -> None:
+        if self.path is None or not self.path[0].size:
+            self.scatter.visible = False
+            return
+        a, b, z = self.path
+        with self.scatter.hold_sync():
+            self.scatter.x, self.scatter.y, self.scatter.z = a, z, b
+            self.scatter.visible = self._show_path
+        if self.Z is not None:
+            self._set_limits()
+
+    def close(self) -> None:
+        fig = self.figure
+        extra = [fig.camera, fig.scene, fig.controls, *fig.scales.values()]
+        for w in [self.mesh, self.scatter, fig, *extra]:
+            if w is not None:
+                w.close()
+
+
+# -- matplotlib -----------------------------------------------------------------------------
+
+
+class MatplotlibSurfaceView(SurfaceView):
+    """A 3-D surface rendered to PNG (Agg, no pyplot) into an ``ipywidgets.Image``.
+
+    Rendering happens in the caller's thread on each change (a 30x30 grid takes ~0.1 s);
+    the elevation/azimuth sliders re-render the last surface from another angle.
+    """
+
+    kind = "matplotlib"
+
+    def __init__(self, *, width: int = 480, height: int = 400, elev: float = 30.0,
+                 azim: float = -60.0, dpi: int = 96, **kw: Any) -> None:  # fmt: skip
+        super().__init__(**kw)
+        import ipywidgets as w
+
+        self.width, self.height, self.dpi = int(width), int(height), int(dpi)
+        self.image = w.Image(format="png", width=self.width, height=self.height)
+        self.elev = w.FloatSlider(value=elev, min=-90, max=90, step=5, description="elevation",
+                                  continuous_update=False)  # fmt: skip
+        self.azim = w.FloatSlider(value=azim, min=-180, max=180, step=5, description="azimuth",
+                                  continuous_update=False)  # fmt: skip
+        self.elev.observe(self._on_angle, "value")
+        self.azim.observe(self._on_angle, "value")
+        self.widget = w.VBox([self.image, w.HBox([self.elev, self.azim])])
+        self.renders = 0
+
+    def _on_angle(self, _change: Any) -> None:
+        with self._lock:
+            self._render()
+
+    def _draw_surface(self) -> None:
+        self._render()
+
+    def _draw_path(self) -> None:
+        self._render()
+
+    def render_png(self) -> bytes:
+        """The current surface and path as PNG bytes."""
+        import io
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(self.width / self.dpi, self.height / self.dpi), dpi=self.dpi)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(projection="3d")
+        ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel(self.ylabel)
+        ax.set_zlabel(self.zlabel)
+        path_z = self.path[2] if (self.path is not None and self._show_path) else None
+        if self.Z is not None:
+            tris = grid_triangles(np.isfinite(self.Z))
+            X, Y = np.meshgrid(self.xs, self.ys)
+            lo, hi = z_limits(self.Z, path_z)
+            if len(tris):
+                ax.plot_trisurf(
+                    X.reshape(-1), Y.reshape(-1), np.nan_to_num(self.Z.reshape(-1), nan=lo),
+                    triangles=tris, cmap=self.cmap, linewidth=0, antialiased=False,
+                    vmin=float(np.nanmin(self.Z)), vmax=float(np.nanmax(self.Z)),
+                )  # fmt: skip
+            ax.set_xlim(self.xs.min(), self.xs.max())
+            ax.set_ylim(self.ys.min(), self.ys.max())
+            ax.set_zlim(lo, hi)
+        if path_z is not None and path_z.size:
+            a, b, z = self.path
+            ax.plot(a, b, z, color="red", marker="o", markersize=2.5, linewidth=1.5, zorder=10)
+        ax.view_init(elev=self.elev.value, azim=self.azim.value)
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        return buf.getvalue()
+
+    def _render(self) -> None:
+        self.image.value = self.render_png()
+        self.renders += 1
+
+
+# -- factory --------------------------------------------------------------------------------
+
+
+def ipyvolume_available() -> bool:
+    """True if ipyvolume imports (0.6.3 needs ``ipython_genutils``, undeclared upstream)."""
+    try:
+        import ipyvolume  # noqa: F401
+    except Exception:  # ImportError, or ipyvolume's own import-time failures
+        return False
+    return True
+
+
+def resolve_kind(kind: str = "auto") -> str:
+    """The renderer ``make_surface_view(kind)`` would use: "ipyvolume" or "matplotlib"."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown 3-D view kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if kind == "auto":
+        forced = os.environ.get(ENV_VAR, "").strip().lower()
+        if forced:
+            if forced not in KINDS[1:]:
+                raise ValueError(
+                    f"{ENV_VAR}={forced!r} is not a 3-D view kind; "
+                    "set it to 'ipyvolume' or 'matplotlib', or unset it."
+                )
+            kind = forced
+        else:
+            kind = "ipyvolume" if IPYVOLUME_RENDERS and ipyvolume_available() else "matplotlib"
+    if kind == "ipyvolume" and not ipyvolume_available():
+        raise ImportError(
+            "The ipyvolume 3-D view needs ipyvolume==0.6.3 and ipython_genutils: "
+            "pip install ipyvolume==0.6.3 ipython_genutils, or use kind='matplotlib'."
+        )
+    return kind
+
+
+def make_surface_view(kind: Kind = "auto", *, width: int = 480, height: int = 400,
+                      xlabel: str = "a", ylabel: str = "b", zlabel: str = "loss",
+                      cmap: str = "viridis", **options: Any) -> SurfaceView:  # fmt: skip
+    """Create a 3-D surface view.
+
+    Parameters
+    ----------
+    kind:
+        ``"ipyvolume"`` (interactive WebGL), ``"matplotlib"`` (PNG image, works everywhere)
+        or ``"auto"`` (ipyvolume when it imports and is known to render; ``NBVIZ_SURFACE3D``
+        overrides).
+    width, height:
+        Size in pixels.
+    xlabel, ylabel, zlabel:
+        Axis names of the plane's two directions and of the height (the loss).
+    cmap:
+        Matplotlib colormap name colouring the surface by height.
+    options:
+        Renderer-specific: ``elev``, ``azim``, ``dpi`` for matplotlib.
+    """
+    chosen = resolve_kind(kind)
+    cls = IpyvolumeSurfaceView if chosen == "ipyvolume" else MatplotlibSurfaceView
+    return cls(width=width, height=height, xlabel=xlabel, ylabel=ylabel, zlabel=zlabel,
+               cmap=cmap, **options)  # fmt: skip
