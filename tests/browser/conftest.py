@@ -441,12 +441,13 @@ class VoilaPage:
     console: list[str] = field(default_factory=list)
 
     def open(self, name: str, cells: Sequence[str], timeout: float = KERNEL_TIMEOUT) -> None:
-        """Write ``cells`` to ``name`` and load it in Voila until the page has rendered."""
+        """Write ``cells`` to ``name`` and load it in Voila (it executes while streaming).
+
+        Waits for the page's load event; tests then wait for their own selectors.
+        """
         write_notebook(self.server.root / name, cells)
         self.page.goto(self.server.url(f"voila/render/{name}"), timeout=timeout * 1000)
-        self.page.wait_for_selector(
-            "body[data-voila='voila-finished'], .jp-OutputArea", timeout=timeout * 1000
-        )
+        self.page.wait_for_selector(".jp-OutputArea-output", timeout=timeout * 1000)
 
 
 @pytest.fixture
