@@ -421,23 +421,28 @@ class FeatureMapExplorer(widgets.VBox):
                         self._loop_active = False
                         return
                 layer, image, key = request
+                acts, error = None, None
                 try:
-                    self.backend.activations(image, layer, key=key)
-                    error = None
+                    acts = self.backend.activations(image, layer, key=key)
                 except Exception as exc:  # shown in the widget; the loop goes on
                     error = exc
-                self._on_computed(layer, key, error)
+                self._on_computed(layer, key, acts, error)
         finally:
             with self._req_lock:
                 self._loop_active = False
 
-    def _on_computed(self, layer: str, key: str, error: BaseException | None) -> None:
-        if self._closed or layer != self.layer or key != self._image_key:
-            return  # stale: the newer request renders itself
-        if error is not None:
-            self._show_error(error)
-        else:
-            self.refresh()
+    def _on_computed(
+        self, layer: str, key: str, acts: np.ndarray | None, error: BaseException | None
+    ) -> None:
+        with self._render_lock:
+            if self._closed or layer != self.layer or key != self._image_key:
+                return  # stale: the newer request renders itself
+            try:
+                if error is not None:
+                    raise error
+                self._show(acts[0])  # these very arrays: no second cache lookup, no loop
+            except Exception as exc:
+                self._show_error(exc)
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
         self._show_error(exc)
