@@ -24,6 +24,7 @@ from nbviz.featuremaps import (
     show_feature_map,
     to_png,
 )
+from nbviz.featuremaps.render import block_mean
 from nbviz.imaging import apply_colormap, decode_image
 
 
@@ -130,15 +131,20 @@ def test_cache_hits_do_not_call_the_network_or_retrace(tiny_convnet):
     fm = FeatureMaps(tiny_convnet)
     a, b = _image(seed=0), _image(seed=1)
     first = fm.activations(a, "conv2")
-    assert (fm.stats.network_calls, fm.stats.cache_misses, fm.stats.traces) == (1, 1, 1)
+    assert (fm.stats.network_calls, fm.stats.cache_misses) == (1, 1)
     for f in range(16):
         fm.feature_map(a, "conv2", f)
     again = fm.activations(a.copy(), "conv2")  # same content, another array: still a hit
     assert again is first
     assert fm.stats.network_calls == 1 and fm.stats.cache_hits == 17
-    fm.activations(b, "conv2")  # a new image: one more call, no retrace (fixed signature)
-    fm.activations(np.stack([a, b, a]), "conv2")  # a batch of another size: no retrace either
-    assert fm.stats.network_calls == 3 and fm.stats.traces == 1
+    assert fm.stats.traces == 0, "a first look at a layer runs eagerly"
+    fm.activations(b, "conv2")  # a new image: one more call, compiled once
+    fm.activations(_image(seed=2), "conv2")  # and no retrace for further images
+    fm.activations(np.stack([a, b, a]), "conv2")  # nor for a batch of another size
+    assert fm.stats.network_calls == 4 and fm.stats.traces == 1
+    np.testing.assert_allclose(  # compiled and eager calls agree
+        fm.activations(np.stack([a, b, a]), "conv2")[0], first[0], rtol=1e-5, atol=1e-6
+    )
     assert fm.stats.extractors_built == 1
     key = image_key(a)
     assert fm.cached("conv2", key) is first and fm.cached("conv1", key) is None
@@ -353,6 +359,16 @@ def test_render_map_grid_overlay_png():
     assert big.shape == (30, 25, 3)  # integer factor 5: the short side reaches 24
     np.testing.assert_array_equal(big[::5, ::5], render_map(a, 2))
     assert enlarge(np.zeros((200, 300, 3), np.uint8)).shape == (200, 300, 3)
+
+
+def test_grid_view_is_bounded_for_big_layers():
+    acts = np.random.default_rng(0).random((128, 128, 64), dtype=np.float32)
+    view = render_view(acts, None, max_grid_side=768)
+    assert max(view.shape[:2]) <= 768 and view.shape[0] > 500  # 8x8 tiles of 64 px
+    pooled = block_mean(acts, 2)
+    assert pooled.shape == (64, 64, 64)
+    np.testing.assert_allclose(pooled[3, 5], acts[6:8, 10:12].mean(axis=(0, 1)), rtol=1e-6)
+    assert block_mean(acts[:3, :3], 4).shape == (1, 1, 64)
 
 
 def test_show_feature_map_like_the_article(tiny_convnet):

@@ -150,17 +150,33 @@ def render_view(
     image: np.ndarray | None = None,
     overlay_alpha: float | None = None,
     min_size: int = 192,
+    max_grid_side: int = 768,
 ) -> np.ndarray:
     """What a viewer shows for ``acts`` (H, W, C): one map (``filter``) or the grid (``None``).
 
     With ``overlay_alpha`` and ``image`` the map is blended over the image; small results are
-    enlarged (nearest neighbour) to ``min_size`` pixels. Returns uint8 RGB.
+    enlarged (nearest neighbour) to ``min_size`` pixels. Grid tiles are block-averaged so the
+    mosaic stays within ``max_grid_side`` pixels (a viewer shows it smaller anyway, and PNG
+    encoding time grows with the pixel count). Returns uint8 RGB.
     """
     if filter is None:
+        h, w, c = acts.shape
+        cols = int(np.ceil(np.sqrt(c)))
+        factor = int(np.ceil(max(h, w) * cols / max_grid_side))
+        if factor > 1:
+            acts = block_mean(acts, factor)
         return enlarge(render_grid(acts, cmap, normalization), min_size)
     if overlay_alpha is not None and image is not None:
         return enlarge(render_map(acts, filter, cmap, normalization, image, overlay_alpha), min_size)
     return enlarge(render_map(acts, filter, cmap, normalization), min_size)
+
+
+def block_mean(acts: np.ndarray, factor: int) -> np.ndarray:
+    """Downsample (H, W, C) maps by averaging ``factor`` x ``factor`` blocks (edges cropped)."""
+    h, w, c = acts.shape
+    hf, wf = max(1, h // factor), max(1, w // factor)
+    fy, fx = min(factor, h), min(factor, w)
+    return acts[: hf * fy, : wf * fx].reshape(hf, fy, wf, fx, c).mean(axis=(1, 3))
 
 
 def to_png(rgb: np.ndarray) -> bytes:
