@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..errors import ImageError, LayerError, NbvizError
+from ..errors import ImageError, LayerError, ModelError, NbvizError
 from ..featuremaps import (
     FeatureMaps,
     check_filter,
@@ -99,6 +99,11 @@ class FeatureMapExplorer(widgets.VBox):
         samples: dict[str, np.ndarray] | None = None,
     ) -> None:
         if backend is None:
+            if model is None:
+                raise ModelError(
+                    "FeatureMapExplorer needs a model. Fix: FeatureMapExplorer(model), or "
+                    "pass backend=FeatureMaps(model) to share a cache."
+                )
             backend = FeatureMaps(model, preprocess=preprocess, input_range=input_range)
         self.backend = backend
         choices = backend.layer_choices()
@@ -117,17 +122,15 @@ class FeatureMapExplorer(widgets.VBox):
         self._closed = False
         self._quiet = False
         self._notice = ""
-        self._worker = Worker(
-            on_frame=self._on_computed, on_error=self._on_worker_error, max_fps=30,
-            name="nbviz-featuremaps",
-        )
+        # Results are rendered by the job itself (see _compute_loop), so no on_frame.
+        self._worker = Worker(on_error=self._on_worker_error, name="nbviz-featuremaps")
         self._image: np.ndarray | None = None
         self._image_key = ""
         self._display: np.ndarray | None = None
         self._samples = dict(samples) if samples is not None else sample_images()
         if not self._samples:  # something to start with, even without sample images
-            ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32)
-            self._samples = {"ramp": np.stack(np.meshgrid(ramp, ramp[::-1]) + [ramp[None, :] * 0 + 0.5], -1)}
+            gx, gy = np.meshgrid(*(np.linspace(0.0, 1.0, 64, dtype=np.float32),) * 2)
+            self._samples = {"ramp": np.dstack([gx, gy, np.full_like(gx, 0.5)])}
         self._user_images: dict[str, np.ndarray] = {}
 
         self.layer_dropdown = widgets.Dropdown(
@@ -437,9 +440,10 @@ class FeatureMapExplorer(widgets.VBox):
         with self._render_lock:
             if self._closed or layer != self.layer or key != self._image_key:
                 return  # stale: the newer request renders itself
+            if error is not None:
+                self._show_error(error)
+                return
             try:
-                if error is not None:
-                    raise error
                 self._show(acts[0])  # these very arrays: no second cache lookup, no loop
             except Exception as exc:
                 self._show_error(exc)
