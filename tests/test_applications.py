@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from nbviz.demo import application_preprocess, load_application
-from nbviz.demo.applications import find_imagenet_weights, imagenet_weights_filename
+from nbviz.demo.applications import (
+    application_module,
+    find_imagenet_weights,
+    imagenet_weights_filename,
+)
 from nbviz.errors import ModelError, WeightsUnavailableError
 
 SMALL = (64, 64, 3)
@@ -92,3 +96,4 @@ def test_preprocess_matches_keras(keras):
     assert application_preprocess("ResNet50V2") is keras.applications.resnet_v2.preprocess_input
     x = np.full((1, 4, 4, 3), 255.0, np.float32)
     assert np.allclose(application_preprocess("MobileNetV2")(x), 1.0)
+    assert application_module("resnet50v2") is keras.applications.resnet_v2

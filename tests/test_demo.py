@@ -140,6 +140,8 @@ def test_demo_model_classifies_held_out_test_split():
     accuracy = float((probs.argmax(-1) == y).mean())
     print(f"demo model test accuracy on 512 held-out images: {accuracy:.4f}")
     assert accuracy >= 0.8  # chance is 0.125
+    loss, compiled_accuracy = model.evaluate(x[:128], y[:128], verbose=0)  # compiled as promised
+    assert compiled_accuracy >= 0.8 and np.isfinite(loss)
     info = demo.demo_model_info()
     assert info["test_accuracy"] >= 0.8 and info["n_test"] == 1024
     assert info["class_names"] == demo.CLASS_NAMES
@@ -228,3 +230,58 @@ def test_parabola_mlp():
     x, y = demo.parabola_data(64, seed=0)
     loss = model.evaluate(x, y, verbose=0)
     assert np.isfinite(loss)
+
+
+# ---- shipped files and the training script ---------------------------------------------
+
+def test_shipped_json_describes_shipped_weights():
+    import hashlib
+
+    from nbviz.demo import pretrained
+
+    info = demo.demo_model_info()
+    digest = hashlib.sha256(pretrained.WEIGHTS_PATH.read_bytes()).hexdigest()
+    assert info["weights_sha256"] == digest, "weights and json are from different runs"
+    assert info["num_params"] == demo.load_demo_model(compile=False).count_params()
+    assert sum(map(sum, info["test_confusion"])) == info["n_test"]
+
+
+def test_missing_weights_error_says_how_to_fix(tmp_path, monkeypatch):
+    from nbviz.demo import pretrained
+    from nbviz.errors import WeightsUnavailableError
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_PATH", tmp_path / "gone.weights.h5")
+    monkeypatch.setattr(pretrained, "INFO_PATH", tmp_path / "gone.json")
+    for call in (demo.load_demo_model, demo.demo_model_info):
+        with pytest.raises(WeightsUnavailableError, match="python -m nbviz.demo.train"):
+            call()
+
+
+def test_demo_package_imports_no_widgets_and_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nbviz.demo; "
+        "print(sorted(m for m in ('ipywidgets', 'bqplot', 'ipyvolume', 'tensorflow') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_training_script_runs_and_writes_loadable_weights(tmp_path, keras):
+    from nbviz.demo import train
+
+    train.main(["--out", str(tmp_path), "--epochs", "1", "--seed", "5"])
+    import json
+
+    info = json.loads((tmp_path / train.INFO_NAME).read_text())
+    assert info["epochs"] == 1 and info["train_seed"] == 5 and info["n_test"] == 1024
+    assert 0.0 <= info["test_accuracy"] <= 1.0
+    model = demo.build_demo_convnet(compile=False)
+    model.load_weights(tmp_path / train.WEIGHTS_NAME)
+    x, y = demo.load_demo_data("test", n=256)
+    accuracy = float((model.predict(x, verbose=0).argmax(-1) == y).mean())
+    assert abs(accuracy - info["test_accuracy"]) < 0.1  # 256 of the same 1024 images
