@@ -1,0 +1,61 @@
+"""Loss landscapes of any Keras model (Li et al. 2018), fast and without touching the model.
+
+- :mod:`.directions` -- random directions (filter / layer / per-tensor normalized),
+  interpolation between two models or the plane of three; :mod:`.pca` -- PCA directions of a
+  training path (Gram-matrix trick).
+- :mod:`.grid` -- :func:`iter_grid` (a generator of finished chunks, resumable, cancellable),
+  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates.
+- :mod:`.path` -- :class:`WeightPathRecorder` (a Keras callback) and :func:`project_path`.
+- :mod:`.storage` -- :class:`SurfaceFile` (resumable HDF5), saved directions.
+- :mod:`.plot` -- matplotlib figures like the seed article's.
+
+Everything returns plain numpy arrays; nothing here imports widgets.
+"""
+
+from __future__ import annotations
+
+from .coords import cell_order, grid_coords
+from .directions import (
+    Directions,
+    interpolation_directions,
+    normalize_directions,
+    plane_directions,
+    random_directions,
+)
+from .grid import evaluate_grid, evaluate_line, iter_grid
+from .path import WeightPathRecorder, as_path_matrix, project_path
+from .pca import pca_directions
+from .plot import plot_contour, plot_line, plot_path, plot_surface
+from .storage import SurfaceFile, load_directions, save_directions
+from .surface import GridUpdate, Line, Surface
+from .weights import WeightLayout, snapshot_weights, weights_hash
+
+__all__ = [
+    "Directions",
+    "GridUpdate",
+    "Line",
+    "Surface",
+    "SurfaceFile",
+    "WeightLayout",
+    "WeightPathRecorder",
+    "as_path_matrix",
+    "cell_order",
+    "evaluate_grid",
+    "evaluate_line",
+    "grid_coords",
+    "interpolation_directions",
+    "iter_grid",
+    "load_directions",
+    "normalize_directions",
+    "pca_directions",
+    "plane_directions",
+    "plot_contour",
+    "plot_line",
+    "plot_path",
+    "plot_surface",
+    "project_path",
+    "random_directions",
+    "save_directions",
+    "snapshot_weights",
+    "weights_hash",
+]

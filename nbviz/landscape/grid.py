@@ -1,0 +1,342 @@
+"""Evaluate the loss on a grid (or a line) of points ``origin + a*d0 + b*d1``.
+
+:func:`iter_grid` is a generator that yields a :class:`GridUpdate` after every finished
+chunk (raster or coarse-to-fine order), with progress and an ETA; setting ``stop_event`` or
+closing the generator stops after the current chunk and keeps every finished cell. With
+``store=`` the cells go to a resumable HDF5 file as they finish, and a rerun computes only the
+missing ones. :func:`evaluate_grid` runs it to the end (tqdm progress in a terminal).
+
+The user's model is never modified: see :mod:`.evaluator`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._tf import require_tensorflow
+from .coords import cell_order, grid_coords
+from .data import align_targets, check_data, fingerprint, make_batches, subset_indices, take
+from .directions import Directions, random_directions
+from .evaluator import (
+    N_LOSS_STATS,
+    GridEvaluator,
+    activation_floats,
+    available_memory,
+    choose_strategy,
+    get_evaluator,
+    get_forward,
+    plan_sizes,
+    probe,
+)
+from .losses import resolve_loss
+from .storage import SurfaceFile
+from .surface import GridUpdate, Line, Surface
+
+PER_POINT_CHUNK_SECONDS = 0.5  # per-point chunks grow to about this long, for steady updates
+
+
+@dataclass
+class _Run:
+    """Everything prepared before the first grid point is evaluated."""
+
+    evaluator: GridEvaluator
+    batches: Any
+    origin: list
+    dirs: list
+    chunk: int
+    subset: bool
+    n_used: int
+    n_total: int
+    metric_names: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metrics: Sequence[Any],
+             batch_size: int | None, subset: int | float | None, seed: int, strategy: str,
+             jit_compile: bool | None, memory_budget: int | None, max_chunk: int) -> _Run:
+    tf = require_tensorflow()
+    directions.check_model(model)
+    loss_fn = resolve_loss(model, loss)
+    x, y, n_total = check_data(model, x, y)
+    idx = subset_indices(n_total, subset, seed)
+    x, y = take(x, idx), take(y, idx)
+    n = n_total if idx is None else len(idx)
+
+    forward = get_forward(model)
+    origin = [tf.constant(o) for o in directions.origin]
+    k = min(n, 2)
+    out_shape, per_ex, metric_fns = probe(forward, origin, take(x, np.arange(k)),
+                                          take(y, np.arange(k)), loss_fn, metrics)
+    y = align_targets(y, out_shape)
+
+    perturbed = [i for i, p in enumerate(directions.perturbed()) if p]
+    strategy = choose_strategy(model, strategy)
+    if jit_compile is None:
+        jit_compile = strategy == "vectorized"
+    budget = int(memory_budget) if memory_budget else available_memory() // 4
+    n_perturbed = int(sum(directions.layout.tensors[i].size for i in perturbed))
+    bs, chunk = plan_sizes(n, activation_floats(model), n_perturbed, strategy, budget,
+                           batch_size, max_chunk)
+    # A loss that reduces over the batch cannot mask padding: batches must be exact.
+    batches = make_batches(x, y, n, bs, pad=per_ex)
+    evaluator = get_evaluator(model, directions.layout.shapes, perturbed, loss_fn, metric_fns,
+                              per_ex, strategy, bool(jit_compile))
+    dirs = [tf.constant(np.stack([v[i].reshape(-1) for v in directions.vectors])) for i in perturbed]
+    info = {
+        "loss": loss_fn.name,
+        "metrics": [m.name for m in metric_fns],
+        "data_fingerprint": fingerprint(x, y),
+        "n_examples": int(n),
+        "n_total": int(n_total),
+        "subset": None if idx is None else int(n),
+        "subset_seed": None if idx is None else int(seed),
+        "batch_size": int(batches.batch_size),
+        "strategy": strategy,
+        "chunk": int(chunk),
+        "per_example_loss": bool(per_ex),
+    }
+    return _Run(evaluator, batches, origin, dirs, chunk, idx is not None, n, n_total,
+                [m.name for m in metric_fns], info)
+
+
+def _finish(run: _Run, stats: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+    """Means (non-finite -> NaN), metric means and the standard error from summed stats."""
+    n = run.n_used
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = stats[:, 0] / n
+        loss = np.where(np.isfinite(mean), mean, np.nan)
+        metrics = {}
+        for j, name in enumerate(run.metric_names):
+            v = stats[:, N_LOSS_STATS + j] / n
+            metrics[name] = np.where(np.isfinite(v), v, np.nan)
+        stderr = None
+        if run.subset:
+            if n > 1:
+                var = np.maximum(stats[:, 1] / n - mean**2, 0.0) * n / (n - 1)
+                stderr = np.sqrt(var / n * (1.0 - n / run.n_total))
+            else:
+                stderr = np.full(len(stats), np.nan)
+    return loss, metrics, stderr
+
+
+def _iter_chunks(run: _Run, coords: np.ndarray, todo: np.ndarray,
+                 stop_event: threading.Event | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(cell indices, stats)`` chunk by chunk over ``todo`` (indices into coords)."""
+    ev = run.evaluator
+    if ev.strategy == "vectorized":
+        n_chunks = max(1, math.ceil(len(todo) / run.chunk))
+        size = math.ceil(len(todo) / n_chunks)  # equal chunks: one trace, no padding waste
+        for start in range(0, len(todo), size):
+            if stop_event is not None and stop_event.is_set():
+                return
+            cells = todo[start:start + size]
+            c = coords[cells]
+            if len(c) < size:  # pad to the traced shape
+                c = np.concatenate([c, np.repeat(c[-1:], size - len(c), axis=0)])
+            yield cells, ev.evaluate(c, run.origin, run.dirs, run.batches)[: len(cells)]
+        return
+    size, start = 1, 0
+    while start < len(todo):
+        if stop_event is not None and stop_event.is_set():
+            return
+        cells = todo[start:start + size]
+        t0 = time.perf_counter()
+        stats = ev.evaluate(coords[cells], run.origin, run.dirs, run.batches, stop_event)
+        per_point = (time.perf_counter() - t0) / max(len(stats), 1)
+        yield cells[: len(stats)], stats
+        start += len(stats)
+        size = int(min(run.chunk, max(1, PER_POINT_CHUNK_SECONDS // max(per_point, 1e-6))))
+
+
+def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
+              ys: Sequence[float], *, loss: Any = None, metrics: Sequence[Any] = (),
+              batch_size: int | None = None, subset: int | float | None = None, seed: int = 0,
+              order: str = "raster", strategy: str = "auto",
+              store: str | os.PathLike | SurfaceFile | None = None,
+              stop_event: threading.Event | None = None, memory_budget: int | None = None,
+              max_chunk: int = 256, jit_compile: bool | None = None) -> Iterator[GridUpdate]:
+    """Evaluate ``loss`` at every ``(xs[ix], ys[iy])`` of a 2-direction plane, chunk by chunk.
+
+    Parameters
+    ----------
+    model:
+        A built Keras model; only called statelessly with ``training=False``, never modified.
+    x, y:
+        Data (arrays; x fits the model's input, y its output / the loss).
+    directions:
+        Two :class:`Directions` (random, PCA, plane...), which also carry the origin.
+    xs, ys:
+        Coordinates along ``directions[0]`` and ``directions[1]`` (any lengths, see
+        :func:`grid_coords`). Results are indexed ``[iy, ix]``.
+    loss, metrics:
+        A loss (default: the model's compiled loss) and metric names/functions
+        (``"accuracy"`` gives an accuracy surface).
+    batch_size, memory_budget, max_chunk:
+        Examples per forward pass, bytes one chunk may use (default a quarter of the free
+        memory), and the most grid points evaluated at once.
+    subset, seed:
+        Evaluate on a seeded random subset (a count, or a fraction); the surface then carries
+        the standard error of each estimate.
+    order:
+        ``"raster"`` or ``"coarse_to_fine"`` (a stop early still covers the plane).
+    strategy, jit_compile:
+        ``"vectorized"``, ``"per_point"`` or ``"auto"`` (per point for conv/recurrent models);
+        XLA by default for the vectorized strategy.
+    store:
+        An HDF5 path or :class:`SurfaceFile`: cells are written as they finish; an existing
+        file for the same computation is resumed (only missing cells are computed).
+    stop_event:
+        A ``threading.Event``; once set, the generator stops after the current chunk.
+
+    Yields :class:`GridUpdate` after each chunk, and always at least once: an update with no
+    new cells comes first when a file already held some (or nothing is left to compute), and
+    alone when stopped before the first chunk.
+    """
+    if directions.n != 2:
+        raise ValueError(
+            f"A grid needs 2 directions, got {directions.n}. Fix: random_directions(model, n=2), "
+            "or evaluate_line for one direction."
+        )
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    if xs.ndim != 1 or ys.ndim != 1 or not len(xs) or not len(ys):
+        raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
+    run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
+                   jit_compile, memory_budget, max_chunk)
+    nx = len(xs)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    meta = {**run.info, "model_name": model.name, "n_params": directions.layout.n_params,
+            "order": order, "directions": directions.describe()}
+
+    opened = None
+    if store is not None and not isinstance(store, SurfaceFile):
+        store = opened = SurfaceFile.for_grid(store, directions, xs, ys, run.metric_names, run.info)
+    try:
+        if store is not None:
+            surface = store.surface()
+            surface.directions = directions
+            surface.metadata = {**meta, "file": store.path}
+        else:
+            surface = Surface.empty(xs, ys, run.metric_names, run.subset,
+                                    directions=directions, metadata=meta)
+        order_idx = cell_order(len(ys), nx, order)
+        todo = order_idx[~surface.done.ravel()[order_idx]]
+        total, already = surface.done.size, surface.n_done
+        t_start = time.perf_counter()
+
+        def nothing_new() -> GridUpdate:
+            return GridUpdate(np.zeros(0, int), np.zeros(0, int), np.zeros(0), {}, None,
+                              already, total, 0.0, None if len(todo) else 0.0, surface.copy())
+
+        if already or not len(todo):
+            yield nothing_new()
+        computed, first = 0, None
+        for cells, stats in _iter_chunks(run, coords, todo, stop_event):
+            loss_v, metric_v, stderr_v = _finish(run, stats)
+            iy, ix = np.divmod(cells, nx)
+            surface.set_cells(iy, ix, loss_v, metric_v, stderr_v)
+            if store is not None:
+                store.write_cells(iy, ix, loss_v, metric_v, stderr_v)
+            computed += len(cells)
+            elapsed = time.perf_counter() - t_start
+            if first is None:
+                first = (computed, elapsed)  # includes tracing / compiling: not a rate sample
+            remaining = len(todo) - computed
+            if computed > first[0]:
+                eta = remaining * (elapsed - first[1]) / (computed - first[0])
+            else:
+                eta = remaining * elapsed / computed
+            surface.metadata["elapsed_s"] = elapsed
+            yield GridUpdate(iy, ix, loss_v, metric_v, stderr_v, already + computed, total,
+                             elapsed, eta, surface.copy())
+        if not computed and not already and len(todo):  # stopped before the first chunk
+            yield nothing_new()
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _progress_bar(total: int, initial: int, progress: bool | None) -> Any:
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return None
+    from tqdm import tqdm  # plain tqdm: tqdm.auto would import ipywidgets in a notebook
+
+    return tqdm(total=total, initial=initial, unit="pt", desc="loss grid", leave=False)
+
+
+def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
+                  ys: Sequence[float], *, progress: bool | None = None,
+                  stop_event: threading.Event | None = None, **kwargs: Any) -> Surface:
+    """Run :func:`iter_grid` to the end and return the :class:`Surface`.
+
+    ``progress``: a tqdm bar on stderr (default: only when stderr is a terminal). When
+    ``stop_event`` is set the partial surface comes back with ``metadata["cancelled"]``.
+    """
+    last: GridUpdate | None = None
+    bar = None
+    try:
+        for update in iter_grid(model, x, y, directions, xs, ys, stop_event=stop_event, **kwargs):
+            if bar is None:
+                bar = _progress_bar(update.total, update.done - len(update.iy), progress)
+            if bar is not None:
+                bar.update(len(update.iy))
+            last = update
+    finally:
+        if bar is not None:
+            bar.close()
+    assert last is not None  # iter_grid always yields at least once
+    surface = last.surface
+    surface.metadata["cancelled"] = not surface.complete
+    surface.metadata["nonfinite_cells"] = int(surface.nonfinite.sum())
+    return surface
+
+
+def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = None,
+                  ts: Sequence[float] | None = None, *, seed: int = 0,
+                  stop_event: threading.Event | None = None, loss: Any = None,
+                  metrics: Sequence[Any] = (), batch_size: int | None = None,
+                  subset: int | float | None = None, strategy: str = "auto",
+                  memory_budget: int | None = None, max_chunk: int = 256,
+                  jit_compile: bool | None = None) -> Line:
+    """The loss along one direction: ``origin + t * d`` for every ``t`` in ``ts``.
+
+    ``directions`` defaults to one filter-normalized random direction (``seed``); use
+    :func:`interpolation_directions` for the line between two models (t=0 and t=1).
+    ``ts`` defaults to 41 points over [-1, 1] (random) or [-0.5, 1.5] (interpolation).
+    ``seed`` also seeds ``subset``.
+    """
+    if directions is None:
+        directions = random_directions(model, n=1, seed=seed)
+    if directions.n != 1:
+        raise ValueError(f"A line needs 1 direction, got {directions.n}.")
+    if ts is None:
+        ts = (np.linspace(-0.5, 1.5, 41) if directions.kind == "interpolation"
+              else grid_coords(41, 1.0))
+    ts = np.asarray(ts, float)
+    run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
+                   jit_compile, memory_budget, max_chunk)
+    loss_v = np.full(len(ts), np.nan)
+    metric_v = {m: np.full(len(ts), np.nan) for m in run.metric_names}
+    stderr_v = np.full(len(ts), np.nan) if run.subset else None
+    t0 = time.perf_counter()
+    for cells, stats in _iter_chunks(run, ts[:, None], np.arange(len(ts)), stop_event):
+        l_, m_, s_ = _finish(run, stats)
+        loss_v[cells] = l_
+        for k, v in m_.items():
+            metric_v[k][cells] = v
+        if stderr_v is not None:
+            stderr_v[cells] = s_
+    meta = {**run.info, "model_name": model.name, "directions": directions.describe(),
+            "elapsed_s": time.perf_counter() - t0}
+    return Line(ts, loss_v, metric_v, stderr_v, directions, meta)
+

@@ -1,0 +1,106 @@
+"""PCA directions of a training path with the Gram-matrix trick.
+
+A path has few snapshots (n, hundreds) of many parameters (P, millions). Instead of an SVD
+of the n x P matrix, the n x n Gram matrix ``G = D D^T`` of the centred rows is accumulated a
+column block at a time (float32 products, float64 sums) and diagonalized; the components are
+``D^T v / sqrt(lambda)``. Nothing of size n x P is ever allocated besides the path itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import PathError
+from .directions import Directions, normalize_directions, selected_tensors
+from .path import as_path_matrix, column_blocks
+from .weights import WeightLayout
+
+CENTERS = ("final", "mean")
+
+
+def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
+             ranges: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top principal axes of the rows of ``matrix - center`` (only columns in ``ranges``).
+
+    Returns ``(components (k, P) float32 unit rows, zero outside ranges; eigenvalues (k,) of
+    D D^T; explained-variance ratios (k,))``.
+    """
+    n, p = matrix.shape
+    blocks = column_blocks(n, p, ranges)
+    gram = np.zeros((n, n))
+    for b in blocks:
+        d = matrix[:, b] - center[b]
+        gram += d @ d.T  # float32 product of one block, summed in float64
+    total = float(np.trace(gram))
+    lam, vec = np.linalg.eigh(gram)
+    order = np.argsort(lam)[::-1][:n_components]
+    lam, vec = lam[order], vec[:, order]
+    rank_tol = max(total, np.finfo(np.float64).tiny) * n * 1e-7
+    if len(lam) < n_components or lam[-1] <= rank_tol:
+        rank = int(np.sum(lam > rank_tol))
+        raise PathError(
+            f"The path spans only {rank} independent direction(s) ({n} snapshots), fewer than "
+            f"n_components={n_components}. Fix: record more training steps (the weights must "
+            "change between snapshots), or ask for fewer components."
+        )
+    comps = np.zeros((n_components, p), dtype=np.float32)
+    proj = (vec / np.sqrt(lam)).astype(np.float32)
+    for b in blocks:
+        comps[:, b] = proj.T @ (matrix[:, b] - center[b])
+    comps /= np.linalg.norm(comps.astype(np.float64), axis=1, keepdims=True).astype(np.float32)
+    return comps, lam, lam / total
+
+
+def pca_directions(path: Any, model: Any, final: Any = None, n_components: int = 2,
+                   center: str = "final", normalization: str = "none", perturb_1d: bool = False,
+                   perturb_non_trainable: bool = False) -> Directions:
+    """The principal directions of a training path, centred on the final weights (Li et al.).
+
+    ``path``: a :class:`WeightPathRecorder`, an (n, n_params) array, or a list of weight
+    lists. ``final``: the grid's origin (weights list or flat vector); default the last
+    snapshot. ``center="final"`` takes rows ``w_i - final`` (Li et al.); ``"mean"`` centres on
+    the mean snapshot, which is what ``sklearn.decomposition.PCA`` does. Components are unit
+    vectors over the selected tensors (trainable, >= 2-D unless asked), signed so that the
+    path starts at negative coordinates; ``normalization`` may rescale them like random
+    directions (the seed renormalizes per tensor). ``explained_variance`` holds the ratios.
+    """
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {CENTERS}, got {center!r}.")
+    layout = WeightLayout.from_model(model)
+    matrix = as_path_matrix(path, layout)
+    if matrix.shape[0] < n_components + 1:
+        raise PathError(
+            f"A path of {matrix.shape[0]} snapshot(s) cannot give {n_components} principal "
+            f"directions. Fix: record at least {n_components + 1} snapshots."
+        )
+    if final is None:
+        origin_flat = np.array(matrix[-1], copy=True)
+    elif isinstance(final, np.ndarray) and final.ndim == 1:
+        origin_flat = final.astype(np.float32)
+    else:
+        origin_flat = layout.flatten(list(final))
+    chosen = selected_tensors(layout, perturb_1d, perturb_non_trainable)
+    ranges = layout.ranges(chosen)
+    if center == "final":
+        c = origin_flat
+    else:
+        c = np.zeros(layout.n_params, dtype=np.float32)
+        for b in column_blocks(matrix.shape[0], layout.n_params, ranges):
+            c[b] = matrix[:, b].mean(axis=0, dtype=np.float64)
+    comps, lam, ratios = gram_pca(matrix, c, n_components, ranges)
+    first = comps @ (matrix[0] - c)
+    comps[first > 0] *= -1.0
+    origin = layout.unflatten(origin_flat)
+    vectors = []
+    for row in comps:
+        parts = [np.array(x) for x in layout.unflatten(row, cast=False)]
+        vectors.append(normalize_directions(parts, origin, layout, normalization))
+    return Directions(
+        vectors, origin, layout, kind="pca", normalization=normalization,
+        explained_variance=ratios,
+        metadata={"center": center, "n_snapshots": int(matrix.shape[0]),
+                  "eigenvalues": [float(v) for v in lam], "perturb_1d": bool(perturb_1d),
+                  "perturb_non_trainable": bool(perturb_non_trainable)},
+    )
