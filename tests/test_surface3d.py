@@ -20,10 +20,13 @@ class WireComm:
     cross the wire (e.g. a 0-d numpy array in a trait) would only fail in a notebook.
     """
 
+    open_comms: set[str] = set()
+
     def __init__(self, data=None, buffers=None, **kwargs):
         self.comm_id = f"wire-{id(self)}"
         self.messages = 0
         self.send(data, buffers)
+        WireComm.open_comms.add(self.comm_id)
 
     def send(self, data=None, buffers=None, **kwargs):
         from jupyter_client.session import json_packer
@@ -35,7 +38,7 @@ class WireComm:
         pass
 
     def close(self, *args, **kwargs):
-        pass
+        WireComm.open_comms.discard(self.comm_id)
 
 
 @pytest.fixture(autouse=True)
@@ -190,3 +193,16 @@ def test_ipyvolume_view_keeps_no_global_state():
     assert pylab.current.figure is before
     a.close()
     b.close()
+
+
+def test_close_closes_every_widget_of_the_view():
+    for kind in KINDS:
+        before = set(WireComm.open_comms)
+        v = make_surface_view(kind)
+        xs, ys, Z = bowl()
+        v.set_surface(xs, ys, Z)
+        v.set_path([0, 1], [0, 1], [0, 1])
+        created = WireComm.open_comms - before
+        assert len(created) > 3  # figure/mesh/... or image/sliders/boxes, plus layouts
+        v.close()
+        assert not (WireComm.open_comms & created), kind

@@ -117,6 +117,28 @@ def z_limits(Z: np.ndarray, path_z: np.ndarray | None = None) -> tuple[float, fl
     return lo, hi
 
 
+def close_widget_tree(root: Any) -> None:
+    """Close ``root`` and every widget reachable through its traits (lists/dicts too).
+
+    ``Widget.close()`` closes one model only; a figure's meshes, materials, camera, scales
+    and layouts would otherwise stay alive in the kernel and the front end.
+    """
+    from ipywidgets import Widget
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, Widget) and id(obj) not in seen:
+            seen.add(id(obj))
+            stack.extend(getattr(obj, name, None) for name in obj.trait_names())
+            obj.close()
+
+
 # -- the interface -------------------------------------------------------------------------
 
 
@@ -172,9 +194,9 @@ class SurfaceView:
             self._draw_path()
 
     def close(self) -> None:
-        """Close the widgets behind the view (front-end models go away)."""
+        """Close every widget behind the view (children, materials, layouts...)."""
         if self.widget is not None:
-            self.widget.close()
+            close_widget_tree(self.widget)
 
     def _ipython_display_(self) -> None:  # display(view) shows its widget
         from IPython.display import display
@@ -265,12 +287,6 @@ class IpyvolumeSurfaceView(SurfaceView):
         if self.Z is not None:
             self._set_limits()
 
-    def close(self) -> None:
-        fig = self.figure
-        extra = [fig.camera, fig.scene, fig.controls, *fig.scales.values()]
-        for w in [self.mesh, self.scatter, fig, *extra]:
-            if w is not None:
-                w.close()
 
 
 # -- matplotlib -----------------------------------------------------------------------------
@@ -351,6 +367,7 @@ class MatplotlibSurfaceView(SurfaceView):
     def _render(self) -> None:
         self.image.value = self.render_png()
         self.renders += 1
+
 
 
 # -- factory --------------------------------------------------------------------------------
