@@ -132,6 +132,8 @@ def _iter_chunks(run: _Run, coords: np.ndarray, todo: np.ndarray,
                  stop_event: threading.Event | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(cell indices, stats)`` chunk by chunk over ``todo`` (indices into coords)."""
     ev = run.evaluator
+    if not len(todo):
+        return
     if ev.strategy == "vectorized":
         n_chunks = max(1, math.ceil(len(todo) / run.chunk))
         size = math.ceil(len(todo) / n_chunks)  # equal chunks: one trace, no padding waste
