@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbviz.landscape import Line, Surface, grid_coords, plot_contour, plot_line, plot_path, plot_surface
+from nbviz.landscape import (
+    Line,
+    Surface,
+    grid_coords,
+    plot_contour,
+    plot_line,
+    plot_path,
+    plot_surface,
+)
 from nbviz.landscape.plot import contour_levels
 
 
