@@ -102,11 +102,12 @@ def test_set_surface_with_nans(view):
     view.set_surface(xs, ys, Z)
     assert view.Z.shape == (9, 12)
     if view.kind == "ipyvolume":
+        assert view.figure.meshes == [view.mesh]
         tris = view.mesh.triangles
         nan_vertices = np.flatnonzero(np.isnan(Z).reshape(-1))
         assert not np.isin(tris, nan_vertices).any()
+        assert len(tris) == len(grid_triangles(np.isfinite(Z))) > 0
         assert np.isfinite(view.mesh.y).all()
-        assert view.mesh.visible
         assert view.figure.scales["y"].min == pytest.approx(np.nanmin(Z))
         assert view.figure.scales["y"].max == pytest.approx(np.nanmax(Z))
     else:
@@ -117,7 +118,15 @@ def test_all_nan_surface_is_empty_not_an_error(view):
     xs, ys, Z = bowl()
     view.set_surface(xs, ys, np.full_like(Z, np.nan))
     if view.kind == "ipyvolume":
-        assert not view.mesh.visible
+        assert view.figure.meshes == [] and view.mesh is None
+        view.set_surface(xs, ys, Z)  # then cells arrive
+        assert view.figure.meshes == [view.mesh]
+        first = view.mesh
+        view.set_surface(xs, ys, 2 * Z)  # same grid: updated in place
+        assert view.mesh is first
+        view.set_surface(xs[:5], ys, Z[:, :5])  # another grid: a new mesh
+        assert view.mesh is not first and view.figure.meshes == [view.mesh]
+        assert first.comm is None  # the old one was closed
 
 
 def test_surface_validation_names_the_fix(view):
@@ -139,16 +148,23 @@ def test_set_path_updates_and_toggles(view):
     view.set_path(a, b, z)
     if view.kind == "ipyvolume":
         s = view.scatter
+        assert view.figure.scatters == [s]
         np.testing.assert_allclose(s.x, a)
-        np.testing.assert_allclose(s.y, z)  # the loss is ipyvolume's up axis
         np.testing.assert_allclose(s.z, b)
+        lift = s.y - z  # the loss is ipyvolume's up axis, drawn a little above the surface
+        assert np.allclose(lift, lift[0]) and 0 < lift[0] < 0.05 * (Z.max() - Z.min())
         assert s.visible
         view.show_path = False
         assert not s.visible
         view.show_path = True
         assert s.visible
-        view.set_path(a[:3], b[:3], z[:3])
-        assert len(s.x) == 3
+        view.set_path(a[::-1], b[::-1], z[::-1])  # same length: in place
+        assert view.scatter is s
+        np.testing.assert_allclose(s.x, a[::-1])
+        view.set_path(a[:3], b[:3], z[:3])  # the path grew or shrank: a new scatter
+        assert len(view.scatter.x) == 3 and view.figure.scatters == [view.scatter]
+        view.clear_path()
+        assert view.figure.scatters == []
     else:
         with_path = view.image.value
         view.show_path = False

@@ -32,13 +32,14 @@ import numpy as np
 from nbviz.errors import DataError, PathError
 
 #: Whether ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
-#: JupyterLab 3, so we prove it with a real browser: tests/browser/test_render_stack.py
-#: ::test_ipyvolume_plot_surface_renders and tests/browser/test_surface3d_browser.py (the
-#: WebGL canvas shows the mesh's colours, Chromium + SwiftShader, JupyterLab 4.6). The
-#: front end logs "Unsatisfied version 6.0.12 of @jupyter-widgets/base (required ^1..^4)"
-#: and pylab's Vue legend panel raises "this.$set is not a function", but the canvas
-#: renders; our view avoids the legend panel. Set False (or NBVIZ_SURFACE3D=matplotlib)
-#: if a browser test shows otherwise.
+#: JupyterLab 3, so we prove it in a real browser (Chromium + SwiftShader WebGL, JupyterLab
+#: 4.6, Voila 0.5): tests/browser/test_render_stack.py::test_ipyvolume_plot_surface_renders,
+#: tests/browser/test_surface3d_browser.py (static view, and live updates of surface and
+#: path after display) and tests/browser/test_voila.py all see the mesh's colours on the
+#: canvas. The front end logs "Unsatisfied version 6.0.12 of shared singleton module
+#: @jupyter-widgets/base (required ^1.0 || ... || ^4.0)", and pylab's Vue legend panel
+#: raises "this.$set is not a function"; our view has no legend panel and raises nothing.
+#: Set False (or NBVIZ_SURFACE3D=matplotlib) if a browser test shows otherwise.
 IPYVOLUME_RENDERS = True
 
 Kind = Literal["auto", "ipyvolume", "matplotlib"]
@@ -222,24 +223,18 @@ class IpyvolumeSurfaceView(SurfaceView):
 
     kind = "ipyvolume"
 
+    #: The path floats this fraction of the height range above the surface (no z-fighting).
+    PATH_LIFT = 0.015
+
     def __init__(self, *, width: int = 480, height: int = 400, **kw: Any) -> None:
         super().__init__(**kw)
         import ipyvolume as ipv  # the widget classes only; never ipyvolume.pylab
 
         self._ipv = ipv
-        empty = np.zeros(3)
-        self.mesh = ipv.Mesh(
-            x=empty, y=empty, z=empty, triangles=np.zeros((1, 3), np.uint32),
-            color=np.zeros((3, 3), np.float32), visible=False, description="surface",
-        )  # fmt: skip
-        self.scatter = ipv.Scatter(
-            x=empty[:1], y=empty[:1], z=empty[:1], color="red", size=1.5,
-            geo="sphere", connected=True, visible=False, description="path",
-            # the defaults of these two become 0-d arrays that the comm cannot send (numpy 2)
-            color_selected=None, size_selected=1.5,
-        )  # fmt: skip
+        self.mesh: Any = None  # created on the first non-empty surface
+        self.scatter: Any = None  # created on the first path
         self.figure = ipv.Figure(
-            width=width, height=height, meshes=[self.mesh], scatters=[self.scatter],
+            width=width, height=height, meshes=[], scatters=[],
             xlabel=self.xlabel, ylabel=self.zlabel, zlabel=self.ylabel,
             animation=0.0,
         )  # fmt: skip
@@ -247,11 +242,11 @@ class IpyvolumeSurfaceView(SurfaceView):
         self.figure.camera.position = (1.3, 1.1, 1.7)
         self.widget = self.figure
 
-    def _vertices(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X, Y = np.meshgrid(self.xs, self.ys)  # (ny, nx) like Z
-        lo, _ = z_limits(Z)
-        height = np.where(np.isfinite(Z), Z, lo)  # masked by the triangles anyway
-        return X.reshape(-1), height.reshape(-1), Y.reshape(-1)
+    # Browser tests (tests/browser/test_surface3d_browser.py) showed what the 0.6.3 front end
+    # does with updates after display: new values for arrays of the same length, and a
+    # visibility change sent on its own, are drawn; a change of an array's *length* and a
+    # geometry change sent together with a visibility change are not. So objects whose
+    # size changes are replaced, and nothing is hidden in the same message as new data.
 
     def _set_limits(self) -> None:
         lo, hi = z_limits(self.Z, self.path[2] if self.path is not None else None)
@@ -264,29 +259,61 @@ class IpyvolumeSurfaceView(SurfaceView):
     def _draw_surface(self) -> None:
         from nbviz.imaging import apply_colormap
 
-        x, y, z = self._vertices(self.Z)
-        tris = grid_triangles(np.isfinite(self.Z))
-        lo, hi = z_limits(self.Z)
+        Z = self.Z
+        tris = grid_triangles(np.isfinite(Z))
+        lo, hi = z_limits(Z)
+        X, Y = np.meshgrid(self.xs, self.ys)  # (ny, nx) like Z
+        # ipyvolume's y axis is up: (a, loss, b); NaN heights are cut out by the triangles
+        x, y, z = X.reshape(-1), np.where(np.isfinite(Z), Z, lo).reshape(-1), Y.reshape(-1)
         colors = apply_colormap((y - lo) / (hi - lo), self.cmap).astype(np.float32) / 255.0
-        with self.mesh.hold_sync():
-            self.mesh.x, self.mesh.y, self.mesh.z = x, y, z
-            self.mesh.color = colors
-            # an empty triangle list upsets the front end: hide instead
-            self.mesh.triangles = tris if len(tris) else np.zeros((1, 3), np.uint32)
-            self.mesh.visible = bool(len(tris))
+        if not len(tris):
+            self._replace("mesh", None)
+        elif self.mesh is None or len(self.mesh.x) != len(x):
+            self._replace("mesh", self._ipv.Mesh(
+                x=x, y=y, z=z, triangles=tris, color=colors, description="surface",
+            ))  # fmt: skip
+        else:
+            with self.mesh.hold_sync():
+                self.mesh.x, self.mesh.y, self.mesh.z = x, y, z
+                self.mesh.color = colors
+                self.mesh.triangles = tris
         self._set_limits()
+        if self.path is not None:  # the lift depends on the surface's range
+            self._draw_path()
 
     def _draw_path(self) -> None:
         if self.path is None or not self.path[0].size:
-            self.scatter.visible = False
+            self._replace("scatter", None)
             return
         a, b, z = self.path
-        with self.scatter.hold_sync():
-            self.scatter.x, self.scatter.y, self.scatter.z = a, z, b
-            self.scatter.visible = self._show_path
+        if self.Z is not None:
+            lo, hi = z_limits(self.Z, z)
+            z = z + self.PATH_LIFT * (hi - lo)
+        if self.scatter is None or len(self.scatter.x) != len(a):
+            self._replace("scatter", self._ipv.Scatter(
+                x=a, y=z, z=b, color="red", size=1.5, geo="sphere", connected=True,
+                visible=self._show_path, description="path",
+                # the defaults of these two become 0-d arrays the comm cannot send (numpy 2)
+                color_selected=None, size_selected=1.5,
+            ))  # fmt: skip
+        else:
+            with self.scatter.hold_sync():
+                self.scatter.x, self.scatter.y, self.scatter.z = a, z, b
+            if self.scatter.visible != self._show_path:
+                self.scatter.visible = self._show_path  # its own message, see above
         if self.Z is not None:
             self._set_limits()
 
+    def _replace(self, which: str, new: Any) -> None:
+        """Swap the figure's mesh or scatter for ``new`` (or none) and close the old one."""
+        old = getattr(self, which)
+        setattr(self, which, new)
+        if which == "mesh":
+            self.figure.meshes = [new] if new is not None else []
+        else:
+            self.figure.scatters = [new] if new is not None else []
+        if old is not None:
+            close_widget_tree(old)
 
 
 # -- matplotlib -----------------------------------------------------------------------------

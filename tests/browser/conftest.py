@@ -385,6 +385,26 @@ class LabSession:
             raise AssertionError(f"notebook cells raised: {state['errors']}")
         return state
 
+    def execute(self, code: str, timeout: float = KERNEL_TIMEOUT) -> dict:
+        """Run ``code`` in the open notebook's kernel (no new cell), as a live update would.
+
+        Widget messages from it reach the displayed views. Returns ``{status, error}``.
+        """
+        return self.page.evaluate(
+            """async (code) => {
+              const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+              const future = kernel.requestExecute({code, stop_on_error: true});
+              let error = null;
+              future.onIOPub = (msg) => {
+                if (msg.header.msg_type === 'error')
+                  error = msg.content.ename + ': ' + msg.content.evalue;
+              };
+              const reply = await future.done;
+              return {status: reply.content.status, error};
+            }""",
+            code,
+        )
+
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nbviz.widgets.surface3d import resolve_kind
 
+from .conftest import element_pixels
 from .test_render_stack import _wait_for_pixels
 
 SETUP = """
@@ -60,3 +62,53 @@ def test_matplotlib_fallback_view_is_not_blank(lab):
     assert frac > 0.05, frac
     img = lab.page.locator(".widget-image").first
     assert img.evaluate("i => i.naturalWidth") == 420
+
+
+def _red(px: np.ndarray) -> int:
+    """Pixels of the red path (viridis has no saturated red)."""
+    r, g, b = px[..., 0], px[..., 1], px[..., 2]
+    return int(((r > 150) & (g < 90) & (b < 90)).sum())
+
+
+@pytest.mark.parametrize("requested", ["auto", "matplotlib"])
+def test_view_updates_live_after_display(lab, requested):
+    """Cells and path points arrive while the view is on screen (a live landscape)."""
+    kind = resolve_kind(requested)
+    lab.run_notebook(f"surface3d_live_{kind}.ipynb", [
+        "import numpy as np\n"
+        "from nbviz.widgets.surface3d import make_surface_view\n"
+        "xs = np.linspace(-1, 1, 21); ys = np.linspace(-1, 1, 17)\n"
+        "Z = np.full((17, 21), np.nan)\n"
+        f"view = make_surface_view({kind!r}, width=400, height=340)\n"
+        "view.set_surface(xs, ys, Z)\n"
+        "t = np.linspace(0, 1, 12); pa = 0.9 - 0.9 * t; pb = -0.9 + 0.9 * t\n"
+        "view",
+    ])  # fmt: skip
+    page = lab.page
+    sel = ".ipyvolume-canvas-container canvas" if kind == "ipyvolume" else ".widget-image"
+    target = page.locator(sel).first
+    target.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    empty = _colourfulness(element_pixels(target))
+
+    def update(code: str) -> np.ndarray:
+        reply = lab.execute(code)
+        assert reply == {"status": "ok", "error": None}, reply
+        page.wait_for_timeout(1500)
+        return element_pixels(target)
+
+    # the whole grid at once, then the path in two growing steps
+    filled = update("Z[:] = np.add.outer(ys**2, xs**2); view.set_surface(xs, ys, Z)")
+    short = update("view.set_path(pa[:4], pb[:4], pa[:4]**2 + pb[:4]**2)")
+    full = update("view.set_path(pa, pb, pa**2 + pb**2)")
+    hidden = update("view.show_path = False")
+    steps = {
+        "empty": empty,
+        "filled": _colourfulness(filled),
+        "red_filled": _red(filled), "red_short": _red(short), "red_full": _red(full),
+        "red_hidden": _red(hidden),
+    }  # fmt: skip
+    print(f"{kind} live updates: {steps}")
+    assert steps["empty"] < 0.01 and steps["filled"] > 0.05, steps
+    assert steps["red_filled"] < steps["red_short"] < steps["red_full"], steps
+    assert steps["red_hidden"] < steps["red_short"], steps
