@@ -103,6 +103,22 @@ def test_weights_identical_after_cancel_close_and_exception():
     assert_weights_identical(model, snap)
 
 
+def test_progress_bar_on_request(capsys):
+    model = mlp()
+    x, y = parabola(16)
+    evaluate_grid(model, x, y, random_directions(model), XS, YS, progress=True)
+    assert "loss grid" in capsys.readouterr().err
+
+
+def test_interpolation_of_batchnorm_convnets_reaches_the_second_model():
+    a, b = convnet(0), convnet(1)
+    x, y = images(16)
+    b.fit(x, y, epochs=2, batch_size=8, verbose=0)  # b's moving statistics differ from a's
+    line = evaluate_line(a, x, y, interpolation_directions(a, b), ts=[0.0, 1.0])
+    assert line.loss[0] == pytest.approx(a.evaluate(x, y, verbose=0)[0], rel=1e-5)
+    assert line.loss[1] == pytest.approx(b.evaluate(x, y, verbose=0)[0], rel=1e-5)
+
+
 def test_cancelled_evaluate_grid_returns_partial_surface():
     model = mlp()
     x, y = parabola(32)

@@ -28,7 +28,7 @@ def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
     D D^T; explained-variance ratios (k,))``.
     """
     n, p = matrix.shape
-    blocks = column_blocks(n, p, ranges)
+    blocks = column_blocks(n, p, ranges, budget_bytes=2**26)
     gram = np.zeros((n, n))
     for b in blocks:
         d = matrix[:, b] - center[b]
@@ -87,8 +87,9 @@ def pca_directions(path: Any, model: Any, final: Any = None, n_components: int =
         c = origin_flat
     else:
         c = np.zeros(layout.n_params, dtype=np.float32)
+        weights = np.full(matrix.shape[0], 1.0 / matrix.shape[0], dtype=np.float32)
         for b in column_blocks(matrix.shape[0], layout.n_params, ranges):
-            c[b] = matrix[:, b].mean(axis=0, dtype=np.float64)
+            c[b] = weights @ matrix[:, b]  # BLAS; a strided float64 mean is 10x slower
     comps, lam, ratios = gram_pca(matrix, c, n_components, ranges)
     first = comps @ (matrix[0] - c)
     comps[first > 0] *= -1.0
