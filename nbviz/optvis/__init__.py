@@ -30,6 +30,7 @@ from .objectives import (
     l1,
     l2,
     neuron,
+    renderable_layers,
     total_variation,
 )
 from .render import Callback, Frame, Renderer, Result
@@ -52,6 +53,7 @@ __all__ = [
     "objectives",
     "param",
     "render",
+    "renderable_layers",
     "total_variation",
     "transforms",
     "visualize",

@@ -139,6 +139,16 @@ def preactivation_supported(info: LayerInfo) -> bool:
     return act is not None and act is not keras.activations.linear
 
 
+def renderable_layers(model: Any) -> dict[str, int]:
+    """Layers whose units can be visualized, mapped to their number of channels/units.
+
+    In model order, nested layers as ``"outer/inner"``; what a layer picker should offer.
+    """
+    check_image_model(model)
+    table = LayerTable(model)
+    return {n: int(table.output_shape(n)[-1]) for n in table.layers_with_channels()}
+
+
 def check_image_model(model: Any) -> tuple:
     """The model's input shape if it takes images ``(B, H, W, C)``, else a :class:`ModelError`."""
     shape = check_model_input(model)
@@ -454,13 +464,14 @@ class Channel(_UnitObjective):
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
         acts = tf.cast(ctx(self.layer), tf.float32)
-        picked = tf.gather(acts, self._row_index(ctx.batch), axis=acts.shape.rank - 1, batch_dims=1)
-        if self.crop and picked.shape.rank == 3:
+        if self.crop and acts.shape.rank == 4:
             c = self.crop
-            picked = picked[:, c : picked.shape[1] - c, c : picked.shape[2] - c]
-        if picked.shape.rank == 1:
-            return picked
-        return tf.reduce_mean(tf.reshape(picked, [ctx.batch, -1]), axis=1)
+            acts = acts[:, c : acts.shape[1] - c, c : acts.shape[2] - c, :]
+        if acts.shape.rank > 2:
+            # Mean over space first, then pick: cheaper than gathering channel maps (whose
+            # gradient transposes the whole activation).
+            acts = tf.reduce_mean(acts, axis=list(range(1, acts.shape.rank - 1)))
+        return tf.gather(acts, self._row_index(ctx.batch), axis=1, batch_dims=1)
 
 
 class Neuron(_UnitObjective):

@@ -22,6 +22,7 @@ model runs with ``training=False`` (Dropout off, BatchNorm on its moving statist
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -288,14 +289,18 @@ class Renderer:
         self.step = 0
         self.history: list[np.ndarray] = []
         # autograph off: the graph code is written with tf ops already (tracing is faster).
+        # partial(): a per-instance key, so many renderers do not trip TF's retracing warning.
         self._run = tf.function(
-            self._run_steps, jit_compile=jit_compile, reduce_retracing=True, autograph=False
-        )
-        self._image = tf.function(self.param.image, autograph=False)
+            functools.partial(Renderer._run_steps, self),
+            jit_compile=jit_compile, reduce_retracing=True, autograph=False,
+        )  # fmt: skip
+        self._image = tf.function(functools.partial(_call_fn, self.param.image), autograph=False)
+        self._evaluate: Any = None
 
     # -- the compiled step -------------------------------------------------------------------
-    def _model_input(self, image: Any) -> Any:
-        x = transforms_mod.apply(self.transforms, image, self.rng, out_hw=self.model_hw or self.size)
+    def _model_input(self, image: Any, transforms: Sequence[Any]) -> Any:
+        """Transforms, fit to the model's input size, value range, preprocessing."""
+        x = transforms_mod.apply(transforms, image, self.rng, out_hw=self.model_hw or self.size)
         lo, hi = self.value_range
         if (lo, hi) != (0.0, 1.0):
             x = lo + (hi - lo) * x
@@ -312,9 +317,9 @@ class Renderer:
             for t, o in zip(self.taps, outs, strict=True)
         }
 
-    def _objective_values(self, image: Any) -> Any:
-        """``(B,)`` objective values of ``image`` after transforms (graph code)."""
-        acts = self._activations(self._model_input(image))
+    def _objective_values(self, image: Any, transforms: Sequence[Any]) -> Any:
+        """``(B,)`` objective values of ``image`` after ``transforms`` (graph code)."""
+        acts = self._activations(self._model_input(image, transforms))
         return self.objective.value(Context(acts, image))
 
     def _normalize(self, grads: list[Any]) -> list[Any]:
@@ -338,7 +343,7 @@ class Renderer:
         variables = self.param.variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(variables)
-            values = self._objective_values(self.param.image())
+            values = self._objective_values(self.param.image(), self.transforms)
             loss = -tf.reduce_sum(values)
         grads = self._normalize(tape.gradient(loss, variables))
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
@@ -370,6 +375,29 @@ class Renderer:
     def image(self) -> np.ndarray:
         """The current image, ``(B, H, W, C)`` float32 in ``[0, 1]``."""
         return self._image().numpy()
+
+    def evaluate(self, images: np.ndarray | None = None) -> np.ndarray:
+        """Objective value per row of ``images`` (default: the current image), no transforms.
+
+        ``images``: ``(B, H, W, C)`` in ``[0, 1]`` at the render size. Deterministic (the
+        model runs in inference mode); changes nothing.
+        """
+        tf = require_tensorflow()
+        x = self.image() if images is None else np.asarray(images, np.float32)
+        expected = (self.batch, *self.size, self.channels)
+        if x.shape != expected:
+            raise ImageError(
+                f"evaluate() needs images of shape {expected} (batch, render size, channels); "
+                f"got {x.shape}."
+            )
+        if self._evaluate is None:
+            self._evaluate = tf.function(
+                functools.partial(Renderer._evaluate_graph, self), autograph=False
+            )
+        return self._evaluate(tf.constant(x)).numpy()
+
+    def _evaluate_graph(self, images: Any) -> Any:
+        return self._objective_values(images, [])
 
     def reset(self, seed: int | None = None) -> None:
         """Start over from a fresh random image (``seed`` default: the renderer's seed)."""
@@ -486,6 +514,10 @@ class Renderer:
         for cb in callbacks:
             _call(cb, "on_end", result)
         return result
+
+
+def _call_fn(fn: Callable[[], Any]) -> Any:
+    return fn()
 
 
 def _call(cb: Any, method: str, *args: Any) -> None:

@@ -1,0 +1,148 @@
+"""Benchmark: the seed article's eager optimization loop vs nbviz's compiled renderer.
+
+Side by side in one run, on VGG16 (weights=None, 128 px, block3_conv1) and on the demo
+convnet (64 px, conv3), one filter each:
+
+* ``seed``   -- the article's ``OptVis`` (ported to Keras 3): an activation model per filter,
+  an eager ``tf.GradientTape`` step, ``optimizer.apply_gradients`` on a pixel variable.
+* ``bare``   -- nbviz ``Renderer`` with the same work: pixel image, no transforms, no
+  gradient normalization, post-activation output.
+* ``full``   -- nbviz ``Renderer`` with the whole recipe: spectral + colour-decorrelated
+  image, Lucid's transforms, per-row gradient normalization, pre-activation objective.
+
+Renderers are driven as a widget drives them (``frames(every=8)``, image fetched every
+frame). Every variant is warmed up (traced) before timing; the best of ``--repeats``
+timed runs is reported (as ``timeit`` does), the variants' runs interleaved so that load
+from other processes hits all of them alike. Goals: ``full / seed >= 2.4`` and ``bare / full - 1 <= 15%``.
+
+Run: ``python benchmarks/optvis.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from nbviz.optvis import Renderer, channel  # noqa: E402
+
+
+class SeedOptVis:
+    """The seed article's ``OptVis`` (eager GradientTape), ported to Keras 3 unchanged in spirit."""
+
+    def __init__(self, model, layer, filter, size=(128, 128)):
+        activations = model.get_layer(layer).output
+        activations = activations[:, :, :, filter]
+        self.activation_model = keras.Model(inputs=model.inputs, outputs=activations)
+        self.shape = [1, *size, 3]
+        self.image = tf.Variable(tf.random.uniform(shape=self.shape, dtype=tf.float32))
+
+    def compile(self, optimizer):
+        self.optimizer = optimizer
+
+    def train_step(self):
+        with tf.GradientTape() as tape:
+            loss = tf.math.reduce_mean(self.activation_model(self.image))
+        grads = tape.gradient(loss, self.image)
+        self.optimizer.apply_gradients([(-grads, self.image)])
+        return {"loss": loss}
+
+    def fit(self, epochs=1):
+        for _ in tf.range(epochs):
+            loss = self.train_step()
+        return loss
+
+
+def seed_runner(model, layer, unit, size):
+    """A function running n steps of the seed's loop (warmed up)."""
+    opt = SeedOptVis(model, layer, unit, size=(size, size))
+    opt.compile(keras.optimizers.Adam(0.05))
+    opt.fit(3)  # warm-up
+
+    def go(n):
+        opt.fit(n)
+        opt.image.numpy()
+
+    return go
+
+
+def renderer_runner(model, layer, unit, size, full: bool):
+    """A function running n steps of nbviz's Renderer as a widget does (frames every 8)."""
+    if full:
+        r = Renderer(model, channel(layer, unit), size=size)
+    else:
+        r = Renderer(
+            model, channel(layer, unit), size=size, fft=False, decorrelate=False,
+            sigmoid=False, transforms="none", grad_norm=None, preactivation=False,
+        )  # fmt: skip
+    for _ in r.frames(8, every=8):  # warm-up: trace and run once
+        pass
+
+    def go(n):
+        for _ in r.frames(n, every=8):
+            pass
+        assert r.trace_count == 1, "the step retraced"
+
+    return go
+
+
+def interleaved_rates(runners: dict, steps: int, repeats: int) -> dict[str, float]:
+    """Best steps/s of each runner over ``repeats`` runs, interleaved so that load from other
+    processes hits all runners alike (the best run is the least disturbed, as timeit does)."""
+    rates: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(repeats):
+        for name, go in runners.items():
+            t0 = time.perf_counter()
+            go(steps)
+            rates[name].append(steps / (time.perf_counter() - t0))
+    return {k: max(v) for k, v in rates.items()}
+
+
+def _models(quick: bool):
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(128, 128, 3))
+    yield "VGG16 128px block3_conv1", vgg, "block3_conv1", 7, 128
+    try:
+        from nbviz.demo import load_demo_model
+
+        demo, note = load_demo_model(), "demo convnet 64px conv3"
+    except Exception:  # the trained weights are optional for timing: same architecture
+        from nbviz.demo import build_demo_convnet
+
+        demo, note = build_demo_convnet(), "demo convnet (untrained) 64px conv3"
+    yield note, demo, "conv3", 5, 64
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke run)")
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
+    header = f"{'model':34s} {'seed':>8s} {'bare':>8s} {'full':>8s}  {'full/seed':>9s} {'bare/seed':>9s} {'recipe cost':>11s}"
+    print(header)
+    for name, model, layer, unit, size in _models(args.quick):
+        steps = (8 if args.quick else 16) if size >= 128 else (48 if args.quick else 96)
+        runners = {
+            "seed": seed_runner(model, layer, unit, size),
+            "bare": renderer_runner(model, layer, unit, size, full=False),
+            "full": renderer_runner(model, layer, unit, size, full=True),
+        }
+        r = interleaved_rates(runners, steps, repeats)
+        seed, bare, full = r["seed"], r["bare"], r["full"]
+        cost = bare / full - 1.0
+        print(
+            f"{name:34s} {seed:8.1f} {bare:8.1f} {full:8.1f}  {full / seed:8.2f}x {bare / seed:8.2f}x "
+            f"{cost * 100:10.1f}%"
+        )
+    print("steps/s (best of interleaved runs); goals: full/seed >= 2.4x, recipe cost (bare/full - 1) <= 15%")
+
+
+if __name__ == "__main__":
+    main()
