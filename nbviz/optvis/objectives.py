@@ -142,11 +142,16 @@ def preactivation_supported(info: LayerInfo) -> bool:
 def renderable_layers(model: Any) -> dict[str, int]:
     """Layers whose units can be visualized, mapped to their number of channels/units.
 
-    In model order, nested layers as ``"outer/inner"``; what a layer picker should offer.
+    In model order, nested layers as ``"outer/inner"``; softmax outputs are left out (see
+    :meth:`LayerTable.check_softmax`). What a layer picker should offer.
     """
     check_image_model(model)
     table = LayerTable(model)
-    return {n: int(table.output_shape(n)[-1]) for n in table.layers_with_channels()}
+    return {
+        n: int(table.output_shape(n)[-1])
+        for n in table.layers_with_channels()
+        if not table.is_softmax(n)
+    }
 
 
 def check_image_model(model: Any) -> tuple:
@@ -265,6 +270,7 @@ class Sum(Objective):
         flat: list[Objective] = []
         for t in terms:
             flat.extend(t.terms if isinstance(t, Sum) else [t])
+        _merge_rows(flat)  # fail at composition time, not at render time
         self.terms = flat
 
     @property
@@ -550,11 +556,12 @@ class Direction(Objective):
         tf = require_tensorflow()
         self.layer = layer
         vec = _as_vectors(vector)
+        self._shape = vec.shape
         self.vector = tf.Variable(vec, trainable=False, shape=tf.TensorShape([None, vec.shape[1]]))
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"direction({self.layer!r}, <{tuple(self.vector.shape)}>)"
+        return f"direction({self.layer!r}, <vector {self._shape}>)"
 
     @property
     def layers(self) -> frozenset[str]:
@@ -562,29 +569,31 @@ class Direction(Objective):
 
     @property
     def rows(self) -> int | None:
-        n = int(self.vector.shape[0])
+        n = int(self._shape[0])
         return n if n > 1 else None
 
     def set_vector(self, vector: Any) -> None:
+        """Change the direction (same channel count; one vector or one per row)."""
         vec = _as_vectors(vector)
-        if vec.shape[1] != self.vector.shape[1]:
-            raise UnitError(
-                f"The direction has {self.vector.shape[1]} channels; got {vec.shape[1]}."
-            )
+        if vec.shape[1] != self._shape[1]:
+            raise UnitError(f"The direction has {self._shape[1]} channels; got {vec.shape[1]}.")
+        if vec.shape[0] not in (1, self._shape[0]) and self._shape[0] != 1:
+            raise UnitError(f"The direction has {self._shape[0]} rows; got {vec.shape[0]}.")
+        self._shape = vec.shape
         self.vector.assign(vec)
 
     def check(self, table: LayerTable) -> None:
         shape = table.output_shape(self.layer)
-        if int(shape[-1]) != int(self.vector.shape[1]):
+        if int(shape[-1]) != int(self._shape[1]):
             raise UnitError(
-                f"direction vector has {self.vector.shape[1]} entries but layer {self.layer!r} "
+                f"direction vector has {self._shape[1]} entries but layer {self.layer!r} "
                 f"has {shape[-1]} channels. Fix: pass a vector of length {shape[-1]}."
             )
 
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
         acts = tf.cast(ctx(self.layer), tf.float32)
-        vec = tf.broadcast_to(self.vector, [ctx.batch, acts.shape[-1]])
+        vec = tf.broadcast_to(self.vector, [ctx.batch, int(self._shape[1])])
         acts = tf.reshape(acts, [ctx.batch, -1, acts.shape[-1]])
         return tf.reduce_mean(tf.einsum("bnc,bc->bn", acts, vec), axis=1)
 

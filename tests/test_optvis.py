@@ -1,0 +1,438 @@
+"""nbviz.optvis on tiny models: parameterizations, transforms, objectives, render loop, errors.
+
+Quality on a trained network is in test_optvis_quality.py (the demo convnet).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from helpers import assert_weights_identical, weights_snapshot
+
+tf = pytest.importorskip("tensorflow")
+
+from nbviz import optvis  # noqa: E402
+from nbviz.errors import ImageError, LayerError, ModelError, UnitError  # noqa: E402
+from nbviz.optvis import objectives as obj  # noqa: E402
+from nbviz.optvis import param  # noqa: E402
+from nbviz.optvis import transforms as T  # noqa: E402
+from nbviz.optvis.render import preactivation_fn  # noqa: E402
+
+BARE = dict(fft=False, decorrelate=False, sigmoid=False, transforms="none", grad_norm=None)
+
+
+def _rng(seed: int = 0):
+    return tf.random.Generator.from_seed(seed)
+
+
+# ---- param -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("b", "h", "w"), [(1, 16, 16), (2, 17, 23), (3, 12, 9)])
+def test_fft_image_is_lucids_scaled_inverse_rfft(b, h, w):
+    p = param.fft_image((b, h, w, 3), seed=1)
+    v = p.variables[0].numpy()  # (H, B, C, 2K)
+    k = w // 2 + 1
+    assert v.shape == (h, b, 3, 2 * k)
+    spec = (v[..., :k] + 1j * v[..., k:]).transpose(1, 2, 0, 3)  # (B, C, H, K)
+    freqs = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2)
+    scale = np.sqrt(h * w) / np.maximum(freqs, 1.0 / max(h, w))
+    expected = np.fft.irfft2(spec * scale, s=(h, w)).transpose(0, 2, 3, 1) / 4.0
+    got = p.image().numpy()
+    assert got.shape == (b, h, w, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_image_param_range_channels_and_reset():
+    rgb = param.image(20, 24, batch=2, seed=3)
+    a = rgb.image().numpy()
+    assert a.shape == (2, 20, 24, 3) and 0.0 <= a.min() and a.max() <= 1.0
+    assert "decorrelate=True" in rgb.description
+    gray = param.image(16, batch=1, channels=1)
+    assert gray.image().numpy().shape == (1, 16, 16, 1)
+    assert "decorrelate=False" in gray.description  # no colour decorrelation for 1 channel
+    rgb.variables[0].assign(tf.zeros_like(rgb.variables[0]))
+    rgb.reset(3)
+    np.testing.assert_array_equal(rgb.image().numpy(), a)  # same seed, same start
+    variables, image_fn = param.image(8, fft=False)  # unpacks like Lucid's pair
+    assert variables[0].shape == (1, 8, 8, 3) and image_fn().shape == (1, 8, 8, 3)
+
+
+def test_to_valid_rgb_decorrelation_and_clipping():
+    t = tf.constant(np.random.default_rng(0).normal(0, 3, (1, 4, 4, 3)).astype(np.float32))
+    out = param.to_valid_rgb(t, decorrelate=True, sigmoid=True).numpy()
+    lin = t.numpy() @ param.COLOR_CORRELATION_NORMALIZED.T
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-lin)), atol=1e-6)
+    assert np.linalg.norm(param.COLOR_CORRELATION_NORMALIZED, axis=0).max() == pytest.approx(1.0)
+    x = tf.Variable(tf.constant([[2.0, -1.0, 0.3]]))
+    with tf.GradientTape() as tape:
+        y = param.to_valid_rgb(x, decorrelate=False, sigmoid=False)
+    np.testing.assert_allclose(y.numpy(), [[1.0, 0.0, 0.8]], atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[1.0, 1.0, 1.0]])  # straight through
+    with pytest.raises(ImageError, match="decorrelate=False"):
+        param.to_valid_rgb(tf.zeros((1, 2, 2, 1)), decorrelate=True)
+    with pytest.raises(ImageError, match="batch, height, width, channels"):
+        param.pixel_image((4, 4))
+
+
+# ---- transforms ------------------------------------------------------------------------------
+
+
+def test_transforms_without_randomness_are_exact_identity():
+    img = tf.random.uniform([2, 20, 24, 3], seed=1)
+    frozen = T.lucid(jitter1=0, scales=[1.0], angles=[0.0], jitter2=0)
+    out = T.apply(frozen, img, _rng(), out_hw=(20, 24))
+    np.testing.assert_array_equal(out.numpy(), img.numpy())
+    assert T.apply([], img, _rng(), out_hw=(20, 24)) is img  # nothing to do: no op at all
+
+
+def test_jitter_is_an_integer_crop_of_the_padded_image():
+    img = np.random.default_rng(0).uniform(size=(3, 10, 12, 2)).astype(np.float32)
+    out = T.apply([T.pad(2, 0.25), T.jitter(4)], tf.constant(img), _rng(5), out_hw=None).numpy()
+    assert out.shape == (3, 10, 12, 2)
+    padded = np.pad(img, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=0.25)
+    for b in range(3):
+        matches = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if np.array_equal(padded[b, dy : dy + 10, dx : dx + 12], out[b])
+        ]
+        assert len(matches) == 1
+
+
+def test_rotate_90_degrees_is_a_rot90_and_resize_is_bilinear():
+    img = np.random.default_rng(1).uniform(size=(1, 9, 9, 3)).astype(np.float32)
+    out = T.apply([T.random_rotate([90.0])], tf.constant(img), _rng(), out_hw=(9, 9)).numpy()
+    candidates = [np.rot90(img[0], k) for k in (1, 3)]
+    assert min(np.abs(out[0] - c).max() for c in candidates) < 1e-5
+    small = T.apply([], tf.constant(img), _rng(), out_hw=(5, 7)).numpy()
+    np.testing.assert_allclose(small, tf.image.resize(img, (5, 7)).numpy(), atol=1e-5)
+
+
+def test_standard_preset_is_seeded_in_graph_and_varies_per_step():
+    img = tf.random.uniform([4, 32, 32, 3], seed=2)
+    a = T.apply(T.standard, img, _rng(7), out_hw=(32, 32)).numpy()
+    b = T.apply(T.standard, img, _rng(7), out_hw=(32, 32)).numpy()
+    np.testing.assert_array_equal(a, b)
+    rng = _rng(7)
+    f = tf.function(lambda x: T.apply(T.standard, x, rng, out_hw=(24, 24)), autograph=False)
+    c, d = f(img).numpy(), f(img).numpy()
+    assert c.shape == (4, 24, 24, 3) and np.isfinite(c).all() and not np.array_equal(c, d)
+    assert T.resolve("standard") == T.standard and T.resolve("none") == [] == T.resolve(None)
+    with pytest.raises(ValueError, match="Unknown transform preset"):
+        T.resolve("lucidd")
+    with pytest.raises(ValueError, match="shrink"):
+        T.apply([T.jitter(40)], img, _rng(), out_hw=None)
+
+
+def test_custom_callable_transform_between_affine_ones():
+    img = tf.random.uniform([1, 16, 16, 3], seed=3)
+    flip = lambda x, rng: x[:, :, ::-1, :]  # noqa: E731
+    out = T.apply([T.pad(2), flip, T.jitter(0)], img, _rng(), out_hw=(16, 16)).numpy()
+    np.testing.assert_allclose(out, img.numpy()[:, :, ::-1, :], atol=1e-6)
+
+
+# ---- objectives ------------------------------------------------------------------------------
+
+
+def test_objectives_compose_union_layers_and_name_themselves():
+    a = optvis.channel("conv1", 2)
+    penalty = 1e-3 * optvis.total_variation()
+    combo = a - penalty + 0.5 * optvis.diversity("conv2")
+    assert combo.layers == frozenset({"conv1", "conv2"})
+    assert repr(combo) == "channel('conv1', 2) - 0.001 * total_variation() + 0.5 * diversity('conv2')"
+    assert sum([a, optvis.neuron("conv2", 1)]).layers == {"conv1", "conv2"}
+    assert -a is not a and repr(a / 2) == "0.5 * channel('conv1', 2)"
+    assert optvis.as_objective("conv2:1,3,5").rows == 3
+    assert isinstance(optvis.as_objective("logits:3"), obj.Channel)
+    with pytest.raises(UnitError, match="different numbers of batch rows"):
+        _ = optvis.channel("conv1", [0, 1]) + optvis.channel("conv2", [0, 1, 2])
+    for bad in ("conv1", "conv1:x", ":3"):
+        with pytest.raises(UnitError, match=r"'layer:unit'|'conv3:12'"):
+            optvis.as_objective(bad)
+
+
+def _values(model, objective, images, **kw):
+    kw = {**BARE, "batch": images.shape[0], "size": images.shape[1:3], **kw}
+    r = optvis.Renderer(model, objective, **kw)
+    return r.evaluate(images)
+
+
+def test_objective_values_match_direct_computation(tiny_convnet, keras):
+    model = tiny_convnet
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    probe = keras.Model(model.inputs[0], [model.get_layer(n).output for n in ("conv1", "conv2", "logits")])
+    c1, c2, logits = (t.numpy() for t in probe(x))
+    got = _values(model, optvis.channel("conv2", [3, 0, 7]), x, preactivation=False)
+    np.testing.assert_allclose(got, [c2[0, ..., 3].mean(), c2[1, ..., 0].mean(), c2[2, ..., 7].mean()], rtol=1e-5)
+    got = _values(model, optvis.channel("conv1", 5, crop=4), x, preactivation=False)
+    np.testing.assert_allclose(got, c1[:, 4:-4, 4:-4, 5].mean(axis=(1, 2)), rtol=1e-5)
+    got = _values(model, optvis.neuron("conv2", [1, 2, 3]), x, preactivation=False)
+    np.testing.assert_allclose(got, [c2[0, 8, 8, 1], c2[1, 8, 8, 2], c2[2, 8, 8, 3]], rtol=1e-5)
+    got = _values(model, optvis.class_logit("logits", [0, 1, 2]), x)
+    np.testing.assert_allclose(got, logits[[0, 1, 2], [0, 1, 2]], rtol=1e-5)
+    vec = rng.normal(size=16).astype(np.float32)
+    got = _values(model, optvis.direction("conv2", vec), x, preactivation=False)
+    np.testing.assert_allclose(got, (c2 @ vec).mean(axis=(1, 2)), rtol=1e-4)
+    got = _values(model, optvis.total_variation() + 2 * optvis.l1(0.5) - optvis.l2(), x)
+    tv = np.abs(np.diff(x, axis=1)).sum((1, 2, 3)) + np.abs(np.diff(x, axis=2)).sum((1, 2, 3))
+    l1 = np.abs(x - 0.5).sum((1, 2, 3))
+    l2 = np.sqrt(1e-6 + (x**2).sum((1, 2, 3)))
+    np.testing.assert_allclose(got, tv + 2 * l1 - l2, rtol=1e-4)
+
+
+def test_diversity_matches_lucid_and_penalizes_identical_rows(tiny_convnet, keras):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(3, 32, 32, 3)).astype(np.float32)
+    acts = keras.Model(tiny_convnet.inputs[0], tiny_convnet.get_layer("conv1").output)(x).numpy()
+    flat = acts.reshape(3, -1, 8)
+    grams = np.einsum("bnc,bnd->bcd", flat, flat).reshape(3, -1)
+    grams /= np.linalg.norm(grams, axis=1, keepdims=True)
+    lucid = -sum(grams[i] @ grams[j] for i in range(3) for j in range(3) if i != j) / 3
+    got = _values(tiny_convnet, optvis.diversity("conv1"), x, preactivation=False)
+    assert got.sum() == pytest.approx(lucid, rel=1e-5)
+    same = _values(tiny_convnet, optvis.diversity("conv1"), np.repeat(x[:1], 3, 0), preactivation=False)
+    assert same.sum() < got.sum()  # identical rows are the least diverse
+
+
+def test_preactivation_reads_before_the_fused_activation(keras):
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((12, 12, 3))
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="c1")(inp)
+    h = keras.layers.Conv2D(5, 3, dilation_rate=2, activation="tanh", name="c2")(h)
+    out = keras.layers.Dense(3, activation="softmax", name="d")(keras.layers.Flatten()(h))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).uniform(size=(2, 12, 12, 3)).astype(np.float32)
+    for name, act in (("c1", tf.nn.relu), ("c2", tf.nn.tanh), ("d", tf.nn.softmax)):
+        layer = model.get_layer(name)
+        layer_in = keras.Model(model.inputs[0], layer.input)(x)
+        pre = preactivation_fn(layer)(layer_in)
+        full = keras.Model(model.inputs[0], layer.output)(x)
+        np.testing.assert_allclose(act(pre).numpy(), full.numpy(), atol=1e-6)
+    pre_c2 = preactivation_fn(model.get_layer("c2"))(keras.Model(model.inputs[0], model.get_layer("c1").output)(x))
+    got = _values(model, optvis.channel("c2", 1), x[:1])
+    np.testing.assert_allclose(got, pre_c2.numpy()[:1, ..., 1].mean(), rtol=1e-5)
+    # A softmax Dense read before its softmax is a fine class objective.
+    assert _values(model, optvis.class_logit("d", 0), x[:1]).shape == (1,)
+    with pytest.raises(LayerError, match="softmax"):
+        optvis.Renderer(model, optvis.class_logit("d", 0), preactivation=False)
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+
+def test_bad_layers_units_and_models_get_clear_errors(tiny_convnet, keras):
+    with pytest.raises(LayerError, match=r"No layer named 'conv9'.*Did you mean.*Valid layers"):
+        optvis.Renderer(tiny_convnet, "conv9:1")
+    with pytest.raises(UnitError, match=r"Channel 16 is out of range.*16 channels.*0\.\.15"):
+        optvis.Renderer(tiny_convnet, "conv2:16")
+    with pytest.raises(UnitError, match="out of range"):
+        optvis.Renderer(tiny_convnet, optvis.channel("conv2", [1, -1]))
+    with pytest.raises(UnitError, match="integer"):
+        optvis.channel("conv2", 1.5)
+    with pytest.raises(LayerError, match=r"neuron\(\) needs a spatial"):
+        optvis.Renderer(tiny_convnet, optvis.neuron("logits", 1))
+    with pytest.raises(UnitError, match="x=99 is outside"):
+        optvis.Renderer(tiny_convnet, optvis.neuron("conv2", 1, x=99))
+    with pytest.raises(LayerError, match=r"class_logit\(\) needs a \(batch, classes\)"):
+        optvis.Renderer(tiny_convnet, optvis.class_logit("conv2", 1))
+    with pytest.raises(UnitError, match="8 channels"):
+        optvis.Renderer(tiny_convnet, optvis.direction("conv1", np.ones(3)))
+    with pytest.raises(LayerError, match="crop=8 removes all"):
+        optvis.Renderer(tiny_convnet, optvis.channel("conv2", 1, crop=8))
+    with pytest.raises(UnitError, match="3 rows"):
+        optvis.Renderer(tiny_convnet, "conv2:1,2,3", batch=2)
+
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, name="conv")(inp)
+    score = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=(1, 2, 3)), name="score")(h)
+    no_channels = keras.Model(inp, score)
+    with pytest.raises(LayerError, match=r"'score'.*no channels.*Pick a layer with channels: 'conv'"):
+        optvis.Renderer(no_channels, "score:0")
+
+    probs = keras.layers.Softmax(name="probs")(tiny_convnet.output)
+    with_softmax = keras.Model(tiny_convnet.inputs[0], probs)
+    with pytest.raises(LayerError, match=r"softmax.*pre-softmax layer 'logits'"):
+        optvis.Renderer(with_softmax, "probs:1")
+    assert "probs" not in optvis.renderable_layers(with_softmax)
+
+    mlp = keras.Sequential([keras.Input((1,)), keras.layers.Dense(4, name="hidden")])
+    with pytest.raises(ModelError, match=r"image batch.*takes \(None, 1\)"):
+        optvis.Renderer(mlp, "hidden:1")
+    with pytest.raises(ModelError, match="no defined input"):
+        optvis.Renderer(keras.Sequential([keras.layers.Dense(2)]), "dense:0")
+    with pytest.raises(ImageError, match="too small"):
+        optvis.Renderer(tiny_convnet, "conv1:0", size=4)
+
+
+# ---- the render loop -------------------------------------------------------------------------
+
+
+def test_frames_every_k_steps_with_images_and_never_touches_weights(tiny_convnet):
+    snap = weights_snapshot(tiny_convnet)
+    r = optvis.Renderer(tiny_convnet, optvis.channel("conv2", [1, 2, 3]), size=24)
+    frames = list(r.frames(10, every=4))
+    assert [f.step for f in frames] == [4, 8, 10]
+    assert [f.final for f in frames] == [False, False, True]
+    assert [f.losses.shape for f in frames] == [(4, 3), (4, 3), (2, 3)]
+    last = frames[-1]
+    assert last.image.shape == (3, 24, 24, 3) and last.image.dtype == np.float32
+    assert 0.0 <= last.image.min() and last.image.max() <= 1.0
+    np.testing.assert_array_equal(last.loss, last.losses[-1])
+    assert last.steps_per_sec > 0 and r.step == 10 and len(r.history) == 10
+    assert r.trace_count == 1
+    assert_weights_identical(tiny_convnet, snap)
+
+
+def test_changing_units_and_weights_does_not_retrace(tiny_convnet):
+    tv = 0.01 * optvis.total_variation()
+    r = optvis.Renderer(tiny_convnet, optvis.channel("conv2", [0, 1]) - tv, size=16)
+    r.run(2)
+    before = r.evaluate()
+    r.set_channels([5, 6], reset=False)
+    assert r.unit_objectives()[0].indices == [5, 6]
+    changed = r.evaluate()
+    tv.set_weight(0.0)
+    r.run(2)
+    assert r.trace_count == 1  # new filters and weights, same compiled step
+    assert not np.allclose(before, changed)
+    r.set_channels(3)  # one unit for every row
+    assert r.step == 0 and r.unit_objectives()[0].indices == [3]
+    r.run(1)
+    assert r.trace_count == 1
+    with pytest.raises(UnitError, match="out of range"):
+        r.set_channels([0, 99])
+    with pytest.raises(UnitError, match="2 rows"):
+        r.set_channels([1, 2, 3])
+    combo = optvis.Renderer(tiny_convnet, optvis.channel("conv1", 1) + optvis.channel("conv2", 1), size=16)
+    with pytest.raises(UnitError, match="exactly one"):
+        combo.set_channels(2)
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_convnet):
+    def losses(seed):
+        r = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=seed)
+        return r.run(3, every=3).losses
+
+    a, b, c = losses(11), losses(11), losses(12)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    r = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=11)
+    r.run(3)
+    r.reset()
+    np.testing.assert_array_equal(r.run(3, every=3).losses, a)  # reset = fresh start
+
+
+class _Recorder:
+    def __init__(self, fail_at: int | None = None):
+        self.calls: list = []
+        self.fail_at = fail_at
+
+    def on_begin(self, renderer):
+        self.calls.append(("begin", renderer.step))
+
+    def on_step(self, step, loss, image):
+        if step == self.fail_at:
+            raise RuntimeError("callback failed")
+        self.calls.append(("step", step, loss.shape, None if image is None else image.shape))
+
+    def on_end(self, result):
+        self.calls.append(("end", result.step, result.losses.shape, result.stopped))
+
+
+def test_callbacks_protocol_and_result(tiny_convnet):
+    rec = _Recorder()
+    result = optvis.visualize(tiny_convnet, "conv1:2", steps=5, size=16, every=2, callbacks=[rec])
+    assert rec.calls[0] == ("begin", 0)
+    steps = [c for c in rec.calls if c[0] == "step"]
+    assert [c[1] for c in steps] == [1, 2, 3, 4, 5]
+    assert [c[3] is not None for c in steps] == [False, True, False, True, True]
+    assert steps[1][3] == (1, 16, 16, 3) and steps[0][2] == (1,)
+    assert rec.calls[-1] == ("end", 5, (5, 1), False)
+    assert result.images.shape == (1, 16, 16, 3) and result.losses.shape == (5, 1)
+    assert result.steps_per_sec > 0 and "channel('conv1', 2)" == result.objective
+    assert optvis.visualize is optvis.render.render
+
+
+def test_stop_criteria_and_failing_callback_leave_weights_alone(tiny_convnet):
+    snap = weights_snapshot(tiny_convnet)
+    r = optvis.Renderer(tiny_convnet, "conv2:1", size=16)
+    stop = threading.Event()
+    seen = []
+    for f in r.frames(None, every=3, stop_event=stop):
+        seen.append(f.step)
+        if f.step >= 6:
+            stop.set()
+    assert seen == [3, 6]
+    result = r.run(50, every=2, should_stop=lambda step, loss: step >= 10)
+    assert result.stopped and len(result.losses) == 4 and r.step == 10
+    with pytest.raises(RuntimeError, match="callback failed"):
+        r.run(10, every=2, callbacks=[_Recorder(fail_at=13)])
+    assert_weights_identical(tiny_convnet, snap)
+    with pytest.raises(ValueError, match="every"):
+        next(r.frames(4, every=0))
+
+
+def test_inference_mode_with_dropout_and_batchnorm(keras):
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(6, 3, padding="same", name="conv")(inp)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.Dropout(0.5, name="drop")(h)
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="top")(h)
+    model = keras.Model(inp, h)
+    snap = weights_snapshot(model)
+    r = optvis.Renderer(model, "top:2", size=16)
+    first, second = r.evaluate(), r.evaluate()
+    np.testing.assert_array_equal(first, second)  # Dropout is off
+    r.run(4)
+    assert_weights_identical(model, snap)  # BatchNorm statistics untouched
+
+
+def test_grayscale_variable_size_and_resized_models(keras):
+    gray = keras.Sequential(
+        [keras.Input((20, 20, 1)), keras.layers.Conv2D(3, 3, activation="relu", name="c")]
+    )
+    res = optvis.visualize(gray, "c:1", steps=3, every=3)
+    assert res.images.shape == (1, 20, 20, 1)
+    anysize = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, name="c")])
+    r = optvis.Renderer(anysize, "c:0", size=(24, 28))
+    assert r.run(2).images.shape == (1, 24, 28, 3)
+    assert optvis.Renderer(anysize, "c:0").size == (128, 128)
+    bigger = optvis.Renderer(gray, "c:1", size=40, transforms="none")  # resized to 20x20
+    assert bigger.run(2).images.shape == (1, 40, 40, 1)
+
+
+def test_nested_model_preprocess_and_value_range(keras, tiny_convnet):
+    outer = keras.Sequential([keras.Input((32, 32, 3)), tiny_convnet], name="outer")
+    calls = []
+
+    def preprocess(x):
+        calls.append(x.shape)  # traced once, in-graph
+        return x - 100.0
+
+    r = optvis.Renderer(
+        outer, "tiny_convnet/conv2:3", size=32, value_range=(0.0, 255.0), preprocess=preprocess
+    )
+    r.run(3)
+    assert calls == [(1, 32, 32, 3)]
+    x = np.full((1, 32, 32, 3), 0.5, np.float32)
+    inner = keras.Model(tiny_convnet.inputs[0], tiny_convnet.get_layer("conv2").output)
+    expected = inner(x * 255.0 - 100.0).numpy()[..., 3].mean()
+    assert r.evaluate(x)[0] == pytest.approx(expected, rel=1e-5)  # nested: after the ReLU
+
+
+def test_batched_rows_are_independent(tiny_convnet):
+    """Each row optimizes its own unit: a batch of 2 gives the rows of two single renders."""
+    together = optvis.Renderer(tiny_convnet, optvis.channel("conv2", [2, 9]), size=16, **BARE)
+    x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+    both = together.evaluate(x)
+    for row, unit in enumerate((2, 9)):
+        alone = optvis.Renderer(tiny_convnet, optvis.channel("conv2", unit), size=16, **BARE)
+        assert alone.evaluate(x[row : row + 1])[0] == pytest.approx(both[row], rel=1e-5)
+    grads_ok = together.run(5).losses
+    assert np.isfinite(grads_ok).all()
