@@ -1,0 +1,942 @@
+"""``OptVisWidget``: feature visualization by gradient ascent, live in a notebook.
+
+The settings live in traits (``layer``, ``filter``, ``kind``, ``parameterization``,
+``decorrelate``, ``transforms``, ``steps``, ``learning_rate``, ``size``, ``seed``,
+``gallery``, ``gallery_size``), linked to the controls. Start runs the compiled
+:class:`~nbviz.optvis.Renderer` on the widget's :class:`~nbviz.worker.Worker` thread, so the
+cell returns at once and Stop works while it runs. Frames stream into an ``ipywidgets.Image``
+(JPEG while running, a lossless PNG at the end; latest frame wins, throttled), with a live
+bqplot loss curve and a progress bar with steps/s.
+
+One renderer is built (and traced) per *configuration* -- layer, objective kind, batch,
+parameterization, transforms, size -- and kept: changing only the filter, the seed or the
+learning rate reuses it (``Renderer.set_channels`` / ``reset`` / the optimizer's learning-rate
+variable), so Start never retraces for those.
+
+Gallery mode renders ``gallery_size`` filters of the layer (``filter``, ``filter + 1``, ...)
+as one batch, shown as a grid of tiles that updates live; a tile's "open" button switches back
+to one filter with that tile's image shown.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bqplot
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from .. import export
+from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
+from ..imaging import encode_image, mosaic, to_uint8
+from ..optvis import Objective, Renderer, as_objective, objectives, transforms
+from ..worker import Worker
+
+__all__ = ["OptVisWidget"]
+
+KIND_LABELS = {
+    "channel": "channel (mean over space)",
+    "neuron": "neuron (centre position)",
+    "class": "class logit / unit",
+    "diversity": "channel + diversity",
+}
+TRANSFORM_PRESETS: dict[str, Any] = {
+    "standard": "standard",  # Lucid's pad/jitter/scale/rotate/jitter
+    "jitter": [transforms.jitter(4)],
+    "none": "none",
+}
+SIZES = [32, 48, 64, 96, 128, 160, 224, 256]
+DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
+GALLERY_COLUMNS = 4
+MAX_CURVE_POINTS = 400
+MAX_RENDERERS = 6  # compiled renderers kept per widget (each holds a traced graph)
+
+ObjectiveFactory = Callable[[str, Any], "Objective | str"]
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Everything a run needs, snapshotted on the kernel thread when Start is pressed."""
+
+    layer: str
+    kind: str
+    units: tuple[int, ...]  # one per row (a single entry in single mode)
+    batch: int
+    fft: bool
+    decorrelate: bool
+    transforms: str
+    size: int
+    learning_rate: float
+    seed: int
+    steps: int
+
+    @property
+    def renderer_key(self) -> tuple:
+        """What needs a new renderer (a new trace); units, seed and learning rate do not."""
+        return (self.layer, self.kind, self.batch, self.fft, self.decorrelate, self.transforms, self.size)
+
+    @property
+    def state_key(self) -> tuple:
+        """What a paused run must share with the next Start for it to continue."""
+        return (*self.renderer_key, self.units, self.seed, self.learning_rate)
+
+
+@dataclass
+class _Tick:
+    """One published frame: what the view needs, computed on the worker thread."""
+
+    step: int
+    target: int
+    images: np.ndarray  # (B, H, W, C) uint8
+    steps_per_sec: float
+
+
+@dataclass
+class _Summary:
+    step: int
+    target: int
+    seconds: float
+    steps_run: int
+
+
+class OptVisWidget(widgets.VBox):
+    """Interactive feature visualization of ``model``.
+
+    Parameters
+    ----------
+    model:
+        A Keras model with one image input; its weights are never changed.
+    layer:
+        Layer to visualize; ``None`` picks a convolutional layer about two thirds deep. Choices:
+        layers with a channel axis (softmax outputs excluded -- use the logits before them).
+    filter:
+        The unit (channel / neuron / class) to render; in gallery mode the first of the tiles.
+    objective:
+        Optional custom objective: an :class:`~nbviz.optvis.Objective` (or ``"layer:unit"``)
+        used as is (the layer/filter/kind controls are then disabled), or a callable
+        ``f(layer, units) -> Objective`` called once per configuration (``units`` is an int, or a
+        list in gallery mode); the filter is then changed with ``Renderer.set_channels``.
+    kind:
+        ``"channel"``, ``"neuron"``, ``"class"`` (2-D layers such as ``"logits"``) or
+        ``"diversity"`` (gallery mode: one filter, rows pushed apart); default by layer.
+    steps, learning_rate, size, seed, parameterization, decorrelate, transforms:
+        Initial settings (``parameterization``: ``"spectral"`` or ``"pixel"``; ``transforms``:
+        ``"standard"``, ``"jitter"`` or ``"none"``; ``size`` default: the model's input size).
+    gallery, gallery_size:
+        Start in gallery mode with this many tiles.
+    diversity_weight:
+        Weight of the diversity term of the ``"diversity"`` kind (larger: more varied tiles,
+        weaker activation).
+    frame_every:
+        Steps between frames taken from the renderer (also the granularity of Stop).
+    max_frames:
+        Frames kept for GIF export (thinned evenly when a run is longer).
+    max_fps:
+        Upper bound on view updates per second.
+    preprocess, value_range:
+        The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer`.
+
+    Errors (bad settings, an objective that raises, ...) are shown in :attr:`status` and kept in
+    :attr:`error`; the widget stays usable. Call :meth:`close` to stop the worker thread.
+    """
+
+    layer = traitlets.Unicode()
+    filter = traitlets.Int(0)
+    kind = traitlets.Enum(list(KIND_LABELS), default_value="channel")
+    parameterization = traitlets.Enum(["spectral", "pixel"], default_value="spectral")
+    decorrelate = traitlets.Bool(True)
+    transforms = traitlets.Enum(list(TRANSFORM_PRESETS), default_value="standard")
+    steps = traitlets.Int(256)
+    learning_rate = traitlets.Float(0.05)
+    size = traitlets.Int(64)
+    seed = traitlets.Int(0)
+    gallery = traitlets.Bool(False)
+    gallery_size = traitlets.Int(8)
+    running = traitlets.Bool(False, read_only=True)
+    step = traitlets.Int(0, read_only=True)
+
+    def __init__(
+        self,
+        model: Any,
+        layer: str | None = None,
+        filter: int = 0,
+        *,
+        objective: Objective | str | ObjectiveFactory | None = None,
+        kind: str | None = None,
+        steps: int = 256,
+        learning_rate: float = 0.05,
+        size: int | None = None,
+        seed: int = 0,
+        parameterization: str = "spectral",
+        decorrelate: bool = True,
+        transforms: str = "standard",
+        gallery: bool = False,
+        gallery_size: int = 8,
+        diversity_weight: float = DIVERSITY_WEIGHT,
+        frame_every: int = 4,
+        max_frames: int = 100,
+        max_fps: float = 12.0,
+        preprocess: Callable[[Any], Any] | None = None,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        input_shape = objectives.check_image_model(model)
+        self.model = model
+        self._table = objectives.LayerTable(model)
+        self._choices = _layer_choices(self._table)
+        if not self._choices:
+            raise LayerError(
+                f"Model {model.name!r} has no layer with a channel axis to visualize. "
+                "Fix: pass a convolutional model."
+            )
+        if int(frame_every) < 1 or int(max_frames) < 2:
+            raise ValueError("frame_every must be >= 1 and max_frames >= 2.")
+        self.frame_every = int(frame_every)
+        self.diversity_weight = float(diversity_weight)
+        self.max_frames = int(max_frames)
+        self.preprocess = preprocess
+        self.value_range = value_range
+        self.error: BaseException | None = None
+        self._closed = False
+        self._fixed_objective: Objective | None = None
+        self._factory: ObjectiveFactory | None = None
+        self._set_objective(objective)
+
+        # State shared with the worker thread (guarded by _lock): recorded frames, losses, image.
+        self._lock = threading.Lock()
+        self._renderers: dict[tuple, Renderer] = {}
+        self._state_key: tuple | None = None  # the configuration of the renderer's current image
+        self._fresh = True
+        self._units: tuple[int, ...] = ()
+        self._frames: list[np.ndarray] = []
+        self._frame_steps: list[int] = []
+        self._record_stride = 1
+        self._losses: list[np.ndarray] = []  # one (B,) row per step
+        self._last: np.ndarray | None = None  # (B, H, W, C) float32
+        self._rate = 0.0
+        self._worker = Worker(
+            on_frame=self._on_frame,
+            on_error=self._on_error,
+            on_done=self._on_done,
+            max_fps=max_fps,
+            name="nbviz-optvis",
+        )
+
+        self._build_controls(input_shape)
+        self._build_views()
+        self._build_layout()
+
+        # Initial state, then links (controls start consistent), then observers.
+        model_size = int(input_shape[1]) if input_shape[1] is not None else 128
+        self.layer = self._default_layer() if layer is None else layer
+        self._on_layer({})
+        self.filter = filter
+        self.steps = steps
+        self.learning_rate = learning_rate
+        self.size = model_size if size is None else size
+        self.seed = seed
+        self.parameterization = parameterization
+        self.decorrelate = decorrelate
+        self.transforms = transforms
+        self.gallery_size = gallery_size
+        self.gallery = gallery
+        self._on_gallery({})
+        self.kind = kind if kind is not None else self._default_kind()
+        self._update_kinds()
+        self._links = [
+            traitlets.link((self, name), (control, "value"))
+            for name, control in self._controls().items()
+        ]
+        self.observe(self._on_layer, "layer")
+        self.observe(self._on_gallery, ["gallery", "gallery_size"])
+        self.observe(self._on_settings, list(self._controls()))
+        self._sync_buttons()
+        self._set_status("ready: press <b>Start</b>")
+
+    # -- public API ------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start (or continue a stopped run) on the worker thread; returns at once.
+
+        Returns False, and starts nothing, if a run is already going or the settings are
+        invalid (the reason is shown in :attr:`status`). A stopped run continues if no setting
+        changed; otherwise (or after it finished, or after :meth:`reset`) a new one starts.
+        """
+        if self._closed:
+            raise RuntimeError("This OptVisWidget was closed. Fix: create a new one.")
+        if self._worker.running:
+            self._set_status("already running: press <b>Stop</b> first", keep_error=True)
+            return False
+        try:
+            cfg = self._config()
+        except Exception as exc:
+            self._show_error(exc)
+            return False
+        self.error = None
+        self._units = cfg.units
+        self._label_tiles(cfg)
+        self.set_trait("running", True)
+        self._sync_buttons()
+        if not self._worker.start(lambda ctx: self._job(cfg, ctx)):
+            self.set_trait("running", False)
+            self._sync_buttons()
+            return False
+        return True
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Ask the run to stop and wait up to ``timeout`` s; True once the worker has ended."""
+        return self._worker.stop(timeout)
+
+    def reset(self) -> None:
+        """Stop, forget the current image, frames and loss curve; the next Start begins anew."""
+        self.stop(timeout=30.0)
+        with self._lock:
+            self._fresh = True
+            self._state_key = None
+            self._frames, self._frame_steps, self._losses = [], [], []
+            self._last = None
+        self.set_trait("step", 0)
+        with self.image.hold_sync():
+            self.image.format = "png"
+            self.image.value = b""
+        for tile in self._tile_images:
+            tile.value = b""
+        self.loss_line.x, self.loss_line.y = [], []
+        self.progress.value = 0
+        self.download.value = ""
+        self._set_status("reset: press <b>Start</b>")
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the run has ended (for scripts and tests); True if it has."""
+        return self._worker.join(timeout)
+
+    def close(self) -> None:
+        """Stop the worker thread and close every child widget (safe to call twice)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._worker.stop(timeout=30.0)
+        for link in self._links:
+            link.unlink()
+        from .surface3d import close_widget_tree
+
+        close_widget_tree([*self.children, *self._tile_boxes])
+        self._renderers.clear()
+        super().close()
+
+    @property
+    def objective(self) -> Objective | ObjectiveFactory | None:
+        """The custom objective (or factory), ``None`` for the built-in kinds."""
+        return self._fixed_objective or self._factory
+
+    @objective.setter
+    def objective(self, value: Objective | str | ObjectiveFactory | None) -> None:
+        if self._worker.running:
+            raise RuntimeError("Stop the run before changing the objective.")
+        self._set_objective(value)
+        self._renderers.clear()
+        self._fresh = True
+        self._sync_buttons()
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        """Recorded frames, each (B, H, W, C) uint8 (at most ``max_frames``, evenly thinned)."""
+        with self._lock:
+            return list(self._frames)
+
+    @property
+    def losses(self) -> np.ndarray:
+        """Objective value per step and row, shape (steps, B)."""
+        with self._lock:
+            if not self._losses:
+                return np.zeros((0, max(1, len(self._units))), np.float32)
+            return np.asarray(self._losses, np.float32)
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The unit index of each row of the current (or last) run."""
+        return self._units
+
+    def result_array(self) -> np.ndarray:
+        """The current image(s), (B, H, W, C) float32 in [0, 1] (a copy)."""
+        with self._lock:
+            last = self._last
+        if last is None:
+            raise ImageError("Nothing rendered yet. Fix: press Start (or call start(); wait()).")
+        return np.array(last, dtype=np.float32, copy=True)
+
+    def export_png(self, path: str | None = None) -> bytes:
+        """PNG bytes of the result (a grid in gallery mode); also written to ``path`` if given."""
+        return export.write_bytes(encode_image(self._picture(self.result_array()), "png"), path)
+
+    def export_gif(self, path: str | None = None, fps: float = 10.0) -> bytes:
+        """Animated GIF (looping) of the recorded frames; also written to ``path`` if given."""
+        frames = self.frames
+        if not frames:
+            raise ImageError("No frames recorded yet. Fix: press Start (or call start(); wait()).")
+        return export.write_bytes(export.encode_gif([self._picture(f) for f in frames], fps), path)
+
+    def export_mp4(self, path: str | None = None, fps: float = 10.0) -> bytes:
+        """MP4 of the recorded frames (needs ``imageio[ffmpeg]``); also written to ``path``."""
+        frames = self.frames
+        if not frames:
+            raise ImageError("No frames recorded yet. Fix: press Start (or call start(); wait()).")
+        return export.write_bytes(export.encode_mp4([self._picture(f) for f in frames], fps), path)
+
+    def open_tile(self, index: int) -> None:
+        """Leave gallery mode and show tile ``index`` alone (its filter, image, frames, losses)."""
+        units = self._units
+        if not 0 <= index < len(units):
+            raise UnitError(f"There are {len(units)} tiles; valid tile indices are 0..{len(units) - 1}.")
+        self.stop(timeout=30.0)
+        unit = units[index]
+        with self._lock:
+            if self._last is not None and self._last.shape[0] > index:
+                self._last = self._last[index : index + 1]
+                self._frames = [f[index : index + 1] for f in self._frames]
+                self._losses = [row[index : index + 1] for row in self._losses]
+            self._fresh = True
+            self._state_key = None
+        self._units = (unit,)
+        self.gallery = False
+        if self.kind != "diversity":
+            self.filter = unit
+        self._show_final()
+        self._draw_curve()
+        self._set_status(
+            f"tile {index}: {html.escape(self.layer)} unit {unit} -- press <b>Start</b> to "
+            "render it on its own"
+        )
+
+    # -- settings ---------------------------------------------------------------------------
+    def _set_objective(self, value: Any) -> None:
+        self._fixed_objective, self._factory = None, None
+        if value is None:
+            return
+        if isinstance(value, (Objective, str)):
+            obj = as_objective(value)
+            obj.check(self._table)
+            self._fixed_objective = obj
+        elif callable(value):
+            self._factory = value
+        else:
+            raise TypeError(
+                f"objective is an Objective, a 'layer:unit' string or a callable "
+                f"f(layer, units) -> Objective; got {type(value).__name__}."
+            )
+
+    def _config(self) -> _Config:
+        """Validate the settings and freeze them for one run."""
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.size < 8:
+            raise ImageError(f"size must be at least 8 pixels, got {self.size}.")
+        fixed = self._fixed_objective
+        if fixed is not None:
+            batch = fixed.rows or (max(1, self.gallery_size) if self.gallery else 1)
+            units = tuple(range(batch))
+            layer, kind = "<custom>", "custom"
+        else:
+            layer, kind = self.layer, self.kind
+            channels = self._channels(layer)
+            if self.gallery:
+                n = max(1, min(self.gallery_size, channels))
+                if kind == "diversity":
+                    units = (self.filter,) * n
+                else:
+                    first = max(0, min(self.filter, channels - n))
+                    units = tuple(range(first, first + n))
+            else:
+                if kind == "diversity":
+                    raise ValueError(
+                        "The diversity objective needs several rows. Fix: turn on gallery mode "
+                        "or pick another objective kind."
+                    )
+                units = (self.filter,)
+            batch = len(units)
+        return _Config(
+            layer=layer,
+            kind=kind,
+            units=units,
+            batch=batch,
+            fft=self.parameterization == "spectral",
+            decorrelate=bool(self.decorrelate),
+            transforms=self.transforms,
+            size=int(self.size),
+            learning_rate=float(self.learning_rate),
+            seed=int(self.seed),
+            steps=int(self.steps),
+        )
+
+    def _channels(self, layer: str) -> int:
+        return int(self._table.output_shape(layer)[-1])
+
+    def _default_layer(self) -> str:
+        spatial = [n for n, s in self._choices if len(s) == 4]
+        convs = [n for n in spatial if "Conv" in self._table.info(n).kind]
+        layers = convs or spatial or [self._choices[0][0]]
+        # About two thirds deep: past the edge detectors, before units that need whole objects.
+        return layers[round((len(layers) - 1) * 2 / 3)]
+
+    def _default_kind(self) -> str:
+        return "class" if len(self._table.output_shape(self.layer)) == 2 else "channel"
+
+    def _kind_options(self) -> list[str]:
+        if len(self._table.output_shape(self.layer)) == 2:
+            return ["class"]
+        return ["channel", "neuron"] + (["diversity"] if self.gallery else [])
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        name = proposal["value"]
+        valid = [n for n, _ in self._choices]
+        try:
+            full = self._table.info(name).name
+            if full not in valid:
+                raise LayerError(
+                    f"Layer {full!r} cannot be visualized here (no channel axis, or a softmax "
+                    f"output). Pick one of: {format_choices(valid)}."
+                )
+        except Exception as exc:
+            self._show_error(exc)
+            raise
+        return full
+
+    @traitlets.validate("filter")
+    def _valid_filter(self, proposal: dict) -> int:
+        value = int(proposal["value"])
+        if self.layer and self._fixed_objective is None:
+            n = self._channels(self.layer)
+            if not 0 <= value < n:
+                exc = UnitError(
+                    f"Unit {value} is out of range for layer {self.layer!r}, which has {n} "
+                    f"units. Valid units are 0..{n - 1}."
+                )
+                self._show_error(exc)
+                raise exc
+        return value
+
+    @traitlets.validate("size")
+    def _valid_size(self, proposal: dict) -> int:
+        value = int(proposal["value"])
+        if value < 8:
+            exc = ImageError(f"size must be at least 8 pixels (e.g. 64), got {value}.")
+            self._show_error(exc)
+            raise exc
+        if value not in self.size_dropdown.options:
+            self.size_dropdown.options = sorted({*self.size_dropdown.options, value})
+        return value
+
+    @traitlets.validate("kind")
+    def _valid_kind(self, proposal: dict) -> str:
+        value = proposal["value"]
+        if self.layer and self._fixed_objective is None and value not in self._kind_options():
+            if value == "diversity" and not self.gallery:
+                why = "it needs gallery mode (several rows)"
+            else:
+                why = f"layer {self.layer!r} offers {self._kind_options()}"
+            exc = ValueError(f"Objective kind {value!r} is not available: {why}.")
+            self._show_error(exc)
+            raise exc
+        return value
+
+    # -- observers --------------------------------------------------------------------------
+    def _on_layer(self, change: dict) -> None:
+        n = self._channels(self.layer)
+        self.filter_input.max = n - 1
+        if self.filter >= n:
+            self.filter = n - 1
+        self._update_kinds()
+
+    def _on_gallery(self, change: dict) -> None:
+        self._update_kinds()
+        self._rebuild_tiles()
+        self._sync_views()
+
+    def _on_settings(self, change: dict) -> None:
+        if self._worker.running:
+            self._set_status("settings apply at the next <b>Start</b>", keep_error=True)
+
+    def _update_kinds(self) -> None:
+        options = self._kind_options()
+        self.kind_dropdown.options = [(KIND_LABELS[k], k) for k in options]
+        if self.kind not in options:
+            self.kind = options[0]
+        else:
+            self.kind_dropdown.value = self.kind
+
+    # -- the job (worker thread) --------------------------------------------------------------
+    def _renderer_for(self, cfg: _Config) -> Renderer:
+        renderer = self._renderers.get(cfg.renderer_key)
+        if renderer is not None:
+            return renderer
+        self._set_status(f"building the renderer for <b>{html.escape(cfg.layer)}</b> ...")
+        renderer = Renderer(
+            self.model,
+            self._make_objective(cfg),
+            size=cfg.size,
+            batch=cfg.batch,
+            fft=cfg.fft,
+            decorrelate=cfg.decorrelate,
+            transforms=TRANSFORM_PRESETS[cfg.transforms],
+            learning_rate=cfg.learning_rate,
+            seed=cfg.seed,
+            preprocess=self.preprocess,
+            value_range=self.value_range,
+        ).compile()
+        while len(self._renderers) >= MAX_RENDERERS:  # oldest first: dicts keep insertion order
+            self._renderers.pop(next(iter(self._renderers)))
+        self._renderers[cfg.renderer_key] = renderer  # only once it traced without error
+        return renderer
+
+    def _make_objective(self, cfg: _Config) -> Objective:
+        if self._fixed_objective is not None:
+            return self._fixed_objective
+        units: Any = list(cfg.units) if cfg.batch > 1 else cfg.units[0]
+        if self._factory is not None:
+            return as_objective(self._factory(cfg.layer, units))
+        if cfg.kind == "channel":
+            return objectives.channel(cfg.layer, units)
+        if cfg.kind == "neuron":
+            return objectives.neuron(cfg.layer, units)
+        if cfg.kind == "class":
+            return objectives.class_logit(cfg.layer, units)
+        diversity = objectives.diversity(cfg.layer)
+        return objectives.channel(cfg.layer, cfg.units[0]) + self.diversity_weight * diversity
+
+    def _job(self, cfg: _Config, ctx: Any) -> _Summary:
+        renderer = self._renderer_for(cfg)
+        continuing = (
+            not self._fresh and self._state_key == cfg.state_key and 0 < renderer.step < cfg.steps
+        )
+        if not continuing:
+            if self._fixed_objective is None:
+                units = list(cfg.units) if cfg.kind != "diversity" else cfg.units[0]
+                renderer.set_channels(units, reset=False)
+            renderer.reset(cfg.seed)
+            # After reset(): it restores every optimizer variable, the learning rate included.
+            renderer.optimizer.learning_rate = cfg.learning_rate
+            with self._lock:
+                self._frames, self._frame_steps, self._losses = [], [], []
+                self._record_stride = max(1, -(-cfg.steps // (self.max_frames * self.frame_every)))
+                self._state_key, self._fresh = cfg.state_key, False
+        self._set_status(
+            f"{'continuing' if continuing else 'running'}: {html.escape(_describe(cfg, renderer))}"
+        )
+        start_step, t0 = renderer.step, time.perf_counter()
+        self._rate = 0.0
+        for frame in renderer.frames(
+            cfg.steps - renderer.step, every=self.frame_every, stop_event=ctx.stop_event
+        ):
+            images = to_uint8(frame.image)
+            with self._lock:
+                self._last = frame.image
+                self._losses.extend(np.asarray(frame.losses, np.float32))
+                self._record(frame.step, images, final=frame.final)
+            rate = (frame.step - start_step) / max(time.perf_counter() - t0, 1e-9)
+            self._rate = rate
+            ctx.publish(_Tick(frame.step, cfg.steps, images, rate))
+        return _Summary(renderer.step, cfg.steps, time.perf_counter() - t0, renderer.step - start_step)
+
+    def _record(self, step: int, images: np.ndarray, final: bool) -> None:
+        """Keep every ``_record_stride``-th frame; halve the list when it overflows."""
+        k = step // self.frame_every
+        if k % self._record_stride and not final:
+            return
+        if self._frames and np.array_equal(self._frames[-1], images):
+            return  # a GIF merges identical frames anyway; keep counts honest
+        self._frames.append(images)
+        self._frame_steps.append(step)
+        if len(self._frames) > self.max_frames:
+            keep = list(range(0, len(self._frames) - 1, 2)) + [len(self._frames) - 1]
+            self._frames = [self._frames[i] for i in keep]
+            self._frame_steps = [self._frame_steps[i] for i in keep]
+            self._record_stride *= 2
+
+    # -- worker callbacks (worker thread: set traits only) ------------------------------------
+    def _on_frame(self, tick: _Tick) -> None:
+        if self._closed:
+            return
+        self._show_images(tick.images, "jpeg")
+        self.set_trait("step", tick.step)
+        self.progress.max = max(1, tick.target)
+        self.progress.value = min(tick.step, tick.target)
+        self.rate_label.value = f"step {tick.step} / {tick.target} &middot; {tick.steps_per_sec:.1f} steps/s"
+        self._draw_curve()
+
+    def _on_error(self, exc: BaseException, tb: str) -> None:
+        self._show_error(exc)
+
+    def _on_done(self, summary: _Summary | None, stopped: bool) -> None:
+        if self._closed:
+            return
+        if summary is not None:
+            self._show_final()
+            self._draw_curve()
+            rate = summary.steps_run / summary.seconds if summary.seconds > 0 else float("nan")
+            if summary.step < summary.target:
+                what = f"stopped at step {summary.step} of {summary.target} (Start continues)"
+            else:
+                what = f"done: {summary.step} steps"
+            self._set_status(f"{what}, {summary.steps_run} steps in {summary.seconds:.1f} s ({rate:.0f} steps/s)")
+        self.set_trait("running", False)
+        self._sync_buttons()
+
+    # -- views --------------------------------------------------------------------------------
+    def _picture(self, images: np.ndarray) -> np.ndarray:
+        """One image for a batch: the image itself, or a grid of the rows."""
+        if images.shape[0] == 1:
+            return images[0]
+        fill = 255 if images.dtype == np.uint8 else 1.0
+        return mosaic(images, cols=min(GALLERY_COLUMNS, images.shape[0]), pad=2, fill=fill)
+
+    def _show_images(self, images: np.ndarray, fmt: str) -> None:
+        if len(self._tile_images) == images.shape[0] and self.gallery:
+            for tile, img in zip(self._tile_images, images, strict=True):
+                tile.value = encode_image(img, fmt)
+        if not self.gallery or images.shape[0] == 1:
+            with self.image.hold_sync():
+                self.image.format = fmt
+                self.image.value = encode_image(self._picture(images), fmt)
+
+    def _show_final(self) -> None:
+        with self._lock:
+            last = self._last
+        if last is not None:
+            self._show_images(to_uint8(last), "png")
+
+    def _draw_curve(self) -> None:
+        with self._lock:
+            n = len(self._losses)
+            if n == 0:
+                return
+            stride = max(1, n // MAX_CURVE_POINTS)
+            idx = np.arange(0, n, stride)
+            if idx[-1] != n - 1:
+                idx = np.append(idx, n - 1)
+            y = np.asarray([self._losses[i].mean() for i in idx], np.float64)
+        with self.loss_line.hold_sync():
+            self.loss_line.x = (idx + 1).astype(np.float64)
+            self.loss_line.y = y
+
+    def _rebuild_tiles(self) -> None:
+        n = 0
+        if self.gallery:
+            if self._fixed_objective is not None:
+                n = self._fixed_objective.rows or self.gallery_size
+            else:
+                n = min(self.gallery_size, self._channels(self.layer))
+        if n == len(self._tile_images):
+            return
+        from .surface3d import close_widget_tree
+
+        close_widget_tree(self._tile_boxes)
+        self._tile_images, self._tile_buttons, self._tile_boxes = [], [], []
+        for i in range(n):
+            img = widgets.Image(format="png", layout=widgets.Layout(width="112px", height="112px"))
+            button = widgets.Button(
+                description=f"open {i}", tooltip="show this tile on its own",
+                layout=widgets.Layout(width="112px"),
+            )  # fmt: skip
+            button.on_click(lambda _b, i=i: self._open_clicked(i))
+            self._tile_images.append(img)
+            self._tile_buttons.append(button)
+            self._tile_boxes.append(widgets.VBox([img, button]))
+        self.gallery_grid.children = self._tile_boxes
+
+    def _label_tiles(self, cfg: _Config) -> None:
+        if len(self._tile_buttons) != cfg.batch:
+            self._rebuild_tiles()
+        for i, button in enumerate(self._tile_buttons):
+            if i < len(cfg.units):
+                label = f"#{i}" if cfg.kind in ("diversity", "custom") else f"unit {cfg.units[i]}"
+                button.description = f"open {label}"
+
+    def _open_clicked(self, index: int) -> None:
+        try:
+            self.open_tile(index)
+        except Exception as exc:
+            self._show_error(exc)
+
+    def _sync_views(self) -> None:
+        self.image.layout.display = "none" if self.gallery else ""
+        self.gallery_grid.layout.display = "" if self.gallery else "none"
+
+    def _sync_buttons(self) -> None:
+        running = self.running
+        self.start_button.disabled = running
+        self.stop_button.disabled = not running
+        custom = self._fixed_objective is not None
+        for control in self._setup_controls():
+            control.disabled = running
+        for control in (self.layer_dropdown, self.filter_input, self.kind_dropdown):
+            control.disabled = running or custom
+
+    def _set_status(self, text: str, keep_error: bool = False) -> None:
+        if keep_error and self.error is not None:
+            return
+        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.error = exc
+        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
+        self.status.value = (
+            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
+            f"{html.escape(str(exc))}</span>"
+        )
+
+    # -- export buttons -----------------------------------------------------------------------
+    def _offer_download(self, what: str) -> None:
+        try:
+            if what == "png":
+                data, name, mime = self.export_png(), "optvis.png", "image/png"
+            elif what == "gif":
+                data, name, mime = self.export_gif(), "optvis.gif", "image/gif"
+            elif what == "mp4":
+                data, name, mime = self.export_mp4(), "optvis.mp4", "video/mp4"
+            else:
+                data, name, mime = export.encode_npy(self.result_array()), "optvis.npy", "application/octet-stream"
+        except Exception as exc:
+            self._show_error(exc)
+            return
+        self.download.value = (
+            f"<a download='{name}' href='{export.data_uri(data, mime)}' target='_blank'>"
+            f"&#11015; save {name}</a> ({len(data) / 1024:.0f} KiB)"
+        )
+
+    # -- construction -------------------------------------------------------------------------
+    def _build_controls(self, input_shape: tuple) -> None:
+        wide = widgets.Layout(width="300px")
+        self.layer_dropdown = widgets.Dropdown(
+            options=[(f"{n}  {'x'.join(str(s) for s in shape[1:])}", n) for n, shape in self._choices],
+            description="layer", layout=wide,
+        )  # fmt: skip
+        self.filter_input = widgets.BoundedIntText(min=0, max=0, description="unit", layout=wide)
+        self.kind_dropdown = widgets.Dropdown(description="objective", layout=wide)
+        self.param_buttons = widgets.ToggleButtons(
+            options=[("spectral", "spectral"), ("pixel", "pixel")], style={"button_width": "70px"},
+            tooltips=["Fourier-space parameterization (Lucid)", "one variable per pixel"],
+        )  # fmt: skip
+        self.decorrelate_box = widgets.Checkbox(description="decorrelate colour", indent=False)
+        self.transforms_dropdown = widgets.Dropdown(
+            options=list(TRANSFORM_PRESETS), description="transforms", layout=wide
+        )
+        self.steps_input = widgets.BoundedIntText(min=1, max=100_000, description="steps", layout=wide)
+        self.lr_input = widgets.BoundedFloatText(
+            min=1e-5, max=10.0, step=0.01, description="learning rate", layout=wide,
+            style={"description_width": "initial"},
+        )  # fmt: skip
+        self.size_dropdown = widgets.Dropdown(options=SIZES, description="size", layout=wide)
+        self.seed_input = widgets.IntText(description="seed", layout=wide)
+        self.gallery_box = widgets.Checkbox(description="gallery", indent=False)
+        self.gallery_size_input = widgets.BoundedIntText(
+            min=1, max=64, description="tiles", layout=widgets.Layout(width="160px")
+        )
+        self.start_button = widgets.Button(description="Start", button_style="success", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.reset_button = widgets.Button(description="Reset", icon="refresh")
+        self.start_button.on_click(lambda _b: self.start())
+        self.stop_button.on_click(lambda _b: self._worker.stop(timeout=0))
+        self.reset_button.on_click(lambda _b: self.reset())
+        self.export_buttons = [
+            widgets.Button(description=label, icon="download", layout=widgets.Layout(width="90px"))
+            for label in ("PNG", "GIF", "MP4", "array")
+        ]
+        for button, what in zip(self.export_buttons, ("png", "gif", "mp4", "npy"), strict=True):
+            button.on_click(lambda _b, what=what: self._offer_download(what))
+        if not export.mp4_available():
+            self.export_buttons[2].disabled = True
+            self.export_buttons[2].tooltip = "needs pip install 'imageio[ffmpeg]'"
+        self.download = widgets.HTML()
+
+    def _controls(self) -> dict[str, widgets.Widget]:
+        return {
+            "layer": self.layer_dropdown,
+            "filter": self.filter_input,
+            "kind": self.kind_dropdown,
+            "parameterization": self.param_buttons,
+            "decorrelate": self.decorrelate_box,
+            "transforms": self.transforms_dropdown,
+            "steps": self.steps_input,
+            "learning_rate": self.lr_input,
+            "size": self.size_dropdown,
+            "seed": self.seed_input,
+            "gallery": self.gallery_box,
+            "gallery_size": self.gallery_size_input,
+        }
+
+    def _setup_controls(self) -> list[widgets.Widget]:
+        c = self._controls()
+        return [c[n] for n in c if n not in ("layer", "filter", "kind")]
+
+    def _build_views(self) -> None:
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width="320px", height="320px"))
+        self._tile_images: list[widgets.Image] = []
+        self._tile_buttons: list[widgets.Button] = []
+        self._tile_boxes: list[widgets.VBox] = []
+        self.gallery_grid = widgets.GridBox(
+            layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, 120px)")
+        )
+        x, y = bqplot.LinearScale(), bqplot.LinearScale()
+        self.loss_line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y}, colors=["#1f77b4"])
+        self.loss_figure = bqplot.Figure(
+            marks=[self.loss_line],
+            axes=[
+                bqplot.Axis(scale=x, label="step"),
+                bqplot.Axis(scale=y, side="left", label="objective", tick_format=".3g"),
+            ],
+            animation_duration=0,
+            title="objective (mean over rows)",
+            layout=widgets.Layout(width="380px", height="280px"),
+            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
+        )
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="300px"))
+        self.rate_label = widgets.HTML()
+        self.status = widgets.HTML()
+
+    def _build_layout(self) -> None:
+        settings = widgets.VBox(
+            [
+                self.layer_dropdown, self.filter_input, self.kind_dropdown,
+                widgets.HBox([self.param_buttons, self.decorrelate_box]),
+                self.transforms_dropdown, self.steps_input, self.lr_input, self.size_dropdown,
+                self.seed_input, widgets.HBox([self.gallery_box, self.gallery_size_input]),
+            ]
+        )  # fmt: skip
+        super().__init__(
+            children=[
+                widgets.HBox([settings, widgets.VBox([self.image, self.gallery_grid]), self.loss_figure]),
+                widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress, self.rate_label]),
+                widgets.HBox([*self.export_buttons, self.download]),
+                self.status,
+            ]
+        )
+
+
+def _layer_choices(table: objectives.LayerTable) -> list[tuple[str, tuple]]:
+    """Layers with a channel axis, in model order, without softmax outputs and nested models."""
+    from .._tf import require_keras
+
+    keras = require_keras()
+    out = []
+    for name in table.layers_with_channels():
+        info = table.info(name)
+        if isinstance(info.layer, keras.Model) or table.is_softmax(name):
+            continue
+        out.append((name, tuple(table.output_shape(name))))
+    return out
+
+
+def _describe(cfg: _Config, renderer: Renderer) -> str:
+    what = cfg.kind if cfg.kind != "custom" else repr(renderer.objective)
+    units = cfg.units[0] if cfg.batch == 1 else f"{cfg.batch} rows"
+    return (
+        f"{cfg.layer} {what} {units}, {cfg.size}px, "
+        f"{'spectral' if cfg.fft else 'pixel'}, transforms {cfg.transforms}, {cfg.steps} steps"
+    )
