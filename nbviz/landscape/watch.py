@@ -1,0 +1,364 @@
+"""Watch the loss landscape while a model trains: a Keras callback plus a background recompute.
+
+:class:`LandscapeWatcher` is a :class:`~.path.WeightPathRecorder` (it records the weights every
+``k`` batches) that also
+
+- every ``path_interval_s`` seconds hands the path, projected onto the current directions, to
+  ``on_path`` (called on the training thread, inside ``fit``: keep it cheap);
+- every ``recompute_s`` seconds (or ``recompute_every`` batches) starts a landscape recompute
+  on a background :class:`~nbviz.worker.Worker`: directions around the *latest snapshot* (PCA
+  of the path so far, or fixed-seed random directions renormalized to the snapshot), then
+  :func:`~.grid.iter_grid` on a fixed, seeded data subset; the finished surface goes to
+  ``on_surface``. A recompute that is due while one runs is skipped (latest wins), and the
+  recompute is paused long enough that it uses at most ``max_duty`` of the wall time, so
+  training is slowed as little as possible;
+- at the end of training, computes the landscape around the final weights.
+
+The background thread only ever sees numpy copies of the weights (the recorder's snapshots):
+the model object is used for its structure and its stateless forward pass, never read or
+written while ``fit`` updates it. Training results are identical with and without it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import PathError
+from ..worker import JobContext, Worker
+from .coords import grid_coords
+from .data import check_data, subset_indices, take
+from .directions import Directions, random_directions
+from .evaluator import get_forward
+from .grid import iter_grid
+from .path import WeightPathRecorder, project_path
+from .pca import pca_directions
+from .surface import Surface
+from .weights import WeightLayout, snapshot_weights
+
+WATCH_DIRECTIONS = ("pca", "random")
+PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
+
+
+@dataclass
+class PathFrame:
+    """The path so far, in the plane of ``directions`` (None before the first recompute)."""
+
+    steps: np.ndarray  # global batch number of every snapshot
+    coords: np.ndarray | None  # (n, 2) plane coordinates, or None without directions
+    directions: Directions | None
+    batch: int  # batches trained so far
+
+
+@dataclass
+class SurfaceFrame:
+    """A landscape recomputed around a snapshot (possibly partial while it is computed)."""
+
+    surface: Surface
+    directions: Directions
+    path: PathFrame  # the path projected onto these directions
+    step: int  # the step of the snapshot used as origin
+    done: int
+    total: int
+    elapsed_s: float
+    final: bool = False  # computed around the weights at the end of training
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def auto_extent(coords: np.ndarray | None, kind: str) -> float:
+    """Half-width of a grid that shows the whole path (PCA) or 1.0 (normalized random)."""
+    if kind != "pca" or coords is None or not len(coords):
+        return 1.0
+    reach = float(np.max(np.abs(coords)))
+    return max(PATH_MARGIN * reach, 1e-3)
+
+
+class LandscapeWatcher(WeightPathRecorder):
+    """A Keras callback that records the path and recomputes the landscape in the background.
+
+    Parameters
+    ----------
+    x, y:
+        Data the landscape is computed on; a seeded subset of ``subset`` examples is taken
+        once (``None``: all).
+    directions:
+        ``"pca"`` (of the path so far, centred on the latest snapshot; random directions are
+        used until the path has 3 snapshots) or ``"random"`` (filter-normalized, ``seed``).
+    resolution, extent, spacing:
+        The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
+        ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
+    every_k_batches, memory_budget_mb, overflow:
+        Path recording, see :class:`WeightPathRecorder`.
+    recompute_s, recompute_every:
+        Recompute at most every ``recompute_s`` seconds, or every ``recompute_every`` batches
+        when given (both: whichever comes later).
+    max_duty:
+        Fraction of wall time the recompute may use: after a recompute that took ``t``
+        seconds the next waits at least ``t * (1 - max_duty) / max_duty``.
+    path_interval_s:
+        Seconds between ``on_path`` calls.
+    on_path, on_surface, on_error:
+        ``on_path(PathFrame)`` on the training thread; ``on_surface(SurfaceFrame)`` and
+        ``on_error(exc, traceback)`` on background threads. Set traits only.
+    loss, seed, order:
+        The loss (default the model's), the seed of random directions and of the subset, and
+        the grid's computing order.
+    """
+
+    def __init__(self, x: Any, y: Any, *, directions: str = "pca", resolution: int = 21,
+                 extent: float | None = None, spacing: str = "linear", subset: int | None = 256,
+                 every_k_batches: int = 1, recompute_s: float = 2.0,
+                 recompute_every: int | None = None, max_duty: float = 0.15,
+                 path_interval_s: float = 0.25, memory_budget_mb: float = 256.0,
+                 overflow: str = "thin", loss: Any = None, seed: int = 0,
+                 order: str = "coarse_to_fine",
+                 on_path: Callable[[PathFrame], None] | None = None,
+                 on_surface: Callable[[SurfaceFrame], None] | None = None,
+                 on_error: Callable[[BaseException, str], None] | None = None) -> None:
+        super().__init__(every_k_batches=every_k_batches, memory_budget_mb=memory_budget_mb,
+                         overflow=overflow)
+        if directions not in WATCH_DIRECTIONS:
+            raise ValueError(
+                f"directions must be one of {WATCH_DIRECTIONS} while watching, got {directions!r}."
+            )
+        if not 0.0 < max_duty <= 1.0:
+            raise ValueError(f"max_duty must be in (0, 1], got {max_duty}.")
+        self.x, self.y = x, y
+        self.kind = directions
+        self.resolution = int(resolution)
+        self.extent = extent
+        self.spacing = spacing
+        self.subset = subset
+        self.recompute_s = float(recompute_s)
+        self.recompute_every = recompute_every
+        self.max_duty = float(max_duty)
+        self.path_interval_s = float(path_interval_s)
+        self.loss = loss
+        self.seed = int(seed)
+        self.order = order
+        self.on_path = on_path
+        self.on_surface = on_surface
+        self.on_error = on_error
+        self.recomputes = 0  # finished recomputes
+        self.recompute_seconds: list[float] = []
+        self.last: SurfaceFrame | None = None
+        self.error: BaseException | None = None
+        self._state = threading.Lock()
+        self._dirs: Directions | None = None
+        self._coords = np.zeros((0, 2))
+        self._gen = -1
+        self._next_recompute = 0.0
+        self._last_recompute_batch = -(10**9)
+        self._next_path = 0.0
+        self._pending: tuple | None = None
+        self._loop = False
+        self._data: tuple[Any, Any] | None = None
+        self._worker = Worker(on_frame=self._deliver, on_error=self._error, max_fps=8.0,
+                              name="nbviz-watch")
+
+    # -- Keras hooks -------------------------------------------------------------------------
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        if self._data is None:
+            x, y, n = check_data(model, self.x, self.y)
+            idx = subset_indices(n, self.subset, self.seed)
+            self._data = (take(x, idx), take(y, idx))
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        # Built here, on the training thread before any step: the cached forward pass reads
+        # the model's extra state once; the background thread then never touches variables.
+        get_forward(self.model)
+        self._publish_path(force=True)
+        if self._dirs is None:
+            self._request(final=False)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        super().on_train_batch_end(batch, logs)
+        now = time.monotonic()
+        if now >= self._next_path:
+            self._publish_path()
+        if self._due(now):
+            self._request(final=False)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        super().on_train_end(logs)
+        self._publish_path(force=True)
+        self._request(final=True)
+
+    # -- control -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while a recompute runs or is queued."""
+        return self._loop or self._worker.running
+
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Block until no recompute is running or queued. Returns True if idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._loop and self._worker.join(0.01):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self._worker.join(0.02)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Cancel the running recompute and drop any queued one."""
+        with self._state:
+            self._pending = None
+        return self._worker.stop(timeout)
+
+    def close(self) -> None:
+        """Stop the background thread and delete any spill file."""
+        self.stop()
+        super().close()
+
+    def path_frame(self) -> PathFrame:
+        """The path projected onto the current directions (computed on the calling thread)."""
+        with self._state:
+            return self._project_locked()
+
+    # -- path ----------------------------------------------------------------------------------
+    def _project_locked(self) -> PathFrame:
+        steps = self.steps
+        dirs = self._dirs
+        if dirs is None or self._store is None:
+            return PathFrame(steps, None, None, self._batches)
+        n = len(steps)
+        if self.generation != self._gen:  # thinned: earlier rows moved
+            self._coords, self._gen = np.zeros((0, 2)), self.generation
+        if len(self._coords) < n:
+            new, _ = project_path(self.snapshots(len(self._coords)), dirs)
+            self._coords = np.concatenate([self._coords, new[:, :2]])
+        return PathFrame(steps, self._coords[:n].copy(), dirs, self._batches)
+
+    def _publish_path(self, force: bool = False) -> None:
+        self._next_path = time.monotonic() + self.path_interval_s
+        if self.on_path is None or (not force and not len(self)):
+            return
+        with self._state:
+            frame = self._project_locked()
+        try:
+            self.on_path(frame)
+        except Exception as exc:  # a broken view must never stop training
+            self._error(exc, "")
+
+    # -- recomputing ---------------------------------------------------------------------------
+    def _due(self, now: float) -> bool:
+        if self.running or now < self._next_recompute:
+            return False
+        if self.recompute_every is not None:
+            return self._batches - self._last_recompute_batch >= self.recompute_every
+        return True
+
+    def prime(self, model: Any) -> None:
+        """Compute a first landscape around ``model``'s current weights now, before ``fit``
+        (which also traces the compiled grid function outside training). Call it only while
+        the model is not training."""
+        self.set_model(model)
+        layout = WeightLayout.from_model(model)
+        self._request(final=False, path=layout.flatten(snapshot_weights(model))[None])
+
+    def _request(self, final: bool, path: np.ndarray | None = None) -> None:
+        """Queue a recompute around the latest snapshot; a due one is skipped while one runs."""
+        if self._data is None or (path is None and not len(self)):
+            return
+        self._last_recompute_batch = self._batches
+        with self._state:
+            if self._loop and not final:
+                return  # one is running: skip this one, the next due one will catch up
+            self._pending = (path, final)
+            if self._loop:
+                return
+            self._loop = True
+        self._worker.join()
+        self._worker.start(self._recompute_loop)
+
+    def _read_path(self) -> tuple[np.ndarray, np.ndarray]:
+        """A consistent copy of the recorded path and its steps (read on the worker thread:
+        the recorder's numpy store, never the model's variables)."""
+        while True:
+            gen = self.generation
+            path = self.snapshots()
+            steps = self.steps[: len(path)]
+            if gen == self.generation and len(steps) == len(path):
+                return path, steps
+
+    def _recompute_loop(self, ctx: JobContext) -> None:
+        try:
+            while not ctx.stopped:
+                with self._state:
+                    request, self._pending = self._pending, None
+                    if request is None:
+                        self._loop = False
+                        return
+                path, final = request
+                recorded = path is None
+                if recorded:
+                    path, steps = self._read_path()
+                else:
+                    steps = np.zeros(len(path), np.int64)
+                t0 = time.monotonic()
+                self._recompute(ctx, path, steps, final, recorded)
+                took = time.monotonic() - t0
+                self.recompute_seconds.append(took)
+                pause = max(self.recompute_s, took * (1.0 - self.max_duty) / self.max_duty)
+                self._next_recompute = time.monotonic() + pause
+        finally:
+            with self._state:
+                self._loop = False
+
+    def make_directions(self, path: np.ndarray) -> Directions:
+        """Directions around the last row of ``path`` (PCA once it has 3 rows, else random)."""
+        layout = self.layout or WeightLayout.from_model(self.model)
+        if self.kind == "pca" and len(path) >= 3:
+            try:
+                return pca_directions(path, self.model)
+            except PathError:  # the weights have not moved in 2 independent directions yet
+                pass
+        return random_directions(self.model, n=2, seed=self.seed, origin=layout.unflatten(path[-1]))
+
+    def _recompute(self, ctx: JobContext, path: np.ndarray, steps: np.ndarray, final: bool,
+                   recorded: bool) -> None:
+        dirs = self.make_directions(path)
+        coords, _ = project_path(path, dirs)
+        with self._state:  # from now on the live path is drawn in the new plane
+            self._dirs = dirs
+            if recorded:
+                self._coords, self._gen = coords[:, :2], self.generation
+            else:
+                self._coords = np.zeros((0, 2))
+        extent = self.extent if self.extent is not None else auto_extent(coords, dirs.kind)
+        xs = ys = grid_coords(self.resolution, extent, self.spacing)
+        x, y = self._data
+        path_frame = PathFrame(steps, coords[:, :2], dirs, int(steps[-1]))
+        frame = None
+        last_publish = time.monotonic()
+        for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
+                                order=self.order, stop_event=ctx.stop_event):
+            frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
+                                 update.total, update.elapsed_s, final,
+                                 {"kind": dirs.kind, "extent": extent})
+            # A quick recompute shows only its result; a slow one fills in live.
+            if update.done < update.total and time.monotonic() - last_publish > 1.0:
+                ctx.publish(frame)
+                last_publish = time.monotonic()
+        if frame is not None and frame.done == frame.total:
+            self.recomputes += 1
+            self.last = frame
+            ctx.publish(frame)
+
+    def _deliver(self, frame: SurfaceFrame) -> None:
+        if self.on_surface is not None:
+            self.on_surface(frame)
+
+    def _error(self, exc: BaseException, tb: str) -> None:
+        self.error = exc
+        if self.on_error is not None:
+            self.on_error(exc, tb)
+
