@@ -920,17 +920,16 @@ class OptVisWidget(widgets.VBox):
 
 
 def _layer_choices(table: objectives.LayerTable) -> list[tuple[str, tuple]]:
-    """Layers with a channel axis, in model order, without softmax outputs and nested models."""
+    """The backend's renderable layers (model order, no softmax outputs), minus whole nested
+    models (their inner layers are offered instead)."""
     from .._tf import require_keras
 
     keras = require_keras()
-    out = []
-    for name in table.layers_with_channels():
-        info = table.info(name)
-        if isinstance(info.layer, keras.Model) or table.is_softmax(name):
-            continue
-        out.append((name, tuple(table.output_shape(name))))
-    return out
+    return [
+        (name, tuple(table.output_shape(name)))
+        for name in objectives.renderable_layers(table.model)
+        if not isinstance(table.info(name).layer, keras.Model)
+    ]
 
 
 def _describe(cfg: _Config, renderer: Renderer) -> str:
