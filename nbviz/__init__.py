@@ -27,6 +27,11 @@ _LAZY = {
     "load_demo_model": "nbviz.demo",
     "load_demo_data": "nbviz.demo",
     "sample_images": "nbviz.demo",
+    "sample_image": "nbviz.demo",
+    "make_grating": "nbviz.demo",
+    "parabola_data": "nbviz.demo",
+    "build_parabola_mlp": "nbviz.demo",
+    "load_application": "nbviz.demo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
