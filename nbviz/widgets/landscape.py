@@ -190,9 +190,14 @@ class LossLandscapeWidget(widgets.VBox):
         self.observe(self._on_show_path, "show_path")
         self._on_mode({"new": self.mode})
         if path is not None:
-            self._show_error_if(self._project_given_path)
+            try:
+                as_path_matrix(path, WeightLayout.from_model(model))  # a bad path fails now
+            except Exception:
+                self.close()
+                raise
         if kind == "pca" and path is None:
             if autostart:
+                self.close()
                 raise PathError(NO_PATH_HELP)
             self._set_status("no training path yet: use <code>widget.watch()</code> as a fit "
                              "callback, pass <code>path=</code>, or choose random directions.")
@@ -230,9 +235,9 @@ class LossLandscapeWidget(widgets.VBox):
                                          tooltip=bqplot.Tooltip(fields=["x", "y"],
                                                                 labels=["a (final)", "b (final)"]))
         self.x_axis = bqplot.Axis(scale=self.x_scale, label="a")
-        self.y_axis = bqplot.Axis(scale=self.y_scale, orientation="vertical", label="b")
-        self.color_axis = bqplot.ColorAxis(scale=self.color_scale, orientation="vertical",
-                                           side="right", label="log10 loss")
+        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b")
+        self.color_axis = bqplot.ColorAxis(scale=self.color_scale, side="right",
+                                           label="log10 loss")
         self.figure = bqplot.Figure(
             marks=[self.heatmap, self.hover, self.contours, self.path_line, self.path_points,
                    self.final_mark],
@@ -250,7 +255,7 @@ class LossLandscapeWidget(widgets.VBox):
         self.line_figure = bqplot.Figure(
             marks=[self.line_mark, self.line_anchor],
             axes=[bqplot.Axis(scale=self.line_x_scale, label="t"),
-                  bqplot.Axis(scale=self.line_y_scale, orientation="vertical", label="loss")],
+                  bqplot.Axis(scale=self.line_y_scale, side="left", label="loss")],
             animation_duration=0, title="loss along a line",
             layout=widgets.Layout(width="520px", height="360px"),
         )
@@ -426,7 +431,13 @@ class LossLandscapeWidget(widgets.VBox):
         if self is None:
             if model is None:
                 raise NbvizError("LossLandscapeWidget.load(path, model, x, y): the model is needed.")
-            self = cls(model, x, y, directions="random", **kwargs)
+            widget = cls(model, x, y, directions="random", **kwargs)
+            try:
+                widget._load_file(path)
+            except Exception:
+                widget.close()
+                raise
+            return widget
         self._load_file(path)
         return self
 
@@ -654,6 +665,7 @@ class LossLandscapeWidget(widgets.VBox):
         self._draw_contours()
         if self.view3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
             self.view3d.set_surface(s.xs, s.ys, v)
+            self._draw_path3d()
         self.figure.title = self._title()
 
     def _draw_contours(self) -> None:
@@ -686,11 +698,15 @@ class LossLandscapeWidget(widgets.VBox):
         self.step_scale.min, self.step_scale.max = float(steps.min()), float(max(steps.max(), 1))
         with self.final_mark.hold_sync():
             self.final_mark.x, self.final_mark.y = a[-1:], b[-1:]
-        s = self.surface
-        if self.view3d is not None and s is not None:
-            z = bilinear(s.xs, s.ys, self._values(s.loss), a, b)
-            self.view3d.set_path(a, b, z)
-            self.view3d.show_path = bool(self.show_path)
+        self._draw_path3d()
+
+    def _draw_path3d(self) -> None:
+        s, coords = self.surface, self.path_coords
+        if self.view3d is None or s is None or coords is None or not len(coords):
+            return
+        a, b = coords[:, 0], coords[:, 1]
+        self.view3d.set_path(a, b, bilinear(s.xs, s.ys, self._values(s.loss), a, b))
+        self.view3d.show_path = bool(self.show_path)
 
     def _draw_line(self) -> None:
         line = self.line
@@ -787,10 +803,6 @@ class LossLandscapeWidget(widgets.VBox):
         finally:
             self._quiet = quiet
 
-    def _project_given_path(self) -> None:
-        """Nothing to project before directions exist; validate the path's shape early."""
-        as_path_matrix(self.path, WeightLayout.from_model(self.model))
-
     def _load_file(self, path: str | os.PathLike) -> None:
         sf = SurfaceFile.open(path, mode="r", model=self.model)
         try:
@@ -817,13 +829,6 @@ class LossLandscapeWidget(widgets.VBox):
             self._draw_progress(surface.n_done, surface.done.size, 0.0, None)
         self._set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
                          f"{surface.done.size} cells; Compute resumes the missing ones.")
-
-    def _show_error_if(self, fn: Any) -> None:
-        try:
-            fn()
-        except Exception as exc:
-            self._show_error(exc)
-            raise
 
     def _set_status(self, text: str) -> None:
         self.status.value = f"<span style='font-family: monospace'>{text}</span>"

@@ -1,0 +1,314 @@
+"""LossLandscapeWidget: contours, live heat map, path overlay, Stop, save/load, errors (headless)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from helpers import assert_weights_identical, weights_snapshot
+from landscape_support import mlp, parabola
+
+from nbviz.errors import DataError, PathError, SurfaceFileError
+from nbviz.landscape import (
+    WeightPathRecorder,
+    evaluate_grid,
+    grid_coords,
+    pca_directions,
+    project_path,
+    random_directions,
+)
+from nbviz.landscape.contours import bilinear, choose_levels, contour_lines
+
+
+@pytest.fixture
+def model_data():
+    model = mlp(seed=1, width=8)
+    x, y = parabola(96, seed=1)
+    return model, x, y
+
+
+@pytest.fixture
+def trained(model_data):
+    """The model after a short fit, with its recorded path."""
+    import keras
+
+    model, x, y = model_data
+    keras.utils.set_random_seed(3)
+    rec = WeightPathRecorder(every_k_batches=1)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[rec])
+    return model, x, y, rec
+
+
+def _widget(model, x, y, **kw):
+    from nbviz.widgets.landscape import LossLandscapeWidget
+
+    kw.setdefault("view3d", None)
+    return LossLandscapeWidget(model, x, y, **kw)
+
+
+# -- contours (pure numpy) ---------------------------------------------------------------------------
+def test_contour_lines_of_a_bowl_are_circles_at_the_right_radius():
+    xs = grid_coords(41, 1.0)
+    gx, gy = np.meshgrid(xs, xs)
+    z = gx**2 + gy**2
+    levels = [0.04, 0.16, 0.36, 0.64]
+    lines = contour_lines(xs, xs, z, levels, scale="linear")
+    assert lines.x.shape == lines.y.shape and lines.n_levels == 4
+    np.testing.assert_allclose(lines.levels, levels)
+    for k, level in enumerate(levels):
+        segments = lines.segments(k)
+        assert len(segments) == 1  # one closed circle per level
+        seg = segments[0]
+        np.testing.assert_allclose(seg[0], seg[-1])  # closed
+        r = np.hypot(seg[:, 0], seg[:, 1])
+        assert np.abs(r - np.sqrt(level)).max() < 0.01
+        # Padding after the circle is NaN (rectangular array for one bqplot Lines mark).
+        assert np.isnan(lines.x[k, len(seg):]).all()
+
+
+def test_contour_levels_log_spaced_by_default_and_skipped_without_data():
+    xs = grid_coords(21, 2.0)
+    gx, gy = np.meshgrid(xs, xs)
+    z = 1.0 + gx**2 + gy**2
+    lv, is_log = choose_levels(z, 5, "log")
+    assert is_log and np.allclose(np.diff(np.log(lv)), np.log(lv[1] / lv[0]))
+    assert lv[0] == pytest.approx(z.min()) and lv[-1] == pytest.approx(z.max())
+    lv_lin, is_log = choose_levels(z, 5, "linear")
+    assert not is_log and np.allclose(np.diff(lv_lin), lv_lin[1] - lv_lin[0])
+    # Missing cells are masked: the lines stay where cells are finite ...
+    partial = z.copy()
+    partial[:, 11:] = np.nan
+    lines = contour_lines(xs, xs, partial, [3.0], scale="linear")
+    assert np.nanmax(lines.x) <= xs[10] + 1e-9
+    # ... and too few finite cells give no lines at all.
+    few = np.full_like(z, np.nan)
+    few[0, :3] = 1.0
+    assert contour_lines(xs, xs, few, 10).n_levels == 0
+    with pytest.raises(ValueError, match="scale"):
+        choose_levels(z, 5, "cubic")
+
+
+def test_bilinear_interpolation_is_exact_for_planes():
+    xs, ys = grid_coords(5, 1.0), grid_coords(7, 2.0)
+    gx, gy = np.meshgrid(xs, ys)
+    z = 3 * gx - 2 * gy + 1
+    a, b = np.array([0.1, -0.77, 2.0]), np.array([0.3, 1.5, 0.0])
+    got = bilinear(xs, ys, z, a, b)
+    np.testing.assert_allclose(got[:2], 3 * a[:2] - 2 * b[:2] + 1)
+    assert np.isnan(got[2])  # outside the grid
+
+
+# -- the widget -----------------------------------------------------------------------------------------
+def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
+    model, x, y = model_data
+    before = weights_snapshot(model)
+    w = _widget(model, x, y, directions="random", resolution=7, max_chunk=7, order="raster",
+                max_fps=10_000)
+    missing = []
+    w.heatmap.observe(lambda c: missing.append(int(np.isnan(np.asarray(c["new"])).sum())), "color")
+    try:
+        assert w.compute()
+        assert w.wait(60)
+        assert w.error is None, w.status.value
+        # One view update per finished row of 7 cells, each with fewer missing cells.
+        assert missing[-7:] == [42, 35, 28, 21, 14, 7, 0]
+        assert w.progress.value == w.progress.max == 49
+        assert "49/49 cells" in w.progress_label.value
+        # The colours are log10 of the backend's losses, and they match a direct evaluation.
+        ref = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0),
+                            grid_coords(7, 1.0))
+        np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(w.heatmap.color), np.log10(ref.loss), rtol=1e-5)
+        # The contour mark holds the backend's iso-lines of this surface.
+        expected = contour_lines(ref.xs, ref.ys, ref.loss, w.levels, "log")
+        np.testing.assert_allclose(np.asarray(w.contours.x), expected.x, rtol=1e-5)
+        assert w.color_axis.label == "log10 loss"
+        assert "random direction 1" in w.x_axis.label
+        # Hover read-out: one invisible point per cell carrying (a, b, loss).
+        assert len(w.hover.x) == 49 and w.hover.tooltip.labels == ["a", "b", "loss"]
+        np.testing.assert_allclose(np.sort(np.asarray(w.hover.color)), np.sort(ref.loss.ravel()),
+                                   rtol=1e-6)
+        # Changing the level count or scale redraws the contours without recomputing.
+        w.level_scale = "linear"
+        assert w.color_axis.label == "loss"
+        w.levels = 5
+        assert len(w.contour_levels) <= 5
+    finally:
+        w.close()
+    assert_weights_identical(model, before)
+
+
+def test_path_overlay_equals_the_backend_projection(trained, no_thread_leak):
+    model, x, y, rec = trained
+    w = _widget(model, x, y, path=rec, directions="pca", resolution=7)
+    try:
+        assert w.compute() and w.wait(60)
+        assert w.error is None, w.status.value
+        dirs = pca_directions(rec, model)
+        coords, residual = project_path(rec, dirs)
+        np.testing.assert_allclose(np.asarray(w.path_points.x), coords[:, 0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(w.path_points.y), coords[:, 1], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(np.asarray(w.path_points.color), rec.steps)
+        np.testing.assert_allclose(w.path_residual, residual, atol=1e-6)
+        # The final weights are marked (the origin of PCA directions).
+        np.testing.assert_allclose(np.asarray(w.final_mark.x), coords[-1:, 0], atol=1e-7)
+        assert w.x_axis.label.startswith("PC1 (") and "% of path variance" in w.x_axis.label
+        # The automatic range shows the whole path.
+        assert np.abs(coords).max() <= w.surface.xs[-1]
+        w.show_path = False
+        assert not w.path_points.visible and not w.path_line.visible
+    finally:
+        w.close()
+
+
+def test_a_list_of_weight_lists_is_a_path_too(trained, no_thread_leak):
+    model, x, y, rec = trained
+    snapshots = [model.get_weights()]  # one snapshot: PCA cannot work, random can
+    w = _widget(model, x, y, path=snapshots, directions="pca", resolution=5)
+    try:
+        assert not w.compute() or (w.wait(30) and w.error is not None)
+        assert isinstance(w.error, PathError) and "snapshot" in str(w.error)
+        assert "PathError" in w.status.value
+    finally:
+        w.close()
+
+
+def test_pca_without_a_path_says_how_to_fix_it(model_data, no_thread_leak):
+    model, x, y = model_data
+    with pytest.raises(PathError, match="directions='random'"):
+        _widget(model, x, y, directions="pca", autostart=True)
+    w = _widget(model, x, y)  # default directions="pca": a notice, not an exception
+    try:
+        assert "watch()" in w.status.value
+        assert not w.compute()
+        assert isinstance(w.error, PathError) and "WeightPathRecorder" in str(w.error)
+    finally:
+        w.close()
+
+
+def test_stop_keeps_finished_cells(model_data, no_thread_leak):
+    model, x, y = model_data
+    before = weights_snapshot(model)
+    w = _widget(model, x, y, directions="random", resolution=9, max_chunk=3, order="raster",
+                max_fps=10_000)
+    first = threading.Event()
+    w.heatmap.observe(lambda c: first.set(), "color")
+    try:
+        # Slow each chunk down a little so that Stop arrives mid-grid.
+        original = w._on_frame
+
+        def slow(frame):
+            original(frame)
+            if frame[0] == "grid":
+                threading.Event().wait(0.05)
+
+        w._worker.on_frame = slow
+        assert w.compute()
+        assert first.wait(60)
+        w.stop()
+        assert w.wait(30)
+        s = w.surface
+        assert 0 < s.n_done < s.done.size
+        assert "stopped: kept" in w.status.value
+        assert np.isfinite(s.loss[s.done]).all() and np.isnan(s.loss[~s.done]).all()
+        # What was kept is right.
+        ref = evaluate_grid(model, x, y, random_directions(model, seed=0), s.xs, s.ys)
+        np.testing.assert_allclose(s.loss[s.done], ref.loss[s.done], rtol=1e-5)
+        shown = np.asarray(w.heatmap.color)
+        assert np.isnan(shown).sum() >= (~s.done).sum()
+    finally:
+        w.close()
+    assert_weights_identical(model, before)
+
+
+def test_worker_errors_are_shown_in_the_widget(model_data, no_thread_leak):
+    model, x, y = model_data
+    w = _widget(model, x[:, :0], y, directions="random", resolution=5)  # x has no feature
+    try:
+        assert w.compute()
+        assert w.wait(30)
+        assert isinstance(w.error, DataError)
+        assert "DataError" in w.status.value and "Fix" in w.status.value
+        assert w.progress.bar_style == "danger" and not w.compute_button.disabled
+        with pytest.raises(Exception, match="resolution"):
+            w.resolution = 1
+        assert "resolution" in w.status.value
+    finally:
+        w.close()
+
+
+def test_line_mode_random_and_interpolation(model_data, no_thread_leak):
+    from nbviz.landscape import evaluate_line, interpolation_directions
+
+    model, x, y = model_data
+    other = mlp(seed=2, width=8)
+    w = _widget(model, x, y, directions="interpolation", other=other, mode="1d", resolution=11)
+    try:
+        assert w.compute() and w.wait(60), w.status.value
+        assert w.error is None, w.status.value
+        ref = evaluate_line(model, x, y, interpolation_directions(model, other),
+                            np.linspace(-0.5, 1.5, 11))
+        np.testing.assert_allclose(np.asarray(w.line_mark.y), ref.loss, rtol=1e-5)
+        # The anchors t=0 (this model) and t=1 (other) are marked.
+        np.testing.assert_allclose(np.sort(np.asarray(w.line_anchor.x)), [0.0, 1.0])
+        assert w.line_figure.layout.display is None and w.figure.layout.display == "none"
+        assert w.export_png()[:8] == b"\x89PNG\r\n\x1a\n"
+        w.directions = "random"
+        assert w.compute() and w.wait(60) and w.error is None
+        assert len(w.line.ts) == 11 and w.line.ts[5] == 0.0
+    finally:
+        w.close()
+
+
+def test_save_load_resumes_missing_cells_and_exports_png(model_data, tmp_path, no_thread_leak):
+    from nbviz.widgets.landscape import LossLandscapeWidget
+
+    model, x, y = model_data
+    w = _widget(model, x, y, directions="random", resolution=7, subset=64, seed=5)
+    try:
+        assert w.compute() and w.wait(60) and w.error is None
+        full = w.surface.loss.copy()
+        file = tmp_path / "surface.h5"
+        w.save(file)
+        png = w.export_png(tmp_path / "plot.png")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "plot.png").read_bytes() == png
+    finally:
+        w.close()
+
+    # Forget some cells in the file, as if the computation had been interrupted.
+    import h5py
+
+    with h5py.File(file, "r+") as f:
+        done = f["done"][...]
+        done[4:] = 0
+        f["done"][...] = done
+    w2 = LossLandscapeWidget.load(file, model, x, y, view3d=None)
+    try:
+        assert w2.surface.n_done == 4 * 7 and w2.subset == 64
+        assert w2.directions == "custom" and "from file" in str(w2.directions_dropdown.options)
+        assert w2.compute() and w2.wait(60), w2.status.value
+        assert w2.error is None, w2.status.value
+        # Only the 21 missing cells were computed, and the result is the same surface.
+        assert w2.last_update is not None and w2.last_update.done == 49
+        np.testing.assert_allclose(w2.surface.loss, full, rtol=1e-6)
+        with h5py.File(file, "r") as f:
+            assert f["done"][...].all()
+    finally:
+        w2.close()
+    with pytest.raises(SurfaceFileError):
+        LossLandscapeWidget.load(tmp_path / "missing.h5", model, x, y, view3d=None)
+
+
+def test_3d_view_gets_the_surface_and_the_path(trained, no_thread_leak):
+    model, x, y, rec = trained
+    w = _widget(model, x, y, path=rec, directions="pca", resolution=5, view3d="matplotlib")
+    try:
+        assert w.compute() and w.wait(60) and w.error is None
+        v = w.view3d
+        np.testing.assert_allclose(v.Z, np.log10(w.surface.loss))
+        assert v.path is not None and len(v.path[0]) == len(rec)
+        w.show_path = False
+        assert not v.show_path
+    finally:
+        w.close()
