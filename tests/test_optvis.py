@@ -108,8 +108,10 @@ def test_rotate_90_degrees_is_a_rot90_and_resize_is_bilinear():
     out = T.apply([T.random_rotate([90.0])], tf.constant(img), _rng(), out_hw=(9, 9)).numpy()
     candidates = [np.rot90(img[0], k) for k in (1, 3)]
     assert min(np.abs(out[0] - c).max() for c in candidates) < 1e-5
-    small = T.apply([], tf.constant(img), _rng(), out_hw=(5, 7)).numpy()
-    np.testing.assert_allclose(small, tf.image.resize(img, (5, 7)).numpy(), atol=1e-5)
+    expected = tf.image.resize(img, (5, 7)).numpy()
+    for pipeline in ([], [T.jitter(0)]):  # plain resize, and the fused resampling's fit step
+        small = T.apply(pipeline, tf.constant(img), _rng(), out_hw=(5, 7)).numpy()
+        np.testing.assert_allclose(small, expected, atol=1e-5)
 
 
 def test_standard_preset_is_seeded_in_graph_and_varies_per_step():
@@ -319,12 +321,12 @@ def test_same_seed_same_run_other_seed_other_run(tiny_convnet):
         return r.run(3, every=3).losses
 
     a, b, c = losses(11), losses(11), losses(12)
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not np.allclose(a, c, rtol=1e-3)
     r = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=11)
     r.run(3)
     r.reset()
-    np.testing.assert_array_equal(r.run(3, every=3).losses, a)  # reset = fresh start
+    np.testing.assert_allclose(r.run(3, every=3).losses, a, rtol=1e-6)  # reset = fresh start
 
 
 class _Recorder:
@@ -436,3 +438,14 @@ def test_batched_rows_are_independent(tiny_convnet):
         assert alone.evaluate(x[row : row + 1])[0] == pytest.approx(both[row], rel=1e-5)
     grads_ok = together.run(5).losses
     assert np.isfinite(grads_ok).all()
+
+
+def test_penalty_only_objective_and_xla_option(tiny_convnet):
+    noisy = param.image(16, fft=False, decorrelate=False, sd=1.0, seed=0)
+    smooth = optvis.Renderer(tiny_convnet, -optvis.total_variation(), param=noisy, transforms="none")
+    losses = smooth.run(20, every=10).losses[:, 0]
+    assert losses[-1] > 1.5 * losses[0]  # a noisy start loses most of its total variation
+    xla = optvis.Renderer(tiny_convnet, "conv1:1", size=16, transforms="none", jit_compile=True)
+    assert np.isfinite(xla.run(2).losses).all()
+    with pytest.raises(ValueError, match="jit_compile"):
+        optvis.Renderer(tiny_convnet, "conv1:1", size=16, jit_compile=True)

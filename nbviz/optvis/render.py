@@ -276,6 +276,12 @@ class Renderer:
         self.size = (param.shape[1], param.shape[2])
         self.batch = batch
         self.transforms = transforms_mod.resolve(transforms)
+        if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
+            raise ValueError(
+                "jit_compile=True cannot compile the transforms' resampling op "
+                "(ImageProjectiveTransformV3 has no XLA kernel). Fix: transforms='none', or "
+                "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
+            )
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = (float(value_range[0]), float(value_range[1]))

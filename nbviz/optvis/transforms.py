@@ -285,6 +285,7 @@ def apply(
     Consecutive affine transforms are resampled once; all their random numbers come from
     one draw of ``rng`` (a ``tf.random.Generator``).
     """
+    tf = require_tensorflow()
     batch = int(images.shape[0])
     render_hw = (int(images.shape[1]), int(images.shape[2]))
     n_random = sum(t.n_random for t in transforms if isinstance(t, AffineTransform))
@@ -323,5 +324,9 @@ def apply(
     if out_hw is None:
         return flush(x, pending, hw)
     out_hw = (int(out_hw[0]), int(out_hw[1]))
+    untransformed = isinstance(pending, np.ndarray) and np.array_equal(pending, identity)
+    if untransformed and hw == render_hw:
+        # A plain resize: the same bilinear sampling, and an op XLA can compile.
+        return x if hw == out_hw else tf.image.resize(x, out_hw, method="bilinear")
     pending = _compose(pending, _fit_matrix(hw, render_hw, out_hw))
     return flush(x, pending, out_hw)
