@@ -193,8 +193,9 @@ class Renderer:
     batch:
         Number of rows; default: the objective's (one per listed unit) or 1.
     param:
-        An :class:`~nbviz.optvis.param.ImageParam`; default ``param.image(...)`` with
-        ``fft``, ``decorrelate`` and ``sigmoid`` as given (decorrelation only for 3 channels).
+        An :class:`~nbviz.optvis.param.ImageParam` (then ``size``, ``fft``, ``decorrelate``
+        and ``sigmoid`` are not used); default ``param.image(...)`` with those options
+        (decorrelation only for 3 channels).
     transforms:
         ``"standard"`` (Lucid's preset), ``"none"``/``None``, or a list of transforms.
     optimizer:
@@ -205,7 +206,8 @@ class Renderer:
     grad_clip:
         If set, clip each row's gradient to this L2 norm (after ``grad_norm``).
     seed:
-        Seeds the initial image and the transforms' random draws (same seed, same run).
+        Seeds the initial image and the transforms' random draws (same seed, same run;
+        ``None``: fresh randomness).
     preactivation:
         Read Dense/Conv layers before their fused activation (Lucid's pre-ReLU).
     value_range, preprocess:
@@ -287,7 +289,7 @@ class Renderer:
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.preprocess = preprocess
         self.seed = seed
-        self.rng = tf.random.Generator.from_seed(0 if seed is None else int(seed))
+        self.rng = _generator(seed)
         self.extractor, self.taps = _build_taps(model, self.table, sorted(self.objective.layers))
         self.optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         self.optimizer.build(self.param.variables)
@@ -409,7 +411,7 @@ class Renderer:
         """Start over from a fresh random image (``seed`` default: the renderer's seed)."""
         seed = self.seed if seed is None else seed
         self.param.reset(seed)
-        self.rng.reset_from_seed(0 if seed is None else int(seed))
+        self.rng.reset(_generator(seed).state)
         for var, value in zip(self.optimizer.variables, self._optimizer_initial, strict=True):
             var.assign(value)
         self.step = 0
@@ -520,6 +522,14 @@ class Renderer:
         for cb in callbacks:
             _call(cb, "on_end", result)
         return result
+
+
+def _generator(seed: int | None) -> Any:
+    """A ``tf.random.Generator`` for the transforms: seeded, or fresh entropy for ``None``."""
+    tf = require_tensorflow()
+    if seed is None:
+        return tf.random.Generator.from_non_deterministic_state()
+    return tf.random.Generator.from_seed(int(seed))
 
 
 def _call_fn(fn: Callable[[], Any]) -> Any:
