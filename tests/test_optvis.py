@@ -285,6 +285,7 @@ def test_frames_every_k_steps_with_images_and_never_touches_weights(tiny_convnet
     assert last.image.shape == (3, 24, 24, 3) and last.image.dtype == np.float32
     assert 0.0 <= last.image.min() and last.image.max() <= 1.0
     np.testing.assert_array_equal(last.loss, last.losses[-1])
+    np.testing.assert_allclose(last.image, r.image(), atol=1e-6)  # the image after the step
     assert last.steps_per_sec > 0 and r.step == 10 and len(r.history) == 10
     assert r.trace_count == 1
     assert_weights_identical(tiny_convnet, snap)

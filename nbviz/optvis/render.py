@@ -357,8 +357,9 @@ class Renderer:
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return values
 
-    def _run_steps(self, n: Any) -> Any:
-        """Run ``n`` steps in-graph; ``(n, B)`` objective values (before each update)."""
+    def _run_steps(self, n: Any) -> tuple[Any, Any]:
+        """Run ``n`` steps in-graph: ``(n, B)`` objective values (each before its update) and
+        the image after the last update (returned by the same call: one host round trip)."""
         tf = require_tensorflow()
         values = tf.TensorArray(tf.float32, size=n, element_shape=[self.batch])
 
@@ -366,7 +367,9 @@ class Renderer:
             return i + 1, values.write(i, self._one_step())
 
         _, values = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), values))
-        return values.stack()
+        with tf.control_dependencies([values.flow]):
+            image = self.param.image()
+        return values.stack(), image
 
     # -- control ------------------------------------------------------------------------------
     def compile(self) -> Renderer:
@@ -471,8 +474,9 @@ class Renderer:
                 return
             n = every if target is None else min(every, target - self.step)
             t0 = time.perf_counter()
-            losses = self._run(tf.constant(n, tf.int32)).numpy()
-            img = self.image() if images else None
+            losses_t, image_t = self._run(tf.constant(n, tf.int32))
+            losses = losses_t.numpy()
+            img = image_t.numpy() if images else None
             dt = time.perf_counter() - t0
             self.step += n
             self.history.extend(losses)
