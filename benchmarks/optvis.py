@@ -118,13 +118,27 @@ def _models(quick: bool):
     yield note, demo, "conv3", 5, 64
 
 
+def _load() -> str:
+    try:
+        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "load average n/a"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke run)")
-    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant")
+    ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF default)")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
+        f"threads {args.threads or 'default'}, {_load()}"
+    )
     header = f"{'model':34s} {'seed':>8s} {'bare':>8s} {'full':>8s}  {'full/seed':>9s} {'bare/seed':>9s} {'recipe cost':>11s}"
     print(header)
     for name, model, layer, unit, size in _models(args.quick):
@@ -142,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{cost * 100:10.1f}%"
         )
     print("steps/s (best of interleaved runs); goals: full/seed >= 2.4x, recipe cost (bare/full - 1) <= 15%")
+    print(f"after: {_load()} (other processes' load makes single runs noisy; compare ratios)")
 
 
 if __name__ == "__main__":
