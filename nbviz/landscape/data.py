@@ -109,6 +109,11 @@ def take(x: Any, idx: np.ndarray | None) -> Any:
     return x if idx is None else _map(lambda a: a[idx], x)
 
 
+def spec(x: Any) -> tuple:
+    """Shapes and dtypes of the arrays in ``x`` (a hashable description)."""
+    return tuple((np.shape(a), np.asarray(a).dtype.str) for a in _leaves(x))
+
+
 def fingerprint(x: Any, y: Any) -> str:
     """A short hash of the data actually evaluated (stored with surfaces, checked on resume)."""
     h = hashlib.sha256()

@@ -26,7 +26,7 @@ import numpy as np
 from .._tf import require_keras, require_tensorflow
 from ..errors import DataError, ModelError
 from ..layers import iter_layers
-from .data import Batches
+from .data import Batches, spec
 from .losses import ExampleFn, resolve_metrics
 
 STRATEGIES = ("auto", "vectorized", "per_point")
@@ -296,13 +296,40 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
+def _variables_signature(model: Any) -> tuple:
+    return tuple(id(v) for v in model.weights) + tuple(id(v) for v in model.non_trainable_variables)
+
+
 def get_forward(model: Any) -> ModelForward:
-    """The cached :class:`ModelForward` of ``model``."""
+    """The cached :class:`ModelForward` of ``model`` (rebuilt, with its compiled functions
+    dropped, if the model's variables changed since, e.g. after adding a layer)."""
+    signature = _variables_signature(model)
     with _CACHE_LOCK:
         entry = _CACHE.setdefault(model, {})
-        if "forward" not in entry:
+        if entry.get("signature") != signature:
+            entry.clear()
+            entry["signature"] = signature
             entry["forward"] = ModelForward(model)
         return entry["forward"]
+
+
+def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
+                 metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn]]:
+    """:func:`probe`, remembered per model, loss, metrics and data shapes (an eager call of
+    the model costs more than a small warm grid)."""
+    forward = get_forward(model)
+    try:
+        key = ("probe", loss, tuple(metrics), spec(x), spec(y))
+        hash(key)
+    except TypeError:  # unhashable metrics: probe every time
+        return probe(forward, origin, x, y, loss, metrics)
+    with _CACHE_LOCK:
+        found = _CACHE.setdefault(model, {}).get(key)
+    if found is None:
+        found = probe(forward, origin, x, y, loss, metrics)
+        with _CACHE_LOCK:
+            _CACHE.setdefault(model, {})[key] = found
+    return found
 
 
 def get_evaluator(model: Any, shapes: Sequence[tuple], perturbed_idx: Sequence[int],
@@ -312,7 +339,7 @@ def get_evaluator(model: Any, shapes: Sequence[tuple], perturbed_idx: Sequence[i
     key = (tuple(perturbed_idx), loss, tuple(metrics), per_example_loss, strategy, jit_compile)
     forward = get_forward(model)
     with _CACHE_LOCK:
-        entry = _CACHE[model]
+        entry = _CACHE.setdefault(model, {})
         if key not in entry:
             entry[key] = GridEvaluator(forward, shapes, perturbed_idx, loss, metrics,
                                        per_example_loss, strategy, jit_compile)

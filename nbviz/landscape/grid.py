@@ -31,11 +31,10 @@ from .evaluator import (
     GridEvaluator,
     activation_floats,
     available_memory,
+    cached_probe,
     choose_strategy,
     get_evaluator,
-    get_forward,
     plan_sizes,
-    probe,
 )
 from .losses import resolve_loss
 from .storage import SurfaceFile
@@ -71,11 +70,10 @@ def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metr
     x, y = take(x, idx), take(y, idx)
     n = n_total if idx is None else len(idx)
 
-    forward = get_forward(model)
     origin = [tf.constant(o) for o in directions.origin]
-    k = min(n, 2)
-    out_shape, per_ex, metric_fns = probe(forward, origin, take(x, np.arange(k)),
-                                          take(y, np.arange(k)), loss_fn, metrics)
+    k = np.arange(min(n, 2))
+    out_shape, per_ex, metric_fns = cached_probe(model, origin, take(x, k), take(y, k), loss_fn,
+                                                 metrics)
     y = align_targets(y, out_shape)
 
     perturbed = [i for i, p in enumerate(directions.perturbed()) if p]

@@ -72,6 +72,7 @@ class WeightPathRecorder(keras.callbacks.Callback):
         self.stride = self.every_k_batches
         self.generation = 0
         self.spill_path: str | None = None
+        self._variables: list = []
 
     # -- Keras hooks -------------------------------------------------------------------------
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -84,17 +85,24 @@ class WeightPathRecorder(keras.callbacks.Callback):
             )
         if self._store is None:
             self._allocate(layout)
+        self._variables = list(self.model.weights)
         if self.record_initial and self._n == 0:
             self._record(self._batches)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._batches += 1
-        if self._batches % self.stride == 0:
+    # Recording at the *start* of a batch (the weights after all earlier batches) keeps Keras'
+    # asynchronous callback dispatch: a callback with an ``on_train_batch_end`` makes fit wait
+    # for every step's logs.
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._batches and self._batches % self.stride == 0 and not self._recorded(self._batches):
             self._record(self._batches)
+        self._batches += 1
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.record_final and (self._n == 0 or self._steps[self._n - 1] != self._batches):
+        if self.record_final and not self._recorded(self._batches):
             self._record(self._batches)
+
+    def _recorded(self, step: int) -> bool:
+        return self._n > 0 and self._steps[self._n - 1] == step
 
     # -- storage -----------------------------------------------------------------------------
     def _allocate(self, layout: WeightLayout) -> None:
@@ -117,7 +125,7 @@ class WeightPathRecorder(keras.callbacks.Callback):
                 self._make_room()
             row = self._store[self._n]
             off = self.layout.offsets
-            for i, v in enumerate(self.model.weights):
+            for i, v in enumerate(self._variables):
                 row[off[i]:off[i + 1]] = np.asarray(v.numpy()).reshape(-1)
             self._steps[self._n] = step
             self._n += 1
