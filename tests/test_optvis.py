@@ -171,6 +171,10 @@ def test_objective_values_match_direct_computation(tiny_convnet, keras):
     c1, c2, logits = (t.numpy() for t in probe(x))
     got = _values(model, optvis.channel("conv2", [3, 0, 7]), x, preactivation=False)
     np.testing.assert_allclose(got, [c2[0, ..., 3].mean(), c2[1, ..., 0].mean(), c2[2, ..., 7].mean()], rtol=1e-5)
+    # Channel objectives compute their channel alone; with a full-map reader on the same
+    # layer they pick it from the full map: same numbers.
+    full_too = 0.0 * optvis.diversity("conv2") + optvis.channel("conv2", [3, 0, 7])
+    np.testing.assert_allclose(_values(model, full_too, x, preactivation=False), got, rtol=1e-5)
     got = _values(model, optvis.channel("conv1", 5, crop=4), x, preactivation=False)
     np.testing.assert_allclose(got, c1[:, 4:-4, 4:-4, 5].mean(axis=(1, 2)), rtol=1e-5)
     got = _values(model, optvis.neuron("conv2", [1, 2, 3]), x, preactivation=False)
@@ -215,6 +219,9 @@ def test_preactivation_reads_before_the_fused_activation(keras):
         pre = preactivation_fn(layer)(layer_in)
         full = keras.Model(model.inputs[0], layer.output)(x)
         np.testing.assert_allclose(act(pre).numpy(), full.numpy(), atol=1e-6)
+        # One channel per row, computed without the others.
+        units = preactivation_fn(layer, tf.constant([2, 0]))(layer_in).numpy()
+        np.testing.assert_allclose(units, np.stack([pre[0, ..., 2], pre[1, ..., 0]]), atol=1e-6)
     pre_c2 = preactivation_fn(model.get_layer("c2"))(keras.Model(model.inputs[0], model.get_layer("c1").output)(x))
     got = _values(model, optvis.channel("c2", 1), x[:1])
     np.testing.assert_allclose(got, pre_c2.numpy()[:1, ..., 1].mean(), rtol=1e-5)

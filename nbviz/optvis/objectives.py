@@ -16,7 +16,7 @@ three rows; on a 2-D layer (``"logits:3"``) the same unit objective reads one lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,8 +122,17 @@ class LayerTable:
         )
 
 
-def preactivation_supported(info: LayerInfo) -> bool:
-    """Dense/Conv1-3D layers of the outer model with a fused non-linear activation."""
+# Activations that act on each value alone: a layer's output channel k then depends on its
+# pre-activation channel k only, so single channels can be computed on their own.
+ELEMENTWISE_ACTIVATIONS = frozenset(
+    "linear relu relu6 leaky_relu elu selu celu gelu sigmoid hard_sigmoid tanh softplus "
+    "softsign silu swish hard_silu hard_swish mish exponential".split()
+)
+
+
+def linear_part_supported(info: LayerInfo) -> bool:
+    """True for Dense/Conv1-3D layers of the outer model whose ``activation(kernel . x + bias)``
+    nbviz can recompute from public attributes (plain float kernels, channels last)."""
     keras = require_keras()
     layer = info.layer
     if "/" in info.name:
@@ -131,12 +140,31 @@ def preactivation_supported(info: LayerInfo) -> bool:
     kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
     if not isinstance(layer, kinds):
         return False
+    if getattr(layer, "quantization_mode", None) is not None:
+        return False
+    if getattr(layer, "compute_dtype", "float32") != getattr(layer, "variable_dtype", "float32"):
+        return False
     if getattr(layer, "padding", "valid") == "causal":
         return False
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        return False
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def activation_name(layer: Any) -> str | None:
+    """The name of a layer's activation function (``None`` if it has none)."""
     act = getattr(layer, "activation", None)
-    return act is not None and act is not keras.activations.linear
+    return None if act is None else getattr(act, "__name__", type(act).__name__)
+
+
+def preactivation_supported(info: LayerInfo) -> bool:
+    """Dense/Conv1-3D layers of the outer model with a fused non-linear activation."""
+    return linear_part_supported(info) and activation_name(info.layer) not in (None, "linear")
+
+
+def unit_slicing_supported(info: LayerInfo, preactivation: bool) -> bool:
+    """True if single output channels of the layer can be computed without the others."""
+    if not linear_part_supported(info) or getattr(info.layer, "groups", 1) != 1:
+        return False
+    return preactivation or activation_name(info.layer) in ELEMENTWISE_ACTIVATIONS
 
 
 def renderable_layers(model: Any) -> dict[str, int]:
@@ -171,20 +199,46 @@ def check_image_model(model: Any) -> tuple:
 # Evaluation context
 # --------------------------------------------------------------------------------------------
 class Context:
-    """What an objective sees inside the render step.
+    """What an objective sees inside the render step (graph code).
 
-    ``ctx(layer)`` (or ``ctx.acts[layer]``) is the activation of ``layer`` for the
-    transformed batch; ``ctx.image`` is the parameterized image in ``[0, 1]`` before
-    transforms (used by the image penalties); ``ctx.batch`` is B.
+    ``ctx(layer)`` is the activation of ``layer`` for the transformed batch;
+    ``ctx.units(layer, index)`` is channel ``index[b]`` of row ``b`` (shape ``(B, ...)``
+    without the channel axis), which the renderer may compute *without* the other channels;
+    ``ctx.image`` is the parameterized image in ``[0, 1]`` before transforms (for the
+    penalties); ``ctx.batch`` is B. Tensors are built on first use only.
     """
 
-    def __init__(self, acts: dict[str, Any], image: Any) -> None:
-        self.acts = acts
+    def __init__(
+        self,
+        image: Any,
+        full: Callable[[str], Any],
+        units: Callable[[str, Any], Any] | None = None,
+    ) -> None:
         self.image = image
         self.batch = int(image.shape[0])
+        self._full = full
+        self._units = units
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def from_dict(cls, acts: dict[str, Any], image: Any) -> Context:
+        """A context over precomputed activations."""
+        return cls(image, acts.__getitem__)
 
     def __call__(self, layer: str) -> Any:
-        return self.acts[layer]
+        if layer not in self._cache:
+            self._cache[layer] = self._full(layer)
+        return self._cache[layer]
+
+    def units(self, layer: str, index: Any) -> Any:
+        """Per-row channel ``index`` (``(B,)`` int32) of ``layer``: ``(B, *spatial)``."""
+        tf = require_tensorflow()
+        if self._units is not None and layer not in self._cache:
+            sliced = self._units(layer, index)
+            if sliced is not None:
+                return sliced
+        acts = self(layer)
+        return tf.gather(acts, index, axis=acts.shape.rank - 1, batch_dims=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +426,7 @@ class _UnitObjective(Objective):
         self._values = _as_indices(index, self.kind)
         self.index = tf.Variable(
             self._values, dtype=tf.int32, trainable=False, shape=tf.TensorShape([None])
-        )
+        )  # read by the compiled step: new units, no retrace
         self._limit: int | None = None  # number of units, known after check()
 
     @property
@@ -469,15 +523,13 @@ class Channel(_UnitObjective):
 
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
-        acts = tf.cast(ctx(self.layer), tf.float32)
-        if self.crop and acts.shape.rank == 4:
+        maps = tf.cast(ctx.units(self.layer, self._row_index(ctx.batch)), tf.float32)
+        if self.crop and maps.shape.rank == 3:
             c = self.crop
-            acts = acts[:, c : acts.shape[1] - c, c : acts.shape[2] - c, :]
-        if acts.shape.rank > 2:
-            # Mean over space first, then pick: cheaper than gathering channel maps (whose
-            # gradient transposes the whole activation).
-            acts = tf.reduce_mean(acts, axis=list(range(1, acts.shape.rank - 1)))
-        return tf.gather(acts, self._row_index(ctx.batch), axis=1, batch_dims=1)
+            maps = maps[:, c : maps.shape[1] - c, c : maps.shape[2] - c]
+        if maps.shape.rank == 1:
+            return maps
+        return tf.reduce_mean(tf.reshape(maps, [ctx.batch, -1]), axis=1)
 
 
 class Neuron(_UnitObjective):
@@ -511,11 +563,11 @@ class Neuron(_UnitObjective):
 
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
-        acts = tf.cast(ctx(self.layer), tf.float32)
-        h, w = int(acts.shape[1]), int(acts.shape[2])
+        maps = tf.cast(ctx.units(self.layer, self._row_index(ctx.batch)), tf.float32)
+        h, w = int(maps.shape[1]), int(maps.shape[2])
         y = h // 2 if self.y is None else min(self.y, h - 1)
         x = w // 2 if self.x is None else min(self.x, w - 1)
-        return tf.gather(acts[:, y, x, :], self._row_index(ctx.batch), axis=1, batch_dims=1)
+        return maps[:, y, x]
 
 
 class ClassLogit(_UnitObjective):
@@ -538,8 +590,7 @@ class ClassLogit(_UnitObjective):
 
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
-        acts = tf.cast(ctx(self.layer), tf.float32)
-        return tf.gather(acts, self._row_index(ctx.batch), axis=1, batch_dims=1)
+        return tf.cast(ctx.units(self.layer, self._row_index(ctx.batch)), tf.float32)
 
 
 # --------------------------------------------------------------------------------------------

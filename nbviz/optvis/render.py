@@ -43,6 +43,7 @@ from .objectives import (
     _UnitObjective,
     as_objective,
     check_image_model,
+    unit_slicing_supported,
 )
 
 DEFAULT_LEARNING_RATE = 0.05
@@ -105,47 +106,80 @@ class Callback:
         pass
 
 
-@dataclass
-class _Tap:
-    """One layer the objective reads: where to cut the model and how to finish the tensor."""
+def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
+    """``f(layer_input) -> kernel . x + bias`` (the output before the activation) of a Dense
+    or ConvND layer; with ``units`` (``(B,)`` int32), only output channel ``units[b]`` for
+    row ``b`` (shape without the channel axis).
 
-    name: str  # as the objective spells it
-    tensor: Any  # symbolic tensor to extract
-    finish: Callable[[Any], Any] | None = None  # pre-activation op applied in the step
-
-
-def preactivation_fn(layer: Any) -> Callable[[Any], Any]:
-    """``f(layer_input) -> layer output before its activation`` for Dense / ConvND layers.
-
-    Uses only the layer's public attributes (kernel, bias, strides, ...) and ``keras.ops``,
+    Uses the layer's public attributes (kernel, bias, strides, ...) and ``keras.ops``,
     reading the model's variables live (no copies, so later training is seen).
     """
     keras = require_keras()
+    tf = require_tensorflow()
     ops = keras.ops
+
+    def pick(t):
+        t = ops.convert_to_tensor(t)
+        return t if units is None else tf.gather(t, units, axis=-1)
+
+    def finish(y):
+        if layer.use_bias:
+            y = y + pick(layer.bias)
+        if units is None:
+            return y
+        rows = tf.range(tf.shape(y)[0])  # row b keeps its own channel b of the B computed
+        return tf.gather(y, rows, axis=y.shape.rank - 1, batch_dims=1)
+
     if isinstance(layer, keras.layers.Dense):
-
-        def dense(x):
-            y = ops.matmul(x, layer.kernel)
-            return y + layer.bias if layer.use_bias else y
-
-        return dense
+        return lambda x: finish(ops.matmul(x, pick(layer.kernel)))
 
     def conv(x):
         y = ops.conv(
             x,
-            layer.kernel,
+            pick(layer.kernel),
             strides=layer.strides,
             padding=layer.padding,
             data_format=layer.data_format,
             dilation_rate=layer.dilation_rate,
         )
-        return y + layer.bias if layer.use_bias else y
+        return finish(y)
 
     return conv
 
 
+class _Tap:
+    """One layer the objective reads: what the extractor returns for it and how to finish it.
+
+    ``mode`` is ``"output"`` (the extractor returns the layer's output) or ``"linear"`` (it
+    returns the layer's *input*; the step recomputes ``kernel . x + bias`` and, unless reading
+    pre-activation, the activation). Linear taps can compute single channels on their own, so
+    a channel objective on a conv layer pays for one output channel per row, not all of them.
+    """
+
+    def __init__(self, name: str, info: Any, mode: str, activation: bool, sliceable: bool):
+        self.name = name
+        self.layer = info.layer
+        self.mode = mode
+        self.activation = activation
+        self.sliceable = sliceable
+        self.tensor = info.layer.input if mode == "linear" else info.layer.output
+
+    def _activate(self, y: Any) -> Any:
+        return self.layer.activation(y) if self.activation else y
+
+    def full(self, x: Any) -> Any:
+        if self.mode == "output":
+            return x
+        return self._activate(preactivation_fn(self.layer)(x))
+
+    def units(self, x: Any, index: Any) -> Any:
+        if not self.sliceable:
+            return None
+        return self._activate(preactivation_fn(self.layer, index)(x))
+
+
 def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[Any, list[_Tap]]:
-    """One extractor model for all needed layers (pre-activation cut where supported)."""
+    """One extractor model for all needed layers (cut before Dense/Conv layers if possible)."""
     keras = require_keras()
     names = sorted(names)
     if not names:
@@ -153,13 +187,16 @@ def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[An
     infos = [table.info(n) for n in names]
     if any("/" in i.name for i in infos):
         # Nested models: reuse the shared re-tracing extractor, activations after the fact.
-        return build_extractor(model, [i.name for i in infos]), [_Tap(n, None) for n in names]
+        taps = [_Tap(n, i, "output", False, False) for n, i in zip(names, infos, strict=True)]
+        return build_extractor(model, [i.name for i in infos]), taps
     taps = []
     for n, info in zip(names, infos, strict=True):
-        if table.uses_preactivation(n):
-            taps.append(_Tap(n, info.layer.input, preactivation_fn(info.layer)))
+        pre = table.uses_preactivation(n)
+        sliceable = unit_slicing_supported(info, pre)
+        if pre or sliceable:
+            taps.append(_Tap(n, info, "linear", activation=not pre, sliceable=sliceable))
         else:
-            taps.append(_Tap(n, info.layer.output))
+            taps.append(_Tap(n, info, "output", False, False))
     extractor = keras.Model(model.inputs[0], [t.tensor for t in taps], name="nbviz_optvis_taps")
     return extractor, taps
 
@@ -314,21 +351,25 @@ class Renderer:
             x = lo + (hi - lo) * x
         return self.preprocess(x) if self.preprocess is not None else x
 
-    def _activations(self, x: Any) -> dict[str, Any]:
+    def _context(self, x: Any, image: Any) -> Context:
+        """Run the extractor on model input ``x``; activations are finished lazily."""
         if self.extractor is None:
-            return {}
+            return Context(image, lambda name: None)
         outs = self.extractor(x, training=False)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
-        return {
-            t.name: (t.finish(o) if t.finish is not None else o)
-            for t, o in zip(self.taps, outs, strict=True)
-        }
+        inputs = {t.name: o for t, o in zip(self.taps, outs, strict=True)}
+        taps = {t.name: t for t in self.taps}
+        return Context(
+            image,
+            full=lambda name: taps[name].full(inputs[name]),
+            units=lambda name, index: taps[name].units(inputs[name], index),
+        )
 
     def _objective_values(self, image: Any, transforms: Sequence[Any]) -> Any:
         """``(B,)`` objective values of ``image`` after ``transforms`` (graph code)."""
-        acts = self._activations(self._model_input(image, transforms))
-        return self.objective.value(Context(acts, image))
+        ctx = self._context(self._model_input(image, transforms), image)
+        return self.objective.value(ctx)
 
     def _normalize(self, grads: list[Any]) -> list[Any]:
         tf = require_tensorflow()
