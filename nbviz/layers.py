@@ -83,7 +83,36 @@ def check_model_input(model: Any) -> tuple:
             f"Model {model.name!r} has {len(inputs)} inputs; nbviz's image tools need a model "
             "with one image input. Fix: wrap the branch you want in a single-input keras.Model."
         )
-    return tuple(inputs[0].shape)
+    shape = tuple(inputs[0].shape)
+    if len(shape) == 4:
+        check_channels_last(model, shape)
+    return shape
+
+
+def check_channels_last(model: Any, shape: tuple) -> None:
+    """Raise :class:`ModelError` for a channels-first image model (nbviz reads channels last).
+
+    ``shape`` is the model's rank-4 input shape; ``model`` may be ``None`` (shape check only).
+
+    Without this, a (3, 32, 32) input is read as a 3x32 image with 32 channels and the user
+    gets a puzzling channel-count error much later.
+    """
+    first = [] if model is None else [
+        i.name for i in iter_layers(model) if getattr(i.layer, "data_format", None) == "channels_first"
+    ]
+    looks_chw = shape[1] in (1, 3, 4) and shape[2] == shape[3] and (shape[3] or 0) > 4
+    if not first and not looks_chw:
+        return
+    why = (f"its layers {format_choices(first, limit=5)} use data_format='channels_first'"
+           if first else f"its input {shape[1:]} looks like (channels, height, width)")
+    c, h, w = shape[1:]
+    raise ModelError(
+        f"Model {getattr(model, 'name', 'with input ' + str(shape))!r} is channels-first ({why}); nbviz needs "
+        f"channels-last images (height, width, channels). Fix: build the same architecture "
+        f"with keras.Input(({h}, {w}, {c})) and data_format='channels_last' (the Keras default) "
+        "and copy the weights with new_model.set_weights(model.get_weights()) (convolution "
+        "kernels have the same shape in both layouts)."
+    )
 
 
 def find_layer(model: Any, name: str) -> LayerInfo:

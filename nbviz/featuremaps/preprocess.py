@@ -22,7 +22,7 @@ import numpy as np
 
 from .._tf import require_tensorflow
 from ..errors import ImageError, ModelError
-from ..layers import check_model_input
+from ..layers import check_channels_last, check_model_input
 
 Preprocess = Callable[[Any], Any]
 
@@ -213,6 +213,7 @@ def prepare_image(
         raise ModelError(
             f"Input shape {shape} is not an image model's (batch, height, width, channels)."
         )
+    check_channels_last(None, shape)
     spec = ImageSpec(*(None if d is None else int(d) for d in shape[1:]))
     batch = ImagePreparer(spec, preprocess, input_range, resize).prepare(image)
     if batch.shape[0] != 1:
