@@ -43,6 +43,7 @@ from .weights import WeightLayout, snapshot_weights
 
 WATCH_DIRECTIONS = ("pca", "random")
 PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
+PCA_MAX_SNAPSHOTS = 96  # PCA of an evenly thinned path: the plane barely moves, the cost does
 
 
 @dataclass
@@ -70,6 +71,13 @@ class SurfaceFrame:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def thin_rows(n: int, most: int) -> np.ndarray:
+    """At most ``most`` evenly spaced row indices of ``n``, always the first and the last."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+
+
 def auto_extent(coords: np.ndarray | None, kind: str) -> float:
     """Half-width of a grid that shows the whole path (PCA) or 1.0 (normalized random)."""
     if kind != "pca" or coords is None or not len(coords):
@@ -93,7 +101,8 @@ class LandscapeWatcher(WeightPathRecorder):
         The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
         ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
     every_k_batches, memory_budget_mb, overflow:
-        Path recording, see :class:`WeightPathRecorder`.
+        Path recording, see :class:`WeightPathRecorder`. Reading the weights costs about as
+        much as a training step of a small MLP, hence every 4th batch by default.
     recompute_s, recompute_every:
         Recompute at most every ``recompute_s`` seconds, or every ``recompute_every`` batches
         when given (both: whichever comes later).
@@ -108,15 +117,18 @@ class LandscapeWatcher(WeightPathRecorder):
     loss, seed, order:
         The loss (default the model's), the seed of random directions and of the subset, and
         the grid's computing order.
+    jit_compile:
+        XLA for the grid function. Off by default: for the small grids and subsets of a watch,
+        compiling with XLA costs more CPU (taken from training) than it saves.
     """
 
     def __init__(self, x: Any, y: Any, *, directions: str = "pca", resolution: int = 21,
                  extent: float | None = None, spacing: str = "linear", subset: int | None = 256,
-                 every_k_batches: int = 1, recompute_s: float = 2.0,
+                 every_k_batches: int = 4, recompute_s: float = 2.0,
                  recompute_every: int | None = None, max_duty: float = 0.15,
                  path_interval_s: float = 0.25, memory_budget_mb: float = 256.0,
                  overflow: str = "thin", loss: Any = None, seed: int = 0,
-                 order: str = "coarse_to_fine",
+                 order: str = "coarse_to_fine", jit_compile: bool = False,
                  on_path: Callable[[PathFrame], None] | None = None,
                  on_surface: Callable[[SurfaceFrame], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
@@ -141,6 +153,7 @@ class LandscapeWatcher(WeightPathRecorder):
         self.loss = loss
         self.seed = int(seed)
         self.order = order
+        self.jit_compile = jit_compile
         self.on_path = on_path
         self.on_surface = on_surface
         self.on_error = on_error
@@ -317,8 +330,9 @@ class LandscapeWatcher(WeightPathRecorder):
         """Directions around the last row of ``path`` (PCA once it has 3 rows, else random)."""
         layout = self.layout or WeightLayout.from_model(self.model)
         if self.kind == "pca" and len(path) >= 3:
+            rows = thin_rows(len(path), PCA_MAX_SNAPSHOTS)
             try:
-                return pca_directions(path, self.model)
+                return pca_directions(path[rows], self.model)
             except PathError:  # the weights have not moved in 2 independent directions yet
                 pass
         return random_directions(self.model, n=2, seed=self.seed, origin=layout.unflatten(path[-1]))
@@ -340,7 +354,8 @@ class LandscapeWatcher(WeightPathRecorder):
         frame = None
         last_publish = time.monotonic()
         for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
-                                order=self.order, stop_event=ctx.stop_event):
+                                order=self.order, stop_event=ctx.stop_event,
+                                jit_compile=self.jit_compile):
             frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
                                  update.total, update.elapsed_s, final,
                                  {"kind": dirs.kind, "extent": extent})

@@ -216,7 +216,7 @@ class LossLandscapeWidget(widgets.VBox):
                                       null_color="#eeeeee")
         self.hover = bqplot.Scatter(
             x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), scales={**xy, "color": self.hover_scale},
-            marker="square", default_opacities=[0.0], default_size=64,
+            marker="square", opacities=[0.0], default_size=64,
             tooltip=bqplot.Tooltip(fields=["x", "y", "color"], labels=["a", "b", "loss"],
                                    formats=[".4g", ".4g", ".5g"]),
         )
@@ -363,13 +363,14 @@ class LossLandscapeWidget(widgets.VBox):
             ok = self.watcher.wait(max(0.0, deadline - time.monotonic())) and ok
         return ok and self._worker.join(max(0.0, deadline - time.monotonic()))
 
-    def watch(self, *, every_k_batches: int = 1, recompute_s: float = 2.0,
+    def watch(self, *, every_k_batches: int = 4, recompute_s: float = 2.0,
               recompute_every: int | None = None, subset: int | None = 256,
               resolution: int | None = None, max_duty: float = 0.15, prime: bool = True,
               **kwargs: Any) -> LandscapeWatcher:
         """A Keras callback that shows training live: ``model.fit(..., callbacks=[w.watch()])``.
 
-        The path grows on the plot as it is recorded (every ``every_k_batches`` batches);
+        The path grows on the plot as it is recorded (every ``every_k_batches`` batches:
+        reading the weights costs about a training step of a small MLP, so not every batch);
         every ``recompute_s`` seconds (or ``recompute_every`` batches) the landscape is
         recomputed in the background on a ``subset`` of the data around the latest weights
         (PCA of the path so far, or fixed random directions), using at most ``max_duty`` of the
