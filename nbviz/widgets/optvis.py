@@ -631,6 +631,7 @@ class OptVisWidget(widgets.VBox):
         )
         start_step, t0 = renderer.step, time.perf_counter()
         self._rate = 0.0
+        images = None
         for frame in renderer.frames(
             cfg.steps - renderer.step, every=self.frame_every, stop_event=ctx.stop_event
         ):
@@ -642,6 +643,10 @@ class OptVisWidget(widgets.VBox):
             rate = (frame.step - start_step) / max(time.perf_counter() - t0, 1e-9)
             self._rate = rate
             ctx.publish(_Tick(frame.step, cfg.steps, images, rate))
+        if images is not None:
+            with self._lock:  # a stopped run keeps its last frame too (GIF export after Stop)
+                if not self._frame_steps or self._frame_steps[-1] != renderer.step:
+                    self._record(renderer.step, images, final=True)
         return _Summary(renderer.step, cfg.steps, time.perf_counter() - t0, renderer.step - start_step)
 
     def _record(self, step: int, images: np.ndarray, final: bool) -> None:
