@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -372,3 +373,92 @@ def test_watch_interrupted_during_fit_leaves_no_thread():
     finally:
         watcher.close()
     assert not nbviz_threads()
+
+
+# -- a real kernel interrupt -------------------------------------------------------------------------
+KERNEL_SETUP = """
+import threading, numpy as np, keras
+from nbviz.optvis import Renderer
+from nbviz.landscape import evaluate_grid, grid_coords, random_directions
+keras.utils.set_random_seed(0)
+inp = keras.Input((16, 16, 3))
+h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inp)
+out = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(h))
+model = keras.Model(inp, out)
+model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+before = [w.numpy().copy() for w in model.weights]
+r = Renderer(model, "conv1:1", transforms="none").compile()
+x = np.random.default_rng(0).random((16, 16, 16, 3), dtype=np.float32)
+y = np.arange(16) % 2
+dirs = random_directions(model)
+def same():
+    return all(a.tobytes() == w.numpy().tobytes() for a, w in zip(before, model.weights))
+def nbviz_threads():
+    return [t.name for t in threading.enumerate() if t.name.startswith("nbviz") and t.is_alive()]
+print("ready")
+"""
+
+
+def _execute(kc, code: str, timeout: float = 60.0) -> tuple[str, str | None]:
+    """Run ``code``; return (stdout, error name or None)."""
+    msg_id = kc.execute(code)
+    out, error = [], None
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            out.append(content["text"])
+        elif kind == "error":
+            error = content["ename"]
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(out), error
+
+
+@pytest.mark.parametrize(
+    ("computation", "progress"),
+    [("r.run(10**7, every=8)", "r.step"),
+     ("evaluate_grid(model, x, y, dirs, grid_coords(301), grid_coords(301), strategy='per_point')",
+      "0")],
+    ids=["optvis", "grid"],
+)
+def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progress):
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        out, err = _execute(kc, KERNEL_SETUP, timeout=120)
+        assert err is None and "ready" in out
+        msg_id = kc.execute(computation)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait until the computation is really running
+            msg = kc.get_iopub_msg(timeout=30)
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"]["execution_state"] == "busy"):
+                break
+        time.sleep(2.0)
+        km.interrupt_kernel()
+        error = None
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "error":
+                error = msg["content"]["ename"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert error == "KeyboardInterrupt"
+        out, err = _execute(kc, f"print(same(), nbviz_threads(), {progress} >= 0)")
+        assert err is None and out.strip() == "True [] True", out
+        out, err = _execute(kc, "print(float(r.run(8, every=8).losses[-1, 0]) == "
+                                "float(r.history[-1][0]), same())")
+        assert err is None and out.strip() == "True True", out  # the kernel is still usable
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
