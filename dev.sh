@@ -8,7 +8,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 PY=${PYTHON:-python3}
 VENV=${NBVIZ_VENV:-.venv}
-EXTRAS=${NBVIZ_EXTRAS:-cpu,lab,test,browser}
+EXTRAS=${NBVIZ_EXTRAS:-cpu,lab,test,browser,distributed}
 
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then

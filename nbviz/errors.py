@@ -48,6 +48,10 @@ class SurfaceFileError(NbvizError, ValueError):
     """A surface file is corrupted, foreign, or belongs to another model/grid."""
 
 
+class DistributedError(NbvizError, RuntimeError):
+    """Remote workers failed a task more often than allowed, or the executor is unusable."""
+
+
 def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
     """Return up to ``n`` candidates that look like ``name`` (for "did you mean" hints)."""
     import difflib

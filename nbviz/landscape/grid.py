@@ -163,7 +163,8 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
               order: str = "raster", strategy: str = "auto",
               store: str | os.PathLike | SurfaceFile | None = None,
               stop_event: threading.Event | None = None, memory_budget: int | None = None,
-              max_chunk: int = 256, jit_compile: bool | None = None) -> Iterator[GridUpdate]:
+              max_chunk: int = 256, jit_compile: bool | None = None,
+              executor: Any = None) -> Iterator[GridUpdate]:
     """Evaluate ``loss`` at every ``(xs[ix], ys[iy])`` of a 2-direction plane, chunk by chunk.
 
     Parameters
@@ -196,6 +197,10 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         file for the same computation is resumed (only missing cells are computed).
     stop_event:
         A ``threading.Event``; once set, the generator stops after the current chunk.
+    executor:
+        A ``dask.distributed.Client``, a ``concurrent.futures.Executor`` or a
+        :class:`~nbviz.landscape.distributed.Remote`: chunks run on its workers and updates
+        come as they finish (see :mod:`.distributed`).
 
     Yields :class:`GridUpdate` after each chunk, and always at least once: an update with no
     new cells comes first when a file already held some (or nothing is left to compute), and
@@ -240,7 +245,14 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         if already or not len(todo):
             yield nothing_new()
         computed, first = 0, None
-        for cells, stats in _iter_chunks(run, coords, todo, stop_event):
+        if executor is None:
+            chunks = _iter_chunks(run, coords, todo, stop_event)
+        else:
+            from .distributed import remote_chunks
+
+            chunks = remote_chunks(executor, model, run, x, y, directions, loss, metrics,
+                                   subset, seed, coords, todo, stop_event)
+        for cells, stats in chunks:
             loss_v, metric_v, stderr_v = _finish(run, stats)
             iy, ix = np.divmod(cells, nx)
             surface.set_cells(iy, ix, loss_v, metric_v, stderr_v)
