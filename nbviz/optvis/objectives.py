@@ -220,11 +220,6 @@ class Context:
         self._units = units
         self._cache: dict[str, Any] = {}
 
-    @classmethod
-    def from_dict(cls, acts: dict[str, Any], image: Any) -> Context:
-        """A context over precomputed activations."""
-        return cls(image, acts.__getitem__)
-
     def __call__(self, layer: str) -> Any:
         if layer not in self._cache:
             self._cache[layer] = self._full(layer)
@@ -413,7 +408,7 @@ def _merge_rows(terms: Sequence[Objective]) -> int | None:
 # --------------------------------------------------------------------------------------------
 # Unit objectives (channel, neuron, class logit) with tensor-valued indices
 # --------------------------------------------------------------------------------------------
-class _UnitObjective(Objective):
+class UnitObjective(Objective):
     """A layer and one unit index per row (or one shared by all rows), in a ``tf.Variable``."""
 
     kind = "unit"
@@ -492,7 +487,7 @@ def _check_range(values: list[int], limit: int, kind: str, layer: str) -> None:
         )
 
 
-class Channel(_UnitObjective):
+class Channel(UnitObjective):
     """Mean activation of a channel over space (optionally ``crop`` pixels off each border).
 
     On a 2-D (Dense) output it is simply that unit's value.
@@ -532,7 +527,7 @@ class Channel(_UnitObjective):
         return tf.reduce_mean(tf.reshape(maps, [ctx.batch, -1]), axis=1)
 
 
-class Neuron(_UnitObjective):
+class Neuron(UnitObjective):
     """One channel at one spatial position (default: the centre of the map)."""
 
     kind = "channel"
@@ -570,7 +565,7 @@ class Neuron(_UnitObjective):
         return maps[:, y, x]
 
 
-class ClassLogit(_UnitObjective):
+class ClassLogit(UnitObjective):
     """A class score on a 2-D (batch, classes) layer, read before any softmax."""
 
     kind = "class"

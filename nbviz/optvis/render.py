@@ -40,7 +40,7 @@ from .objectives import (
     Context,
     LayerTable,
     Objective,
-    _UnitObjective,
+    UnitObjective,
     as_objective,
     check_image_model,
     unit_slicing_supported,
@@ -461,9 +461,9 @@ class Renderer:
         self.step = 0
         self.history = []
 
-    def unit_objectives(self) -> list[_UnitObjective]:
+    def unit_objectives(self) -> list[UnitObjective]:
         """The channel / neuron / class objectives inside the objective."""
-        return [o for o in self.objective.leaves() if isinstance(o, _UnitObjective)]
+        return [o for o in self.objective.leaves() if isinstance(o, UnitObjective)]
 
     def set_channels(self, index: int | Sequence[int], reset: bool = True) -> None:
         """Render other units of the same layer without retracing.
