@@ -18,6 +18,8 @@ Three ways to drive it:
 
 The model's weights are only read: the optimizer gets the image variables alone, and the
 model runs with ``training=False`` (Dropout off, BatchNorm on its moving statistics).
+A renderer is driven by one thread at a time (a widget's worker); change units or weights
+between frames.
 """
 
 from __future__ import annotations
@@ -394,7 +396,10 @@ class Renderer:
             tape.watch(variables)
             values = self._objective_values(self.param.image(), self.transforms)
             loss = -tf.reduce_sum(values)
-        grads = self._normalize(tape.gradient(loss, variables))
+        grads = tape.gradient(loss, variables)
+        # An objective that ignores the image (e.g. a constant) has no gradient: stand still.
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)]
+        grads = self._normalize(grads)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return values
 
