@@ -825,7 +825,8 @@ class OptVisWidget(widgets.VBox):
         self.filter_input = widgets.BoundedIntText(min=0, max=0, description="unit", layout=wide)
         self.kind_dropdown = widgets.Dropdown(description="objective", layout=wide)
         self.param_buttons = widgets.ToggleButtons(
-            options=[("spectral", "spectral"), ("pixel", "pixel")], style={"button_width": "70px"},
+            options=[("spectral", "spectral"), ("pixel", "pixel")], style={"button_width": "80px"},
+            layout=widgets.Layout(width="175px", flex="0 0 auto"),
             tooltips=["Fourier-space parameterization (Lucid)", "one variable per pixel"],
         )  # fmt: skip
         self.decorrelate_box = widgets.Checkbox(description="decorrelate colour", indent=False)
@@ -881,7 +882,10 @@ class OptVisWidget(widgets.VBox):
         return [c[n] for n in c if n not in ("layer", "filter", "kind")]
 
     def _build_views(self) -> None:
-        self.image = widgets.Image(format="png", layout=widgets.Layout(width="320px", height="320px"))
+        self.image = widgets.Image(
+            format="png",
+            layout=widgets.Layout(width="256px", height="256px", min_width="256px", object_fit="contain"),
+        )
         self._tile_images: list[widgets.Image] = []
         self._tile_buttons: list[widgets.Button] = []
         self._tile_boxes: list[widgets.VBox] = []
@@ -893,12 +897,12 @@ class OptVisWidget(widgets.VBox):
         self.loss_figure = bqplot.Figure(
             marks=[self.loss_line],
             axes=[
-                bqplot.Axis(scale=x, label="step"),
+                bqplot.Axis(scale=x, label="step", num_ticks=5),
                 bqplot.Axis(scale=y, side="left", label="objective", tick_format=".3g"),
             ],
             animation_duration=0,
-            title="objective (mean over rows)",
-            layout=widgets.Layout(width="380px", height="280px"),
+            title="objective",
+            layout=widgets.Layout(width="320px", height="260px", flex="0 0 auto"),
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
         )
         self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="300px"))
@@ -909,14 +913,27 @@ class OptVisWidget(widgets.VBox):
         settings = widgets.VBox(
             [
                 self.layer_dropdown, self.filter_input, self.kind_dropdown,
-                widgets.HBox([self.param_buttons, self.decorrelate_box]),
+                widgets.HBox(
+                    [self.param_buttons, self.decorrelate_box],
+                    layout=widgets.Layout(flex_flow="row nowrap", align_items="center"),
+                ),
                 self.transforms_dropdown, self.steps_input, self.lr_input, self.size_dropdown,
                 self.seed_input, widgets.HBox([self.gallery_box, self.gallery_size_input]),
-            ]
+            ],
+            layout=widgets.Layout(flex="0 0 auto", width="310px"),
         )  # fmt: skip
         super().__init__(
             children=[
-                widgets.HBox([settings, widgets.VBox([self.image, self.gallery_grid]), self.loss_figure]),
+                widgets.HBox(
+                    [
+                        settings,
+                        widgets.VBox(
+                            [self.image, self.gallery_grid],
+                            layout=widgets.Layout(flex="0 0 auto", margin="0 8px"),
+                        ),
+                        self.loss_figure,
+                    ]
+                ),
                 widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress, self.rate_label]),
                 widgets.HBox([*self.export_buttons, self.download]),
                 self.status,
