@@ -10,7 +10,8 @@ The demo convnet (saved to a temporary ``.keras`` file that the workers load onc
 
 Every configuration first evaluates a small warm-up grid (process start, TensorFlow import,
 model load and tracing: printed as "start"), then the timed grid; the speedup is against one
-worker process of the same kind, and against in-process. All surfaces are checked equal.
+worker process of the same kind, and against in-process. CPU seconds used by the workers
+(psutil) tell the distribution's overhead apart from a lack of free cores. All surfaces are checked equal.
 The machine may be shared: the load average is printed, and ratios under load are noisy.
 
     python benchmarks/landscape_distributed.py            # 15x15 grid, 256 images (minutes)
@@ -36,6 +37,20 @@ def _load() -> str:
         return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     except OSError:  # pragma: no cover
         return "load average n/a"
+
+
+def _workers_cpu() -> float:
+    """CPU seconds used so far by this process' children (nannies and their workers)."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.Process().children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def _timed(fn):
@@ -75,20 +90,25 @@ def main() -> None:
           f"{n_images} images, {os.cpu_count()} CPU cores; {_load()}")
 
     evaluate_grid(model, x, y, d, warm, warm, progress=False)
+    cpu0 = time.process_time()
     ref, t_ref = _timed(lambda: evaluate_grid(model, x, y, d, xs, ys, progress=False))
+    cpu_ref = time.process_time() - cpu0
     pts = n_grid * n_grid
     print(f"{'in-process evaluate_grid':<40} {t_ref:7.2f} s  {pts / t_ref:6.1f} points/s   "
-          f"({_load()})")
+          f"(CPU {cpu_ref:.1f} s, {_load()})")
 
     def run(client, source, label, base):
         (_, t_start) = _timed(lambda: evaluate_grid_distributed(source, x, y, d, warm, warm,
                                                                 client))
+        cpu0 = _workers_cpu()
         got, t = _timed(lambda: evaluate_grid_distributed(source, x, y, d, xs, ys, client))
+        cpu = _workers_cpu() - cpu0
         err = float(np.max(np.abs(got.Z - ref.Z) / np.abs(ref.Z)))
         assert got.complete and err < 1e-5, f"{label}: differs from in-process by {err:.1e}"
         vs = f"  x{base / t:4.2f} vs 1 worker" if base else ""
         print(f"{label:<40} {t:7.2f} s  {pts / t:6.1f} points/s   x{t_ref / t:4.2f} vs "
-              f"in-process{vs}   (start {t_start:.1f} s, max rel diff {err:.0e}, {_load()})")
+              f"in-process{vs}   (workers' CPU {cpu:.1f} s, start {t_start:.1f} s, max rel diff "
+              f"{err:.0e}, {_load()})")
         return t
 
     if args.scheduler:
