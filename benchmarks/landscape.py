@@ -17,6 +17,7 @@ printed, and ratios of runs under load are noisy.
 
     python benchmarks/landscape.py           # full (a few minutes on 2 cores)
     python benchmarks/landscape.py --quick   # smaller N, grids and path
+    python benchmarks/landscape.py --only mlp pca
 """
 
 from __future__ import annotations
@@ -294,11 +295,16 @@ def bench_fit_overhead(n, epochs):
           f"({ms['seed'] - ms['plain']:+.2f})")
 
 
+SECTIONS = ["mlp", "convnet", "pca", "recording"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller N, grids and path")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS,
+                    help="run only these sections")
     args = ap.parse_args(argv)
-    quick = args.quick
+    quick, only = args.quick, set(args.only)
     import tensorflow as tf
 
     print(f"nbviz landscape benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} CPUs, "
@@ -308,14 +314,19 @@ def main(argv=None):
 
     points = 15 if quick else 30
     results = {}
-    for n, goal in ((1024, 12), (8192, 3)):
-        model, x, y = _mlp_and_data(n)
-        results[f"mlp{n}"] = bench_grid(f"seed MLP N={n}", model, x, y, points, 2, rate, goal)
-    model, x, y = _convnet_and_data(32 if quick else 64)
-    results["convnet"] = bench_grid("demo convnet", model, x, y, 10 if quick else 30, 1, rate, 1.0)
-    results["pca"] = bench_pca(250_000 if quick else 1_000_000, 100 if quick else 300)
-    bench_recording(1_000_000, 10 if quick else 30)
-    bench_fit_overhead(2048 if quick else 8192, 2 if quick else 3)
+    if "mlp" in only:
+        for n, goal in ((1024, 12), (8192, 3)):
+            model, x, y = _mlp_and_data(n)
+            results[f"mlp{n}"] = bench_grid(f"seed MLP N={n}", model, x, y, points, 2, rate, goal)
+    if "convnet" in only:
+        model, x, y = _convnet_and_data(32 if quick else 64)
+        results["convnet"] = bench_grid("demo convnet", model, x, y, 10 if quick else 30, 1,
+                                        rate, 1.0)
+    if "pca" in only:
+        results["pca"] = bench_pca(250_000 if quick else 1_000_000, 100 if quick else 300)
+    if "recording" in only:
+        bench_recording(1_000_000, 10 if quick else 30)
+        bench_fit_overhead(2048 if quick else 8192, 2 if quick else 3)
     print("\nsummary: " + ", ".join(f"{k} {v:.1f}x" for k, v in results.items()) + f"; {_load()}")
 
 
