@@ -18,6 +18,7 @@ from landscape_support import convnet, images, mlp, parabola
 from nbviz.errors import DistributedError, ModelError
 from nbviz.landscape import SurfaceFile, evaluate_grid, grid_coords, iter_grid, random_directions
 from nbviz.landscape.distributed import (
+    ModelSource,
     Remote,
     clear_worker_cache,
     evaluate_grid_distributed,
@@ -147,6 +148,17 @@ def test_process_pool_with_builder_equals_single_process():
         got = evaluate_grid_distributed(convnet, x, y, d, XS, YS, pool, metrics=["accuracy"])
     assert got.complete and _rel(got.Z, want.Z) < 1e-5
     np.testing.assert_array_equal(got.metrics["accuracy"], want.metrics["accuracy"])
+
+
+def test_model_source_from_a_model_loads_again_and_again():
+    """Deserializing a Keras config consumes it; a worker that restarts fetches the job from a
+    peer that already loaded it, so loading must leave the shipped config intact."""
+    model = convnet()
+    source = ModelSource.of(model)
+    for _ in range(2):
+        rebuilt = source.load()
+        assert [tuple(w.shape) for w in rebuilt.weights] == [tuple(w.shape) for w in model.weights]
+        assert rebuilt.loss is not None
 
 
 class FlakyBuilder:

@@ -23,6 +23,7 @@ wrong model) are raised at once.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -117,7 +118,9 @@ class ModelSource:
                 return keras.models.load_model(self.value)
         if self.kind == "config":
             try:
-                return keras.saving.deserialize_keras_object(self.value)
+                # A copy: deserializing consumes the dict, which other tasks (and workers
+                # fetching it from this one) still need.
+                return keras.saving.deserialize_keras_object(copy.deepcopy(self.value))
             except Exception as exc:  # noqa: BLE001
                 raise ModelError(
                     f"The model's architecture could not be rebuilt on worker process "
