@@ -312,3 +312,25 @@ def test_3d_view_gets_the_surface_and_the_path(trained, no_thread_leak):
         assert not v.show_path
     finally:
         w.close()
+
+
+def test_grid_on_an_executor_fills_in_and_equals_the_local_grid(model_data, no_thread_leak):
+    """The widget hands its grid to an Executor (here threads; Dask in test_distributed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, x, y = model_data
+    before = weights_snapshot(model)
+    with ThreadPoolExecutor(2) as pool:
+        w = _widget(model, x, y, directions="random", resolution=7, max_chunk=7, order="raster",
+                    max_fps=10_000, executor=pool)
+        try:
+            assert w.compute()
+            assert w.wait(60)
+            assert w.error is None, w.status.value
+            assert w.progress.value == w.progress.max == 49
+        finally:
+            w.close()
+    ref = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0),
+                        grid_coords(7, 1.0))
+    np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
+    assert_weights_identical(model, before)

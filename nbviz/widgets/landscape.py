@@ -112,6 +112,10 @@ class LossLandscapeWidget(widgets.VBox):
         Compute right away.
     loss, max_chunk, max_fps:
         The loss (default the model's), grid points per chunk and view updates per second.
+    executor:
+        Optional ``dask.distributed`` Client, ``concurrent.futures.Executor`` or
+        :class:`nbviz.landscape.distributed.Remote`: 2-D grids are evaluated there and the
+        contours fill in as remote chunks finish.
 
     Errors while computing are shown in :attr:`status` and kept in :attr:`error`. Call
     :meth:`close` to stop the worker.
@@ -136,13 +140,14 @@ class LossLandscapeWidget(widgets.VBox):
                  subset: int | None = None, seed: int = 0, levels: int = 20,
                  level_scale: str = "log", order: str = "coarse_to_fine", mode: str = "2d",
                  view3d: str | None = "auto", autostart: bool = False, loss: Any = None,
-                 max_chunk: int = 256, max_fps: float = 12.0) -> None:
+                 max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
         self.model, self.x, self.y = model, x, y
         self.path = path
         self.other = other
         self.loss = loss
         self.max_chunk = int(max_chunk)
+        self.executor = executor
         self.error: BaseException | None = None
         self.surface: Surface | None = None
         self.line: Line | None = None
@@ -548,7 +553,7 @@ class LossLandscapeWidget(widgets.VBox):
             store = None
         update = None
         for update in iter_grid(self.model, self.x, self.y, dirs, xs, ys, order=r["order"],
-                                store=store, **kw):
+                                store=store, executor=self.executor, **kw):
             ctx.publish(("grid", update))
         return update.surface if update is not None else None
 
