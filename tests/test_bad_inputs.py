@@ -357,10 +357,7 @@ def _nbviz_threads() -> list[str]:
 
 
 # Known bugs in files owned by other engineers (reported; remove the entry once fixed).
-XFAIL = {
-    "evaluate_grid/subset-fraction": "nbviz/landscape/data.py: subset=1.5 silently means "
-    "int(1.5) = 1 example instead of a DataError (a float above 1 is neither a fraction nor a count)",
-}
+XFAIL: dict[str, str] = {}  # case id -> reason, for known bugs awaiting a fix
 
 
 def _params():

@@ -96,6 +96,11 @@ def subset_indices(n: int, subset: int | float | None, seed: int) -> np.ndarray 
             raise DataError(f"A subset fraction must be in (0, 1], got {subset}.")
         k = max(1, int(round(subset * n)))
     else:
+        if isinstance(subset, float) and not subset.is_integer():
+            raise DataError(
+                f"subset={subset} is neither a fraction in (0, 1] nor a whole number of examples. "
+                f"Fix: pass e.g. subset=0.5 for half the data or subset={int(subset)} examples."
+            )
         k = int(subset)
         if k < 1:
             raise DataError(f"subset must be >= 1 example (or a fraction in (0, 1]), got {subset}.")
