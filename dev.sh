@@ -45,7 +45,9 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 case "$cmd" in
   lab)
     setup
-    exec "$VENV/bin/jupyter" lab notebooks/00-tour.ipynb "$@"
+    extra=()
+    [ "$(id -u)" = 0 ] && extra+=(--allow-root)  # containers and CI machines run as root
+    exec "$VENV/bin/jupyter" lab notebooks/00-tour.ipynb "${extra[@]}" "$@"
     ;;
   test)
     setup
