@@ -191,8 +191,10 @@ class LandscapeWatcher(WeightPathRecorder):
         if self._dirs is None:
             self._request(final=False)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        super().on_train_batch_end(batch, logs)
+    # Work at the start of a batch, like the recorder: defining on_train_batch_end would make
+    # Keras wait for every step's logs (it turns off asynchronous callback dispatch).
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        super().on_train_batch_begin(batch, logs)
         now = time.monotonic()
         if now >= self._next_path:
             self._publish_path()
