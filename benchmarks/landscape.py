@@ -29,6 +29,8 @@ import sys
 import time
 import tracemalloc
 
+from _common import load_average
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -61,11 +63,6 @@ def seed_coords(directions):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _load() -> str:
-    try:
-        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "load average n/a"
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -308,7 +305,7 @@ def main(argv=None):
     import tensorflow as tf
 
     print(f"nbviz landscape benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} CPUs, "
-          f"TF {tf.__version__}, Python {sys.version.split()[0]}; {_load()}")
+          f"TF {tf.__version__}, Python {sys.version.split()[0]}; {load_average()}")
     rate = matmul_rate()
     print(f"measured float32 2048x2048 matmul: numpy {rate[0]:.0f} GFLOP/s, TF {rate[1]:.0f} GFLOP/s")
 
@@ -327,7 +324,7 @@ def main(argv=None):
     if "recording" in only:
         bench_recording(1_000_000, 10 if quick else 30)
         bench_fit_overhead(2048 if quick else 8192, 2 if quick else 3)
-    print("\nsummary: " + ", ".join(f"{k} {v:.1f}x" for k, v in results.items()) + f"; {_load()}")
+    print("\nsummary: " + ", ".join(f"{k} {v:.1f}x" for k, v in results.items()) + f"; {load_average()}")
 
 
 if __name__ == "__main__":

@@ -28,15 +28,12 @@ import os
 import tempfile
 import time
 
+from _common import load_average
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-def _load() -> str:
-    try:
-        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "load average n/a"
 
 
 def _workers_cpu() -> float:
@@ -87,7 +84,7 @@ def main() -> None:
     xs = ys = grid_coords(n_grid, 1.0)
     warm = grid_coords(3, 1.0)
     print(f"demo convnet ({model.count_params()} parameters), {n_grid}x{n_grid} grid, "
-          f"{n_images} images, {os.cpu_count()} CPU cores; {_load()}")
+          f"{n_images} images, {os.cpu_count()} CPU cores; {load_average()}")
 
     evaluate_grid(model, x, y, d, warm, warm, progress=False)
     cpu0 = time.process_time()
@@ -95,7 +92,7 @@ def main() -> None:
     cpu_ref = time.process_time() - cpu0
     pts = n_grid * n_grid
     print(f"{'in-process evaluate_grid':<40} {t_ref:7.2f} s  {pts / t_ref:6.1f} points/s   "
-          f"(CPU {cpu_ref:.1f} s, {_load()})")
+          f"(CPU {cpu_ref:.1f} s, {load_average()})")
 
     def run(client, source, label, base):
         (_, t_start) = _timed(lambda: evaluate_grid_distributed(source, x, y, d, warm, warm,
@@ -108,7 +105,7 @@ def main() -> None:
         vs = f"  x{base / t:4.2f} vs 1 worker" if base else ""
         print(f"{label:<40} {t:7.2f} s  {pts / t:6.1f} points/s   x{t_ref / t:4.2f} vs "
               f"in-process{vs}   (workers' CPU {cpu:.1f} s, start {t_start:.1f} s, max rel diff "
-              f"{err:.0e}, {_load()})")
+              f"{err:.0e}, {load_average()})")
         return t
 
     if args.scheduler:
@@ -134,7 +131,7 @@ def main() -> None:
                                   env=env) as cluster, Client(cluster) as client:
                     t = run(client, path, f"{k} worker process(es), {kind}", base)
                     base = base or t
-    print(f"done; {_load()}")
+    print(f"done; {load_average()}")
 
 
 if __name__ == "__main__":

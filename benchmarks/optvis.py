@@ -24,6 +24,8 @@ import argparse
 import os
 import time
 
+from _common import load_average
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -129,11 +131,6 @@ def _models(quick: bool):
     yield note, demo, "conv3", 5, 64
 
 
-def _load() -> str:
-    try:
-        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "load average n/a"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     print(
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
-        f"threads {args.threads or 'default'}, {_load()}"
+        f"threads {args.threads or 'default'}, {load_average()}"
     )
     header = f"{'model':38s} {'seed':>8s} {'bare':>8s} {'full':>8s}  {'full/seed':>9s} {'bare/seed':>9s} {'recipe cost':>11s}"
     print(header)
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_row(name, r["seed"][1], r["bare"][1], r["full"][1]))
     print("  steps per CPU-second of this process (work per step; robust to others' load)")
     print("goals: full/seed >= 2.4x, recipe cost (bare/full - 1) <= 15%")
-    print(f"after: {_load()} (other processes' load makes single runs noisy; compare ratios)")
+    print(f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)")
 
 if __name__ == "__main__":
     main()

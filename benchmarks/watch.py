@@ -29,17 +29,12 @@ import os
 import statistics
 import time
 
+from _common import load_average
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
-
-
-def _load() -> str:
-    try:
-        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "load average n/a"
 
 
 def run(variant: str, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> dict:
@@ -102,7 +97,7 @@ def main() -> None:
     batch_size = 32
     steps = epochs * -(-args.n // batch_size)
     print(f"seed MLP, N={args.n}, batch {batch_size}, {epochs} epochs ({steps} batches), "
-          f"{rounds} interleaved rounds; {_load()}")
+          f"{rounds} interleaved rounds; {load_average()}")
     variants = ["plain", "seed", "recorder", "watch"]
     run("plain", x, y, 1, batch_size)  # import and first-use costs, outside the timings
     results: dict[str, list[dict]] = {v: [] for v in variants}
@@ -140,7 +135,7 @@ def main() -> None:
               f"{'OK' if overhead <= 0.25 else 'MISSED'}; the seed's get_weights() list adds "
               f"{t['seed'] / t['plain'] - 1:.1%} (watch / seed time ratio "
               f"{t['watch'] / t['seed']:.2f})")
-    print(_load())
+    print(load_average())
 
 
 if __name__ == "__main__":
