@@ -127,3 +127,11 @@ def test_binder_requirements_install_and_run(tmp_path):
     assert "demo model" in out
     for ext in ("ipyvolume", "bqplot", "@jupyter-widgets/jupyterlab-manager"):
         assert ext in out, f"JupyterLab extension {ext} missing in the Binder env:\n{out}"
+    # The tutorials run in the Binder environment, as a Binder user would run them.
+    env["NBVIZ_FAST"] = "1"
+    notebooks = sorted(str(p) for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    run("-m", "nbconvert", "--to", "notebook", "--execute", "--output-dir", str(tmp_path / "nb"),
+        "--ExecutePreprocessor.timeout=600", "--ExecutePreprocessor.kernel_name=python3",
+        *notebooks, cwd=REPO / "notebooks", timeout=1200)  # fmt: skip
+    assert len(list((tmp_path / "nb").glob("*.ipynb"))) == len(notebooks)
