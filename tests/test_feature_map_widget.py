@@ -266,11 +266,9 @@ def test_nested_model_and_default_samples(keras, no_thread_leak):
 
 
 def test_demo_model(no_thread_leak):
-    demo = pytest.importorskip("nbviz.demo")
-    try:
-        model = demo.load_demo_model()
-    except (FileNotFoundError, OSError) as exc:
-        pytest.skip(f"demo weights not available yet: {exc}")
+    import nbviz.demo as demo
+
+    model = demo.load_demo_model()
     e = FeatureMapExplorer(model)
     try:
         assert e.wait(60) and e.error is None

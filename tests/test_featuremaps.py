@@ -397,11 +397,9 @@ def test_show_feature_map_like_the_article(tiny_convnet):
 
 
 def test_demo_model(keras):
-    demo = pytest.importorskip("nbviz.demo")
-    try:
-        model = demo.load_demo_model()
-    except (FileNotFoundError, OSError) as exc:
-        pytest.skip(f"demo weights not available yet: {exc}")
+    import nbviz.demo as demo
+
+    model = demo.load_demo_model()
     fm = FeatureMaps(model)
     names = [n for n, _ in fm.layer_choices()]
     assert any(n.startswith("conv") for n in names)

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from nbviz.optvis import Renderer, channel, class_logit  # noqa: E402
+import nbviz.demo as demo_mod
+from nbviz.optvis import Renderer, channel, class_logit
 
 
 @pytest.fixture(scope="module")
 def demo():
-    try:
-        import nbviz.demo as demo_mod
-
-        model = demo_mod.load_demo_model()
-    except Exception as exc:  # the demo package is optional for the rest of optvis
-        pytest.skip(f"the trained demo model is not available ({type(exc).__name__}: {exc})")
-    return demo_mod, model
+    """The shipped demo model: its weights are package data, so a missing file is a failure."""
+    return demo_mod, demo_mod.load_demo_model()
 
 
 def dominant_orientation(image: np.ndarray) -> tuple[float, float]:

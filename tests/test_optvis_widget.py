@@ -289,7 +289,8 @@ def test_fixed_custom_objective(make_widget):
 
 
 def test_demo_model_defaults(no_thread_leak):
-    demo = pytest.importorskip("nbviz.demo")
+    import nbviz.demo as demo
+
     model = demo.load_demo_model()
     snap = weights_snapshot(model)
     w = OptVisWidget(model, steps=32)
