@@ -33,10 +33,10 @@ def _rng(seed: int = 0):
 @pytest.mark.parametrize(("b", "h", "w"), [(1, 16, 16), (2, 17, 23), (3, 12, 9)])
 def test_fft_image_is_lucids_scaled_inverse_rfft(b, h, w):
     p = param.fft_image((b, h, w, 3), seed=1)
-    v = p.variables[0].numpy()  # (H, B, C, 2K)
+    v = p.variables[0].numpy()  # (2H, B, K, C): real parts, then imaginary parts
     k = w // 2 + 1
-    assert v.shape == (h, b, 3, 2 * k)
-    spec = (v[..., :k] + 1j * v[..., k:]).transpose(1, 2, 0, 3)  # (B, C, H, K)
+    assert v.shape == (2 * h, b, k, 3)
+    spec = (v[:h] + 1j * v[h:]).transpose(1, 3, 0, 2)  # (B, C, H, K)
     freqs = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2)
     scale = np.sqrt(h * w) / np.maximum(freqs, 1.0 / max(h, w))
     expected = np.fft.irfft2(spec * scale, s=(h, w)).transpose(0, 2, 3, 1) / 4.0
@@ -457,3 +457,60 @@ def test_penalty_only_objective_and_xla_option(tiny_convnet):
     assert np.isfinite(xla.run(2).losses).all()
     with pytest.raises(ValueError, match="jit_compile"):
         optvis.Renderer(tiny_convnet, "conv1:1", size=16, jit_compile=True)
+
+
+# ---- fast paths: fused spectrum/colour, sparse resampling, chunked sampling -----------------
+
+
+def test_fft_image_folds_the_colour_mix_into_the_inverse_transform():
+    plain = param.fft_image((2, 12, 10, 3), seed=4)
+    mixed = param.fft_image((2, 12, 10, 3), seed=4, color=param.COLOR_CORRELATION_NORMALIZED)
+    expected = plain.image().numpy() @ param.COLOR_CORRELATION_NORMALIZED.T
+    np.testing.assert_allclose(mixed.image().numpy(), expected, atol=1e-6)
+    full = param.image(12, 10, batch=2, seed=4)  # fft + decorrelate + sigmoid
+    np.testing.assert_allclose(full.image().numpy(), 1 / (1 + np.exp(-expected)), atol=1e-6)
+    with pytest.raises(ImageError, match=r"\(3, 3\) matrix"):
+        param.fft_image((1, 8, 8, 3), color=np.eye(2))
+
+
+def test_sparse_resampling_matches_tensorflows_bilinear_warp_and_its_adjoint():
+    rng = np.random.default_rng(2)
+    img = rng.uniform(size=(2, 11, 13, 3)).astype(np.float32)
+    a = np.deg2rad([7.0, -9.0])
+    m = np.zeros((2, 3, 3), np.float32)
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = 1.07 * np.cos(a), -np.sin(a), [1.3, -2.6]
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = np.sin(a), 0.95 * np.cos(a), [-0.4, 3.2]
+    m[:, 2, 2] = 1.0
+    x = tf.constant(img)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = T.resample(x, tf.constant(m), (9, 12), 0.3)
+        weights = tf.constant(rng.normal(size=(2, 9, 12, 3)).astype(np.float32))
+        loss = tf.reduce_sum(out * weights)
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=m.reshape(2, 9)[:, :8], output_shape=[9, 12],
+        fill_value=0.3, interpolation="BILINEAR", fill_mode="CONSTANT",
+    )  # fmt: skip
+    np.testing.assert_allclose(out.numpy(), reference.numpy(), atol=1e-5)
+    # The gradient is the exact adjoint: <S x, w> == <x, S^T w> for any x.
+    grad = tape.gradient(loss, x).numpy()
+    probe = rng.uniform(size=img.shape).astype(np.float32)
+    fill_part = T.resample(tf.zeros_like(x), tf.constant(m), (9, 12), 0.3).numpy()
+    lhs = np.sum((T.resample(tf.constant(probe), tf.constant(m), (9, 12), 0.3).numpy() - fill_part) * weights.numpy())
+    np.testing.assert_allclose(lhs, np.sum(probe * grad), rtol=1e-4)
+
+
+def test_render_chunks_capped_by_sampling_memory_give_the_same_run(tiny_convnet, monkeypatch):
+    from nbviz.optvis import render as render_mod
+
+    whole = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3).run(6, every=6)
+    per_step_entries = optvis.Renderer(tiny_convnet, "conv2:4", size=24)._fused.entries_per_step(1)
+    monkeypatch.setattr(render_mod, "MAX_SAMPLING_ENTRIES", 2 * per_step_entries)  # 2 steps per call
+    capped = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3)
+    assert capped._max_chunk == 2
+    result = capped.run(6, every=6)
+    assert result.losses.shape == whole.losses.shape and capped.trace_count == 1
+    assert np.isfinite(result.losses).all()
+    monkeypatch.setattr(render_mod, "MAX_SAMPLING_ENTRIES", 10)  # one step does not fit
+    per_step = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3)
+    assert not per_step._chunk_sampling and per_step.run(4, every=2).losses.shape == (4, 1)

@@ -50,6 +50,8 @@ from .objectives import (
 
 DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_SIZE = 128  # for models whose input size is not fixed
+# Sparse resampling entries prepared per in-graph chunk of steps (12 bytes each: 24 MB).
+MAX_SAMPLING_ENTRIES = 2_000_000
 
 
 @dataclass
@@ -320,9 +322,15 @@ class Renderer:
         if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
             raise ValueError(
                 "jit_compile=True cannot compile the transforms' resampling op "
-                "(ImageProjectiveTransformV3 has no XLA kernel). Fix: transforms='none', or "
+                "(SparseTensorDenseMatMul has no XLA kernel). Fix: transforms='none', or "
                 "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
             )
+        # All-affine transforms (the presets): one resampling per step, its sparse matrix
+        # built for a whole chunk of steps at once (chunks capped by MAX_SAMPLING_ENTRIES).
+        self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
+        per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
+        self._chunk_sampling = 0 < per_step <= MAX_SAMPLING_ENTRIES
+        self._max_chunk = max(1, MAX_SAMPLING_ENTRIES // per_step) if self._chunk_sampling else None
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = (float(value_range[0]), float(value_range[1]))
@@ -341,13 +349,33 @@ class Renderer:
             functools.partial(Renderer._run_steps, self),
             jit_compile=jit_compile, reduce_retracing=True, autograph=False,
         )  # fmt: skip
+        # One step is its own (not inlined) function, called by the in-graph loop: the loop
+        # body's graph has cycles, and there oneDNN's graph rewrite matches MaxPool with its
+        # gradient only when it happens to visit them in order -- otherwise the plain
+        # MaxPoolGrad kernel runs, ~20x slower (3.5 ms of VGG16's 33 ms step, randomly per
+        # process). In a function of its own the order is topological, so it always matches.
+        self._step = (
+            functools.partial(Renderer._one_step, self)
+            if jit_compile
+            else tf.function(
+                functools.partial(Renderer._one_step, self),
+                autograph=False, experimental_attributes={"_noinline": True},
+            )  # fmt: skip
+        )
         self._image = tf.function(functools.partial(_call_fn, self.param.image), autograph=False)
         self._evaluate: Any = None
 
     # -- the compiled step -------------------------------------------------------------------
-    def _model_input(self, image: Any, transforms: Sequence[Any]) -> Any:
-        """Transforms, fit to the model's input size, value range, preprocessing."""
-        x = transforms_mod.apply(transforms, image, self.rng, out_hw=self.model_hw or self.size)
+    def _model_input(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:
+        """Transforms, fit to the model's input size, value range, preprocessing.
+
+        ``sampling``: this step's slice of the fused transforms' chunk-wide
+        :class:`~nbviz.optvis.transforms.Sampling` (else the transforms run here).
+        """
+        if sampling is not None:
+            x = self._fused.warp(image, sampling)
+        else:
+            x = transforms_mod.apply(transforms, image, self.rng, out_hw=self.model_hw or self.size)
         lo, hi = self.value_range
         if (lo, hi) != (0.0, 1.0):
             x = lo + (hi - lo) * x
@@ -368,9 +396,9 @@ class Renderer:
             units=lambda name, index: taps[name].units(inputs[name], index),
         )
 
-    def _objective_values(self, image: Any, transforms: Sequence[Any]) -> Any:
+    def _objective_values(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:
         """``(B,)`` objective values of ``image`` after ``transforms`` (graph code)."""
-        ctx = self._context(self._model_input(image, transforms), image)
+        ctx = self._context(self._model_input(image, transforms, sampling), image)
         return self.objective.value(ctx)
 
     def _normalize(self, grads: list[Any]) -> list[Any]:
@@ -389,12 +417,13 @@ class Renderer:
             out.append(g)
         return out
 
-    def _one_step(self) -> Any:
+    def _one_step(self, *sampling: Any) -> Any:
         tf = require_tensorflow()
         variables = self.param.variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(variables)
-            values = self._objective_values(self.param.image(), self.transforms)
+            sampling = transforms_mod.Sampling(*sampling) if sampling else None
+            values = self._objective_values(self.param.image(), self.transforms, sampling)
             loss = -tf.reduce_sum(values)
         grads = tape.gradient(loss, variables)
         # An objective that ignores the image (e.g. a constant) has no gradient: stand still.
@@ -408,9 +437,19 @@ class Renderer:
         the image after the last update (returned by the same call: one host round trip)."""
         tf = require_tensorflow()
         values = tf.TensorArray(tf.float32, size=n, element_shape=[self.batch])
+        if self._chunk_sampling:  # every step's random resampling, built in one vectorized pass
+            sampling = self._fused.sampling(self.rng, n, self.batch)
+
+            def step(i):
+                s = sampling.step(i)
+                return self._step(s.indices, s.values)
+        else:
+
+            def step(i):
+                return self._step()
 
         def body(i, values):
-            return i + 1, values.write(i, self._one_step())
+            return i + 1, values.write(i, step(i))
 
         _, values = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), values))
         with tf.control_dependencies([values.flow]):
@@ -494,6 +533,20 @@ class Renderer:
             self.reset()
 
     # -- driving ------------------------------------------------------------------------------
+    def _advance(self, n: int) -> tuple[np.ndarray, Any]:
+        """Run ``n`` steps in as few compiled calls as the sampling memory cap allows:
+        ``(n, B)`` objective values and the image tensor after the last step."""
+        tf = require_tensorflow()
+        chunk = n if self._max_chunk is None else min(n, self._max_chunk)
+        parts = []
+        done = 0
+        while done < n:
+            k = min(chunk, n - done)
+            losses_t, image_t = self._run(tf.constant(k, tf.int32))
+            parts.append(losses_t.numpy())
+            done += k
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), image_t
+
     def frames(
         self,
         steps: int | None = None,
@@ -508,7 +561,6 @@ class Renderer:
         ``stop_event`` is set (checked between frames) or when ``should_stop(step, loss)``
         returns True. Continues from the current state; :meth:`reset` starts over.
         """
-        tf = require_tensorflow()
         every = int(every)
         if every < 1:
             raise ValueError(f"every must be >= 1 step, got {every}.")
@@ -520,8 +572,7 @@ class Renderer:
                 return
             n = every if target is None else min(every, target - self.step)
             t0 = time.perf_counter()
-            losses_t, image_t = self._run(tf.constant(n, tf.int32))
-            losses = losses_t.numpy()
+            losses, image_t = self._advance(n)
             img = image_t.numpy() if images else None
             dt = time.perf_counter() - t0
             self.step += n
