@@ -329,8 +329,8 @@ class Renderer:
         # built for a whole chunk of steps at once (chunks capped by MAX_SAMPLING_ENTRIES).
         self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
         per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
-        self._chunk_sampling = 0 < per_step <= MAX_SAMPLING_ENTRIES
-        self._max_chunk = max(1, MAX_SAMPLING_ENTRIES // per_step) if self._chunk_sampling else None
+        fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
+        self._max_chunk = max(1, MAX_SAMPLING_ENTRIES // per_step) if fits else None
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = (float(value_range[0]), float(value_range[1]))
@@ -364,6 +364,11 @@ class Renderer:
         )
         self._image = tf.function(functools.partial(_call_fn, self.param.image), autograph=False)
         self._evaluate: Any = None
+
+    @property
+    def _chunk_sampling(self) -> bool:
+        """Whether each chunk's resampling matrices are built before its loop (else per step)."""
+        return self._max_chunk is not None
 
     # -- the compiled step -------------------------------------------------------------------
     def _model_input(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:

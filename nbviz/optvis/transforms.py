@@ -248,6 +248,13 @@ def _compose(a: Any, b: Any) -> Any:
     return tf.matmul(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
 
 
+def _chain(pending: Any, t: AffineTransform, rows: Any, hw: tuple[int, int], u: Any, used: int):
+    """Compose affine ``t`` (canvas ``hw`` before it) after the map ``pending``, taking its
+    random numbers from column ``used`` of ``u``: ``(map, canvas after, columns used)``."""
+    m = t.matrix(rows, hw, u[:, used : used + t.n_random] if t.n_random else None)
+    return _compose(pending, m), t.out_size(hw), used + t.n_random
+
+
 def _flat(matrices: Any, rows: Any) -> Any:
     """``(rows, 6)`` affine parameters ``[a0 a1 a2 b0 b1 b2]`` from 3x3 output-to-input maps
     (static ``(3, 3)`` or per-row ``(rows, 3, 3)``): ``x_in = a0 x + a1 y + a2``, ``y_in``
@@ -377,9 +384,7 @@ class FusedAffine:
         hw = self.in_hw
         m: Any = np.eye(3, dtype=np.float32)
         for t in self.transforms:
-            m = _compose(m, t.matrix(count, hw, u[:, used : used + t.n_random] if t.n_random else None))
-            used += t.n_random
-            hw = t.out_size(hw)
+            m, hw, used = _chain(m, t, count, hw, u, used)
         return _compose(m, _fit_matrix(self.canvas_hw, self.in_hw, self.out_hw))
 
     def sampling(self, rng: Any, steps: Any, batch: int) -> Sampling:
@@ -450,10 +455,7 @@ def apply(
         if isinstance(t, AffineTransform):
             if t.fill is not None:
                 fill = float(t.fill)
-            m = t.matrix(batch, hw, u[:, used : used + t.n_random] if t.n_random else None)
-            used += t.n_random
-            pending = _compose(pending, m)
-            hw = t.out_size(hw)
+            pending, hw, used = _chain(pending, t, batch, hw, u, used)
             _check_canvas(hw, render_hw)
         else:
             x = flush(x, pending, hw)
