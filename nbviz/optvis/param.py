@@ -144,6 +144,22 @@ def irfft2d_matrices(
     return y.astype(np.float32), big.astype(np.float32)
 
 
+def _constant_matmul(matrix: np.ndarray, left: bool) -> Callable[[Any], Any]:
+    """``t -> matrix @ t`` (``left``) or ``t -> t @ matrix``, with the gradient multiplying by a
+    stored transpose: TF's gradient would multiply by ``matrix`` with a transpose flag,
+    which oneDNN runs ~5x slower than a plain matmul at these sizes."""
+    tf = require_tensorflow()
+    m, m_t = tf.constant(matrix, tf.float32), tf.constant(np.ascontiguousarray(matrix.T), tf.float32)
+
+    @tf.custom_gradient
+    def product(t):
+        if left:
+            return m @ t, lambda g: m_t @ g
+        return t @ m, lambda g: g @ m_t
+
+    return product
+
+
 def fft_image(
     shape: Sequence[int],
     sd: float | None = None,
@@ -178,13 +194,13 @@ def fft_image(
     var = tf.Variable(init(np.random.default_rng(seed))[0], name="nbviz_spectrum")
     y, x = irfft2d_matrices(h, w, color, c)
     scale_t = tf.constant(np.concatenate([scale, scale], axis=0)[:, None, :, None])
-    y_t, x_t = tf.constant(y), tf.constant(x / 4.0)
+    along_y, along_x = _constant_matmul(y, left=True), _constant_matmul(x / 4.0, left=False)
 
     def image_fn():
-        rows = y_t @ tf.reshape(var * scale_t, [2 * h, b * k * c])  # inverse DFT along y
+        rows = along_y(tf.reshape(var * scale_t, [2 * h, b * k * c]))  # inverse DFT along y
         if b > 1:  # rows are (h, re/im), columns (b, k, c): bring b next to h
             rows = tf.transpose(tf.reshape(rows, [h, 2, b, k * c]), (0, 2, 1, 3))
-        img = tf.reshape(rows, [h * b, 2 * k * c]) @ x_t  # along x, colours mixed
+        img = along_x(tf.reshape(rows, [h * b, 2 * k * c]))  # along x, colours mixed
         img = tf.reshape(img, [h, b, w, c])
         return tf.transpose(img, (1, 0, 2, 3)) if b > 1 else tf.reshape(img, [1, h, w, c])
 

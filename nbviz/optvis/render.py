@@ -437,13 +437,14 @@ class Renderer:
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return values
 
-    def _run_steps(self, n: Any) -> tuple[Any, Any]:
+    def _run_steps(self, n: Any, chunk: Any) -> tuple[Any, Any]:
         """Run ``n`` steps in-graph: ``(n, B)`` objective values (each before its update) and
-        the image after the last update (returned by the same call: one host round trip)."""
+        the image after the last update (returned by the same call: one host round trip).
+        ``chunk >= n``: how many steps' resampling to build (a few sizes, each compiled once)."""
         tf = require_tensorflow()
         values = tf.TensorArray(tf.float32, size=n, element_shape=[self.batch])
         if self._chunk_sampling:  # every step's random resampling, built in one vectorized pass
-            sampling = self._fused.sampling(self.rng, n, self.batch)
+            sampling = self._fused.sampling(self.rng, chunk, self.batch)
 
             def step(i):
                 s = sampling.step(i)
@@ -465,7 +466,7 @@ class Renderer:
     def compile(self) -> Renderer:
         """Trace the step now (otherwise the first frame pays for it). Changes nothing."""
         tf = require_tensorflow()
-        self._run.get_concrete_function(tf.TensorSpec([], tf.int32))
+        self._run.get_concrete_function(tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32))
         return self
 
     @property
@@ -547,10 +548,15 @@ class Renderer:
         done = 0
         while done < n:
             k = min(chunk, n - done)
-            losses_t, image_t = self._run(tf.constant(k, tf.int32))
+            losses_t, image_t = self._run(tf.constant(k, tf.int32), tf.constant(self._build_size(k)))
             parts.append(losses_t.numpy())
             done += k
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)), image_t
+
+    def _build_size(self, k: int) -> int:
+        """Steps of resampling to build for a call of ``k`` steps: the next power of two
+        (capped), so the compiled build sees a handful of sizes, not one per ``k``."""
+        return k if self._max_chunk is None else min(1 << (k - 1).bit_length(), self._max_chunk)
 
     def frames(
         self,

