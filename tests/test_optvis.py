@@ -514,3 +514,50 @@ def test_render_chunks_capped_by_sampling_memory_give_the_same_run(tiny_convnet,
     monkeypatch.setattr(render_mod, "MAX_SAMPLING_ENTRIES", 10)  # one step does not fit
     per_step = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3)
     assert not per_step._chunk_sampling and per_step.run(4, every=2).losses.shape == (4, 1)
+
+
+def test_spectrum_gradient_is_the_transpose_of_the_inverse_transform():
+    """The spectrum's hand-written gradient (stored transposes) equals TF's own of irfft2d."""
+    h, w = 10, 7
+    p = param.fft_image((2, h, w, 3), seed=5, color=param.COLOR_CORRELATION_NORMALIZED)
+    var = p.variables[0]
+    probe = tf.constant(np.random.default_rng(1).normal(size=(2, h, w, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(p.image() * probe)
+    got = tape.gradient(loss, var).numpy()
+    k = w // 2 + 1
+    freqs = param.rfft2d_freqs(h, w)
+    scale = np.sqrt(h * w) / np.maximum(freqs, 1.0 / max(h, w))
+    v = tf.constant(var.numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        spec = tf.complex(v[:h], v[h:]) * tf.cast(scale[:, None, :, None], tf.complex64)
+        img = tf.signal.irfft2d(tf.transpose(spec, (1, 3, 0, 2)), fft_length=[h, w]) / 4.0
+        img = tf.einsum("bchw,dc->bhwd", img, param.COLOR_CORRELATION_NORMALIZED)
+        reference = tf.reduce_sum(img * probe)
+    expected = tape.gradient(reference, v).numpy()
+    assert got.shape == (2 * h, 2, k, 3)
+    np.testing.assert_allclose(loss.numpy(), reference.numpy(), rtol=1e-5)
+    # irfft2d's gradient ignores the imaginary parts of the DC and Nyquist columns too
+    np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
+    fused = T.fuse(T.standard, (20, 20), (24, 24))
+    u = tf.random.Generator.from_seed(0).uniform([6, fused.n_random])
+    builder = T._sampling_builder(fused, 2)
+    indices, values = builder(u)  # XLA
+    eager = T.sampling_matrix(T._flat(fused.draw(u), 6), 2, (20, 20), (24, 24))
+    np.testing.assert_array_equal(indices.numpy(), eager.indices.numpy())
+    np.testing.assert_allclose(values.numpy(), eager.values.numpy(), atol=2e-5)  # XLA rounds its own way
+    # Renderers with the same transforms and batch share it (each chunk size compiles once).
+    a = optvis.Renderer(tiny_convnet, "conv2:1", size=24, seed=1)
+    b = optvis.Renderer(tiny_convnet, "conv2:2", size=24, seed=2)
+    assert a._fused == b._fused
+    assert T._sampling_builder(a._fused, 1) is T._sampling_builder(b._fused, 1)
+    # Chunk lengths are rounded up to powers of two (capped), any step count runs untraced.
+    assert [a._build_size(k) for k in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
+    assert a._build_size(10_000) == a._max_chunk
+    result = a.run(7, every=3)
+    assert result.losses.shape == (7, 1) and np.isfinite(result.losses).all()
+    assert a.trace_count == 1
