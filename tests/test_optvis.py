@@ -555,9 +555,20 @@ def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
     b = optvis.Renderer(tiny_convnet, "conv2:2", size=24, seed=2)
     assert a._fused == b._fused
     assert T._sampling_builder(a._fused, 1) is T._sampling_builder(b._fused, 1)
-    # Chunk lengths are rounded up to powers of two (capped), any step count runs untraced.
-    assert [a._build_size(k) for k in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
-    assert a._build_size(10_000) == a._max_chunk
-    result = a.run(7, every=3)
-    assert result.losses.shape == (7, 1) and np.isfinite(result.losses).all()
-    assert a.trace_count == 1
+
+def test_sampling_built_ahead_makes_a_seeded_run_independent_of_how_it_is_split(tiny_convnet):
+    r = optvis.Renderer(tiny_convnet, "conv2:3", size=24, seed=7)
+    assert r._sampling.capacity == r._max_chunk > 16
+    by_three = r.run(16, every=3)  # calls of 3, 3, ..., 1 steps take from one build
+    r.reset()
+    by_eight = r.run(16, every=8)
+    np.testing.assert_allclose(by_three.losses, by_eight.losses, rtol=1e-5)
+    np.testing.assert_allclose(by_three.images, by_eight.images, atol=1e-5)
+    assert r.trace_count == 1
+    # More steps than the buffer holds: it refills (new random transforms, not a replay).
+    r.reset()
+    long = r.run(r._max_chunk + 5, every=r._max_chunk + 5)
+    assert long.losses.shape == (r._max_chunk + 5, 1) and np.isfinite(long.losses).all()
+    first = r._sampling._indices.numpy()
+    r.run(r._max_chunk, every=r._max_chunk)
+    assert not np.array_equal(first, r._sampling._indices.numpy())

@@ -50,8 +50,8 @@ from .objectives import (
 
 DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_SIZE = 128  # for models whose input size is not fixed
-# Sparse resampling entries prepared per in-graph chunk of steps (12 bytes each: 24 MB).
-MAX_SAMPLING_ENTRIES = 2_000_000
+# Sparse resampling entries built ahead (12 bytes each: 12 MB); also the most steps per call.
+MAX_SAMPLING_ENTRIES = 1_000_000
 
 
 @dataclass
@@ -326,11 +326,14 @@ class Renderer:
                 "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
             )
         # All-affine transforms (the presets): one resampling per step, its sparse matrix
-        # built for a whole chunk of steps at once (chunks capped by MAX_SAMPLING_ENTRIES).
+        # built ahead for many steps at once (as many as MAX_SAMPLING_ENTRIES allow).
         self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
         per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
         fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
         self._max_chunk = max(1, MAX_SAMPLING_ENTRIES // per_step) if fits else None
+        self._sampling = (
+            transforms_mod.SamplingBuffer(self._fused, batch, self._max_chunk) if fits else None
+        )
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = (float(value_range[0]), float(value_range[1]))
@@ -367,15 +370,15 @@ class Renderer:
 
     @property
     def _chunk_sampling(self) -> bool:
-        """Whether each chunk's resampling matrices are built before its loop (else per step)."""
-        return self._max_chunk is not None
+        """Whether the resampling matrices are built ahead for many steps (else per step)."""
+        return self._sampling is not None
 
     # -- the compiled step -------------------------------------------------------------------
     def _model_input(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:
         """Transforms, fit to the model's input size, value range, preprocessing.
 
-        ``sampling``: this step's slice of the fused transforms' chunk-wide
-        :class:`~nbviz.optvis.transforms.Sampling` (else the transforms run here).
+        ``sampling``: this step's :class:`~nbviz.optvis.transforms.Sampling`, built ahead
+        (else the transforms run here).
         """
         if sampling is not None:
             x = self._fused.warp(image, sampling)
@@ -437,17 +440,16 @@ class Renderer:
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return values
 
-    def _run_steps(self, n: Any, chunk: Any) -> tuple[Any, Any]:
+    def _run_steps(self, n: Any) -> tuple[Any, Any]:
         """Run ``n`` steps in-graph: ``(n, B)`` objective values (each before its update) and
-        the image after the last update (returned by the same call: one host round trip).
-        ``chunk >= n``: how many steps' resampling to build (a few sizes, each compiled once)."""
+        the image after the last update (returned by the same call: one host round trip)."""
         tf = require_tensorflow()
         values = tf.TensorArray(tf.float32, size=n, element_shape=[self.batch])
-        if self._chunk_sampling:  # every step's random resampling, built in one vectorized pass
-            sampling = self._fused.sampling(self.rng, chunk, self.batch)
+        if self._sampling is not None:  # the next n steps' resampling, built ahead
+            first, sampling = self._sampling.take(self.rng, n)
 
             def step(i):
-                s = sampling.step(i)
+                s = sampling.step(first + i)
                 return self._step(s.indices, s.values)
         else:
 
@@ -466,7 +468,7 @@ class Renderer:
     def compile(self) -> Renderer:
         """Trace the step now (otherwise the first frame pays for it). Changes nothing."""
         tf = require_tensorflow()
-        self._run.get_concrete_function(tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32))
+        self._run.get_concrete_function(tf.TensorSpec([], tf.int32))
         return self
 
     @property
@@ -506,6 +508,8 @@ class Renderer:
         seed = self.seed if seed is None else seed
         self.param.reset(seed)
         self.rng.reset(_generator(seed).state)
+        if self._sampling is not None:
+            self._sampling.clear()  # transforms drawn from the reset generator, as in a new run
         for var, value in zip(self.optimizer.variables, self._optimizer_initial, strict=True):
             var.assign(value)
         self.step = 0
@@ -548,15 +552,10 @@ class Renderer:
         done = 0
         while done < n:
             k = min(chunk, n - done)
-            losses_t, image_t = self._run(tf.constant(k, tf.int32), tf.constant(self._build_size(k)))
+            losses_t, image_t = self._run(tf.constant(k, tf.int32))
             parts.append(losses_t.numpy())
             done += k
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)), image_t
-
-    def _build_size(self, k: int) -> int:
-        """Steps of resampling to build for a call of ``k`` steps: the next power of two
-        (capped), so the compiled build sees a handful of sizes, not one per ``k``."""
-        return k if self._max_chunk is None else min(1 << (k - 1).bit_length(), self._max_chunk)
 
     def frames(
         self,

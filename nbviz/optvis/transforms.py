@@ -10,8 +10,9 @@ size, then rescale), and resamples **once** with a sparse bilinear matrix (outsi
 take the pad value; its gradient is the exact adjoint). That is one resampling per step
 instead of five, one interpolation instead of two, and static shapes for the model.
 Randomness is per batch row and comes from a ``tf.random.Generator``, so a seeded run is
-reproducible. :class:`FusedAffine` builds the matrices of a whole chunk of steps at once
-(the render loop uses it: a step then costs one sparse matmul forward and one backward).
+reproducible. :class:`FusedAffine` builds the matrices of many steps at once and
+:class:`SamplingBuffer` keeps them ahead of the render loop, so a step costs one sparse
+matmul forward and one backward.
 
 A transform may also be any callable ``f(images, rng) -> images`` (graph code); the affine
 ones around it are fused on each side.
@@ -358,9 +359,9 @@ class FusedAffine:
     """A pipeline of affine transforms reduced to one bilinear resampling per image.
 
     :meth:`sampling` draws the random maps of many steps and builds their sampling matrices
-    in one vectorized pass; :meth:`warp` applies one step's. The render loop does this
-    before each chunk's in-graph loop, so a step costs one sparse matmul forward and one
-    backward and nothing else.
+    in one vectorized pass (compiled with XLA); :meth:`warp` applies one step's. The render
+    loop keeps them ahead in a :class:`SamplingBuffer`, so a step costs one sparse matmul
+    forward and one backward and nothing else.
     """
 
     transforms: tuple[AffineTransform, ...]
@@ -401,14 +402,55 @@ class FusedAffine:
         return warp(images, sampling, self.out_hw, self.fill)
 
 
+class SamplingBuffer:
+    """The sampling matrices of the next steps, built ahead ``capacity`` steps at a time.
+
+    A render call of ``n`` steps takes the next ``n``; when fewer are left, one compiled
+    call builds ``capacity`` new random steps. The build's fixed cost is spread over many
+    steps however often frames are fetched (a widget fetches every 4 steps), and each
+    step's random transform does not depend on how a run is split into calls.
+    Memory: ``capacity * fused.entries_per_step(batch) * 12`` bytes, held by the renderer.
+    """
+
+    def __init__(self, fused: FusedAffine, batch: int, capacity: int):
+        tf = require_tensorflow()
+        entries = fused.entries_per_step(batch)
+        self.fused, self.batch, self.capacity = fused, int(batch), int(capacity)
+        self._indices = tf.Variable(
+            tf.zeros([self.capacity, entries, 2], tf.int32), trainable=False, name="nbviz_sampling_indices"
+        )
+        self._values = tf.Variable(
+            tf.zeros([self.capacity, entries]), trainable=False, name="nbviz_sampling_values"
+        )
+        self._next = tf.Variable(self.capacity, trainable=False, name="nbviz_sampling_next")
+
+    def clear(self) -> None:
+        """Forget the steps built ahead (the next call builds new ones from the generator)."""
+        self._next.assign(self.capacity)
+
+    def take(self, rng: Any, n: Any) -> tuple[Any, Sampling]:
+        """``(first, sampling)``: steps ``first .. first + n - 1`` of ``sampling`` are the next
+        ``n`` (graph code; ``n <= capacity``; refills from ``rng`` when needed)."""
+        tf = require_tensorflow()
+
+        def refill():
+            s = self.fused.sampling(rng, self.capacity, self.batch)
+            with tf.control_dependencies([self._indices.assign(s.indices), self._values.assign(s.values)]):
+                return tf.constant(0)
+
+        first = tf.cond(self._next + n > self.capacity, refill, lambda: tf.identity(self._next))
+        with tf.control_dependencies([self._next.assign(first + n)]):
+            return first, Sampling(self._indices.read_value(), self._values.read_value())
+
+
 @functools.lru_cache(maxsize=64)
 def _sampling_builder(fused: FusedAffine, batch: int) -> Callable[[Any], tuple[Any, Any]]:
     """``u -> (indices, values)`` of :meth:`FusedAffine.sampling`, compiled with XLA.
 
     The build is some 30 elementwise passes over every pixel of every step; XLA fuses them
     into a few loops, 5x faster than TF's kernels on CPU (it was most of the transforms'
-    cost per step). Cached per transforms and batch, so renderers share it and each chunk
-    length compiles once per process (the renderer rounds lengths up to powers of two).
+    cost per step). Cached per transforms and batch, so renderers share it and each build
+    size compiles once per process.
     """
     tf = require_tensorflow()
 
