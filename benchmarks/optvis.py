@@ -15,7 +15,9 @@ frame). Every variant is warmed up (traced) before timing; the best of ``--repea
 timed runs is reported (as ``timeit`` does), the variants' runs interleaved so that load
 from other processes hits all of them alike. Goals: ``full / seed >= 2.4`` and ``bare / full - 1 <= 15%``.
 
-Run: ``python benchmarks/optvis.py [--quick]``.
+``--breakdown`` adds each part of the recipe alone on top of the bare step (demo model).
+
+Run: ``python benchmarks/optvis.py [--quick] [--breakdown]``.
 """
 
 from __future__ import annotations
@@ -74,15 +76,30 @@ def seed_runner(model, layer, unit, size):
     return go
 
 
-def renderer_runner(model, layer, unit, size, full: bool):
-    """A function running n steps of nbviz's Renderer as a widget does (frames every 8)."""
+BARE = dict(
+    fft=False,
+    decorrelate=False,
+    sigmoid=False,
+    transforms="none",
+    grad_norm=None,
+    preactivation=False,
+)
+# --breakdown: each part of the recipe alone on top of the bare step
+PARTS = {
+    "+ spectrum (fft)": dict(fft=True),
+    "+ colour decorrelation + sigmoid": dict(decorrelate=True, sigmoid=True),
+    "+ transforms (pad/jitter/scale/rotate)": dict(transforms="standard"),
+    "+ grad norm + pre-activation": dict(grad_norm="l2", preactivation=True),
+}
+
+
+def renderer_runner(model, layer, unit, size, full: bool, **options):
+    """A function running n steps of nbviz's Renderer as a widget does (frames every 8):
+    the full recipe (the defaults), or the bare step with ``options`` switched on."""
     if full:
         r = Renderer(model, channel(layer, unit), size=size)
     else:
-        r = Renderer(
-            model, channel(layer, unit), size=size, fft=False, decorrelate=False,
-            sigmoid=False, transforms="none", grad_norm=None, preactivation=False,
-        )  # fmt: skip
+        r = Renderer(model, channel(layer, unit), size=size, **{**BARE, **options})
     for _ in r.frames(8, every=8):  # warm-up: trace and run once
         pass
 
@@ -131,13 +148,38 @@ def _models(quick: bool):
     yield note, demo, "conv3", 5, 64
 
 
+def breakdown(models: list, repeats: int) -> None:
+    """What each part of the recipe costs alone over the bare step, on the smallest model
+    (where the recipe's fixed cost weighs most)."""
+    name, model, layer, unit, size = models[-1]
+    runners = {"bare": renderer_runner(model, layer, unit, size, full=False)}
+    runners.update(
+        {part: renderer_runner(model, layer, unit, size, False, **o) for part, o in PARTS.items()}
+    )
+    runners["full recipe"] = renderer_runner(model, layer, unit, size, full=True)
+    r = interleaved_rates(runners, 96, repeats)
+    bare_ms = 1e3 / r["bare"][0]
+    print(f"breakdown on {name}: bare step {bare_ms:.3f} ms")
+    for part, (rate, _) in r.items():
+        if part != "bare":
+            ms = 1e3 / rate
+            print(
+                f"  {part:40s} {ms:7.3f} ms/step  {ms - bare_ms:+7.3f} ms  {(ms / bare_ms - 1) * 100:+6.1f}%"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke run)")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant")
-    ap.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="TF intra/inter-op threads (0: TF default)"
+    )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each part of the recipe alone (demo model)",
+    )
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if args.threads:
@@ -150,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     header = f"{'model':38s} {'seed':>8s} {'bare':>8s} {'full':>8s}  {'full/seed':>9s} {'bare/seed':>9s} {'recipe cost':>11s}"
     print(header)
     rows = []
+    rows_models = []
     for name, model, layer, unit, size in _models(args.quick):
+        rows_models.append((name, model, layer, unit, size))
         steps = (8 if args.quick else 16) if size >= 128 else (48 if args.quick else 96)
         runners = {
             "seed": seed_runner(model, layer, unit, size),
@@ -165,7 +209,12 @@ def main(argv: list[str] | None = None) -> None:
         print(_row(name, r["seed"][1], r["bare"][1], r["full"][1]))
     print("  steps per CPU-second of this process (work per step; robust to others' load)")
     print("goals: full/seed >= 2.4x, recipe cost (bare/full - 1) <= 15%")
-    print(f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)")
+    if args.breakdown:
+        breakdown(rows_models, repeats)
+    print(
+        f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)"
+    )
+
 
 if __name__ == "__main__":
     main()
