@@ -6,6 +6,7 @@ Quality on a trained network is in test_optvis_quality.py (the demo convnet).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -555,6 +556,16 @@ def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
     b = optvis.Renderer(tiny_convnet, "conv2:2", size=24, seed=2)
     assert a._fused == b._fused
     assert T._sampling_builder(a._fused, 1) is T._sampling_builder(b._fused, 1)
+
+    @dataclass  # eq without frozen: not hashable, so it cannot share a cached builder
+    class Shift(T.AffineTransform):
+        dx: float
+
+        def matrix(self, batch, hw, u):
+            return np.array([[1, 0, self.dx], [0, 1, 0], [0, 0, 1]], np.float32)
+
+    custom = optvis.Renderer(tiny_convnet, "conv2:1", size=24, transforms=[T.pad(2), Shift(1.5)])
+    assert custom._chunk_sampling and np.isfinite(custom.run(3).losses).all()
 
 def test_sampling_built_ahead_makes_a_seeded_run_independent_of_how_it_is_split(tiny_convnet):
     r = optvis.Renderer(tiny_convnet, "conv2:3", size=24, seed=7)

@@ -443,15 +443,21 @@ class SamplingBuffer:
             return first, Sampling(self._indices.read_value(), self._values.read_value())
 
 
-@functools.lru_cache(maxsize=64)
 def _sampling_builder(fused: FusedAffine, batch: int) -> Callable[[Any], tuple[Any, Any]]:
     """``u -> (indices, values)`` of :meth:`FusedAffine.sampling`, compiled with XLA.
 
     The build is some 30 elementwise passes over every pixel of every step; XLA fuses them
     into a few loops, 5x faster than TF's kernels on CPU (it was most of the transforms'
     cost per step). Cached per transforms and batch, so renderers share it and each build
-    size compiles once per process.
+    size compiles once per process (a custom transform that is not hashable gets its own).
     """
+    try:
+        return _shared_sampling_builder(fused, batch)
+    except TypeError:
+        return _new_sampling_builder(fused, batch)
+
+
+def _new_sampling_builder(fused: FusedAffine, batch: int) -> Callable[[Any], tuple[Any, Any]]:
     tf = require_tensorflow()
 
     def build(u):
@@ -460,6 +466,9 @@ def _sampling_builder(fused: FusedAffine, batch: int) -> Callable[[Any], tuple[A
         return s.indices, s.values
 
     return tf.function(build, jit_compile=True, autograph=False)
+
+
+_shared_sampling_builder = functools.lru_cache(maxsize=64)(_new_sampling_builder)
 
 
 def fuse(
