@@ -4,6 +4,9 @@ in the widget, gallery tiles, exports, renderer reuse, and the user's weights ne
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -326,3 +329,22 @@ def test_encode_gif_rejects_mixed_sizes():
     with pytest.raises(ImageError, match="No frames"):
         encode_gif([])
     assert decode_gif(encode_gif([a, a + 100], fps=5)).shape == (2, 8, 8, 3)
+
+
+def test_widgets_left_open_at_exit_close_without_errors():
+    """Python closes widgets still alive at exit (``Widget.__del__``); that must be quiet."""
+    script = textwrap.dedent(
+        """
+        import os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import nbviz
+        model = nbviz.load_demo_model()
+        w = nbviz.OptVisWidget(model, steps=8, size=32)
+        assert w.start() and w.wait(120)
+        print("ran", w.step)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ran 8" in out.stdout
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-3000:]

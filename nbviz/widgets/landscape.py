@@ -47,7 +47,8 @@ from ..landscape.surface import Line, Surface
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
-from .surface3d import close_widget_tree, make_surface_view
+from .closing import close_widget_tree
+from .surface3d import make_surface_view
 
 __all__ = ["LossLandscapeWidget", "watch"]
 

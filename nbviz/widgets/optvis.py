@@ -37,6 +37,7 @@ from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choic
 from ..imaging import encode_image, mosaic, to_uint8
 from ..optvis import Objective, Renderer, as_objective, objectives, transforms
 from ..worker import Worker
+from .closing import close_widget_tree
 
 __all__ = ["OptVisWidget"]
 
@@ -322,8 +323,6 @@ class OptVisWidget(widgets.VBox):
         self._worker.stop(timeout=30.0)
         for link in self._links:
             link.unlink()
-        from .surface3d import close_widget_tree
-
         close_widget_tree([*self.children, *self._tile_boxes])
         self._renderers.clear()
         super().close()
@@ -739,8 +738,6 @@ class OptVisWidget(widgets.VBox):
                 n = min(self.gallery_size, self._channels(self.layer))
         if n == len(self._tile_images):
             return
-        from .surface3d import close_widget_tree
-
         close_widget_tree(self._tile_boxes)
         self._tile_images, self._tile_buttons, self._tile_boxes = [], [], []
         for i in range(n):

@@ -31,6 +31,8 @@ import numpy as np
 
 from nbviz.errors import DataError, PathError
 
+from .closing import close_widget_tree
+
 #: Whether ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
 #: JupyterLab 3, so we prove it in a real browser (Chromium + SwiftShader WebGL, JupyterLab
 #: 4.6, Voila 0.5): tests/browser/test_render_stack.py::test_ipyvolume_plot_surface_renders,
@@ -116,28 +118,6 @@ def z_limits(Z: np.ndarray, path_z: np.ndarray | None = None) -> tuple[float, fl
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
     return lo, hi
-
-
-def close_widget_tree(root: Any) -> None:
-    """Close ``root`` and every widget reachable through its traits (lists/dicts too).
-
-    ``Widget.close()`` closes one model only; a figure's meshes, materials, camera, scales
-    and layouts would otherwise stay alive in the kernel and the front end.
-    """
-    from ipywidgets import Widget
-
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, (list, tuple)):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, Widget) and id(obj) not in seen:
-            seen.add(id(obj))
-            stack.extend(getattr(obj, name, None) for name in obj.trait_names())
-            obj.close()
 
 
 # -- the interface -------------------------------------------------------------------------
