@@ -89,6 +89,24 @@ def test_contour_levels_log_spaced_by_default_and_skipped_without_data():
         choose_levels(z, 5, "cubic")
 
 
+@pytest.mark.parametrize(
+    ("lo", "hi", "at_most", "expected"),
+    [
+        (-1.5, 1.5, 7, [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]),
+        (-1.4, 1.4, 7, [-1.0, -0.5, 0.0, 0.5, 1.0]),
+        (-0.03, 0.05, 7, [-0.02, 0.0, 0.02, 0.04]),
+        (0.0, 1.0, 6, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+        (2.0, 2.0, 7, [2.0]),
+    ],
+)
+def test_nice_ticks_are_round_inside_the_range_and_few(lo, hi, at_most, expected):
+    from nbviz.widgets.landscape import nice_ticks
+
+    ticks = nice_ticks(lo, hi, at_most)
+    np.testing.assert_allclose(ticks, expected, atol=1e-12)
+    assert len(ticks) <= at_most and not np.any(np.signbit(ticks) & (ticks == 0))
+
+
 def test_bilinear_interpolation_is_exact_for_planes():
     xs, ys = grid_coords(5, 1.0), grid_coords(7, 2.0)
     gx, gy = np.meshgrid(xs, ys)
@@ -125,6 +143,11 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
         np.testing.assert_allclose(np.asarray(w.contours.x), expected.x, rtol=1e-5)
         assert w.color_axis.label == "log10 loss"
         assert "random direction 1" in w.x_axis.label
+        # Round ticks inside the grid (+-1 here), 0 exactly, few enough for a 300 px axis.
+        assert list(w.x_axis.tick_values) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+        colour_ticks = np.asarray(w.color_axis.tick_values)
+        assert 2 <= len(colour_ticks) <= 6
+        assert w.color_scale.min <= colour_ticks.min() and colour_ticks.max() <= w.color_scale.max
         # Hover read-out: one invisible point per cell carrying (a, b, loss).
         assert len(w.hover.x) == 49 and w.hover.tooltip.labels == ["a", "b", "loss"]
         np.testing.assert_allclose(np.sort(np.asarray(w.hover.color)), np.sort(ref.loss.ravel()),

@@ -240,16 +240,18 @@ class LossLandscapeWidget(widgets.VBox):
                                          colors=["red"], default_size=90, stroke="white",
                                          tooltip=bqplot.Tooltip(fields=["x", "y"],
                                                                 labels=["a (final)", "b (final)"]))
-        self.x_axis = bqplot.Axis(scale=self.x_scale, label="a")
-        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b")
+        self.x_axis = bqplot.Axis(scale=self.x_scale, label="a", tick_format=".3~g")
+        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b", tick_format=".3~g")
         self.color_axis = bqplot.ColorAxis(scale=self.color_scale, side="right",
-                                           label="log10 loss")
+                                           label="log10 loss", tick_format=".3~g")
         self.figure = bqplot.Figure(
             marks=[self.heatmap, self.hover, self.contours, self.path_line, self.path_points,
                    self.final_mark],
             axes=[self.x_axis, self.y_axis, self.color_axis], animation_duration=0,
             title="loss landscape", padding_x=0.0, padding_y=0.0,
-            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 80},
+            # bqplot centres a vertical colour bar's label on the bar, margin/2 - 10 px right of
+            # the plot: 100 px keeps "log10 loss" off the heatmap.
+            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 100},
             layout=widgets.Layout(width="520px", height="460px"),
         )
         self.line_x_scale, self.line_y_scale = bqplot.LinearScale(), bqplot.LinearScale()
@@ -659,9 +661,12 @@ class LossLandscapeWidget(widgets.VBox):
         if finite.any():
             lo, hi = float(v[finite].min()), float(v[finite].max())
             self.color_scale.min, self.color_scale.max = lo, max(hi, lo + 1e-12)
+            self.color_axis.tick_values = nice_ticks(lo, hi, 6)
         self.color_axis.label = "log10 loss" if v is not z else "loss"
         self.x_scale.min, self.x_scale.max = float(s.xs[0]), float(s.xs[-1])
         self.y_scale.min, self.y_scale.max = float(s.ys[0]), float(s.ys[-1])
+        self.x_axis.tick_values = nice_ticks(s.xs[0], s.xs[-1], 7)
+        self.y_axis.tick_values = nice_ticks(s.ys[0], s.ys[-1], 9)
         gx, gy = np.meshgrid(s.xs, s.ys)
         keep = np.isfinite(z).ravel()
         cell_px = 400.0 / max(len(s.xs), len(s.ys))
@@ -878,3 +883,17 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, **kwargs: Any) ->
 
         show(widget)
     return callback
+
+
+def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
+    """At most ``at_most`` ticks in ``[lo, hi]`` at a round step (1, 2, 2.5 or 5 times a power
+    of ten), exactly 0 when the range holds it: d3's own choice crowds a 300 px axis (16
+    labels for -1.5..1.5) and bqplot's ``num_ticks`` splits the range evenly (``-1e-16``)."""
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
+        return np.asarray([lo])
+    raw = (hi - lo) / max(at_most - 1, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
+    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+    return np.round(ticks / step) * step + 0.0  # exact multiples; + 0.0 turns -0.0 into 0.0

@@ -826,7 +826,10 @@ class OptVisWidget(widgets.VBox):
             layout=widgets.Layout(width="175px", flex="0 0 auto"),
             tooltips=["Fourier-space parameterization (Lucid)", "one variable per pixel"],
         )  # fmt: skip
-        self.decorrelate_box = widgets.Checkbox(description="decorrelate colour", indent=False)
+        self.decorrelate_box = widgets.Checkbox(
+            description="decorrelate", indent=False, layout=widgets.Layout(width="auto"),
+            tooltip="colour decorrelation: ImageNet's colour correlation (Lucid)",
+        )  # fmt: skip
         self.transforms_dropdown = widgets.Dropdown(
             options=list(TRANSFORM_PRESETS), description="transforms", layout=wide
         )
@@ -929,7 +932,8 @@ class OptVisWidget(widgets.VBox):
                             layout=widgets.Layout(flex="0 0 auto", margin="0 8px"),
                         ),
                         self.loss_figure,
-                    ]
+                    ],
+                    layout=widgets.Layout(flex_flow="row wrap"),  # a narrow pane: the plot goes below
                 ),
                 widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress, self.rate_label]),
                 widgets.HBox([*self.export_buttons, self.download]),
