@@ -569,7 +569,7 @@ def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
 
 def test_sampling_built_ahead_makes_a_seeded_run_independent_of_how_it_is_split(tiny_convnet):
     r = optvis.Renderer(tiny_convnet, "conv2:3", size=24, seed=7)
-    assert r._sampling.capacity == r._max_chunk > 16
+    assert r._max_chunk > 16
     by_three = r.run(16, every=3)  # calls of 3, 3, ..., 1 steps take from one build
     r.reset()
     by_eight = r.run(16, every=8)

@@ -330,9 +330,10 @@ class Renderer:
         self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
         per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
         fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
-        self._max_chunk = max(1, MAX_SAMPLING_ENTRIES // per_step) if fits else None
         self._sampling = (
-            transforms_mod.SamplingBuffer(self._fused, batch, self._max_chunk) if fits else None
+            transforms_mod.SamplingBuffer(self._fused, batch, MAX_SAMPLING_ENTRIES // per_step)
+            if fits
+            else None
         )
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
@@ -367,6 +368,11 @@ class Renderer:
         )
         self._image = tf.function(functools.partial(_call_fn, self.param.image), autograph=False)
         self._evaluate: Any = None
+
+    @property
+    def _max_chunk(self) -> int | None:
+        """Most steps per compiled call: what the sampling buffer holds (no cap without it)."""
+        return None if self._sampling is None else self._sampling.capacity
 
     @property
     def _chunk_sampling(self) -> bool:
