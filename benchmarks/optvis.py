@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
-from _common import load_average
+from _common import interleaved_rates, load_average
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -111,22 +110,6 @@ def renderer_runner(model, layer, unit, size, full: bool, **options):
     return go
 
 
-def interleaved_rates(runners: dict, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """Best (wall-clock steps/s, steps per CPU-second of this process) of each runner over
-    ``repeats`` runs, interleaved so that load from other processes hits all runners alike
-    (the best run is the least disturbed, as ``timeit`` does). CPU time barely depends on
-    other processes' load: with ``--threads 1`` it estimates an idle machine's wall time."""
-    wall: dict[str, list[float]] = {k: [] for k in runners}
-    cpu: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(repeats):
-        for name, go in runners.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            go(steps)
-            wall[name].append(steps / (time.perf_counter() - t0))
-            cpu[name].append(steps / max(time.process_time() - c0, 1e-9))
-    return {k: (max(wall[k]), max(cpu[k])) for k in runners}
-
-
 def _row(name: str, seed: float, bare: float, full: float) -> str:
     return (
         f"{name:38s} {seed:8.1f} {bare:8.1f} {full:8.1f}  {full / seed:8.2f}x {bare / seed:8.2f}x "
@@ -148,10 +131,10 @@ def _models(quick: bool):
     yield note, demo, "conv3", 5, 64
 
 
-def breakdown(models: list, repeats: int) -> None:
-    """What each part of the recipe costs alone over the bare step, on the smallest model
-    (where the recipe's fixed cost weighs most)."""
-    name, model, layer, unit, size = models[-1]
+def breakdown(case: tuple, repeats: int) -> None:
+    """What each part of the recipe costs alone over the bare step, on one model (the demo
+    model: the smallest, where the recipe's fixed cost weighs most)."""
+    name, model, layer, unit, size = case
     runners = {"bare": renderer_runner(model, layer, unit, size, full=False)}
     runners.update(
         {part: renderer_runner(model, layer, unit, size, False, **o) for part, o in PARTS.items()}
@@ -192,9 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     header = f"{'model':38s} {'seed':>8s} {'bare':>8s} {'full':>8s}  {'full/seed':>9s} {'bare/seed':>9s} {'recipe cost':>11s}"
     print(header)
     rows = []
-    rows_models = []
+    last = None
     for name, model, layer, unit, size in _models(args.quick):
-        rows_models.append((name, model, layer, unit, size))
+        last = (name, model, layer, unit, size)
         steps = (8 if args.quick else 16) if size >= 128 else (48 if args.quick else 96)
         runners = {
             "seed": seed_runner(model, layer, unit, size),
@@ -216,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
             f"recipe {cost * 100:5.1f}% {'met' if cost <= 0.15 else 'NOT met'}"
         )
     if args.breakdown:
-        breakdown(rows_models, repeats)
+        breakdown(last, repeats)
     print(
         f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)"
     )

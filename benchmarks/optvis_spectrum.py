@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
-from _common import load_average
+from _common import interleaved_rates, load_average
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -95,12 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         runs = variants(size)
         for run in runs.values():
             run(tf.constant(3))  # trace (and compile)
-        best = {name: float("inf") for name in runs}
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                t0 = time.perf_counter()
-                run(tf.constant(args.steps))
-                best[name] = min(best[name], (time.perf_counter() - t0) / args.steps * 1e6)
+        go = {name: (lambda n, run=run: run(tf.constant(n))) for name, run in runs.items()}
+        rates = interleaved_rates(go, args.steps, args.repeats)
+        best = {name: 1e6 / wall for name, (wall, _) in rates.items()}
         floor = best["pixels"]
         for name, us in best.items():
             extra = "" if name == "pixels" else f"  spectrum {us - floor:7.1f} us"
