@@ -141,7 +141,8 @@ class OptVisWidget(widgets.VBox):
     max_fps:
         Upper bound on view updates per second.
     preprocess, value_range:
-        The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer`.
+        The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer` (default
+        range: read from the model's own Rescaling/Normalization layer, see :mod:`nbviz.scaling`).
 
     Errors (bad settings, an objective that raises, ...) are shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop the worker thread.
@@ -184,9 +185,10 @@ class OptVisWidget(widgets.VBox):
         max_frames: int = 100,
         max_fps: float = 12.0,
         preprocess: Callable[[Any], Any] | None = None,
-        value_range: tuple[float, float] = (0.0, 1.0),
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         input_shape = objectives.check_image_model(model)
+        objectives.check_float_input(model)
         self.model = model
         self._table = objectives.LayerTable(model)
         self._choices = _layer_choices(self._table)
