@@ -35,6 +35,12 @@ _TRANSPARENT = (
 ).split()
 
 
+#: Layers that prepare the input: transparent ones plus those that set the value range.
+PREPROCESSING_LAYERS = frozenset([*_TRANSPARENT, "Rescaling", "Normalization"]) - {
+    "Activation", "Dropout", "SpatialDropout2D", "Identity"
+}
+
+
 @dataclass(frozen=True)
 class InputScaling:
     """The value range a model's image input expects, and why nbviz thinks so."""

@@ -303,3 +303,55 @@ def test_subclassed_models_get_landscapes_and_a_precise_error_for_layers(keras):
     with pytest.raises(ModelError, match="Functional API"):
         FeatureMaps(net)
     assert_weights_identical(net, before)
+
+
+def test_widgets_on_a_model_of_undefined_size(keras):
+    from nbviz import FeatureMapExplorer, OptVisWidget
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c")(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    image = np.zeros((40, 80, 3), np.uint8)
+    explorer = FeatureMapExplorer(model, image=image)
+    try:
+        assert explorer.layer == "c"  # not the Rescaling layer
+        labels = [label for label, _ in explorer.layer_dropdown.options]
+        assert "c  ?x?x4" in labels and not any("None" in label for label in labels)
+        assert explorer.backend.display_image(image).shape == (112, 224, 3)  # longer side 224
+        explorer.size_dropdown.value = 0  # each image keeps its own size
+        assert explorer.backend.display_image(image).shape == (40, 80, 3)
+        assert explorer.wait(timeout=120)
+        assert explorer.error is None
+    finally:
+        explorer.close()
+    opt = OptVisWidget(model)
+    try:
+        assert not any("None" in label for label, _ in opt.layer_dropdown.options)
+    finally:
+        opt.close()
+
+
+def test_all_three_widgets_on_the_finetuning_recipe(keras, pixels, no_thread_leak):
+    from nbviz import FeatureMapExplorer, LossLandscapeWidget, OptVisWidget
+
+    model, name, reference = _case(keras, "functional-in-functional")
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = weights_snapshot(model)
+    explorer = FeatureMapExplorer(model, image=pixels[0], layer=name)
+    opt = OptVisWidget(model, layer=name, steps=8)
+    land = LossLandscapeWidget(model, pixels.astype(np.float32), np.array([0, 3]),
+                               directions="random", resolution=5)
+    try:
+        assert explorer.wait(120) and explorer.error is None, explorer.status.value
+        np.testing.assert_allclose(explorer.backend.activations(pixels[0], name),
+                                   reference(pixels[:1]), rtol=1e-5, atol=1e-5)
+        assert name in [n for _, n in opt.layer_dropdown.options]
+        assert opt.start() and opt.wait(120) and opt.error is None, opt.status.value
+        assert opt.result_array().shape == (1, SIZE, SIZE, 3)
+        assert land.compute() and land.wait(120) and land.error is None, land.status.value
+        assert np.isfinite(land.surface.loss).all()
+    finally:
+        for w in (explorer, opt, land):
+            w.close()
+    assert_weights_identical(model, before)

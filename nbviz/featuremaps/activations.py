@@ -22,7 +22,14 @@ import numpy as np
 
 from .._tf import require_tensorflow
 from ..errors import ImageError, LayerError, UnitError, closest_names, format_choices
-from ..layers import LayerInfo, build_extractor, iter_layers, require_spatial, spatial_layers
+from ..layers import (
+    LayerInfo,
+    build_extractor,
+    is_preprocessing,
+    iter_layers,
+    require_spatial,
+    spatial_layers,
+)
 from ..scaling import input_scaling, resolve_input_range
 from .preprocess import ImagePreparer, ImageSpec, Preprocess
 
@@ -149,6 +156,25 @@ class FeatureMaps:
     def layers(self) -> list[LayerInfo]:
         """The layers with image-like output (nested models included), in model order."""
         return spatial_layers(self.model)
+
+    def set_longest_side(self, pixels: int | None) -> None:
+        """For models of undefined image size: resize images so their longer side has
+        ``pixels`` pixels (``None``: each image keeps its own size). Clears the cache."""
+        if self.spec.size is not None:
+            raise ImageError(
+                f"Model {self.model.name!r} takes {self.spec.describe()} images: they are always "
+                "resized to that size. Fix: only set a size for models whose input size is "
+                "undefined, e.g. keras.Input((None, None, 3))."
+            )
+        self.preparer.longest_side = None if not pixels else int(pixels)
+        self.clear_cache()
+
+    def default_layer(self) -> str:
+        """Where a picker starts: the first image-like layer that is not input preprocessing
+        (a Rescaling or augmentation layer shows the input, not what the network learned)."""
+        infos = self.layers()
+        learned = [i for i in infos if not is_preprocessing(i)]
+        return (learned or infos)[0].name
 
     def layer_choices(self) -> list[tuple[str, tuple]]:
         """``(name, output shape without the batch axis)`` of every image-like layer."""

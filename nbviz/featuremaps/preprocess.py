@@ -122,6 +122,14 @@ def match_channels(batch: np.ndarray, channels: int | None) -> np.ndarray:
     )
 
 
+def fit_size(hw: tuple[int, int], longest: int | None) -> tuple[int, int] | None:
+    """``(h, w)`` scaled so the longer side is ``longest`` (aspect kept); ``None`` if unset."""
+    if not longest:
+        return None
+    scale = float(longest) / max(hw)
+    return (max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale)))
+
+
 def resize_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize (antialiased when shrinking) of a float (N, H, W, C) batch."""
     if tuple(batch.shape[1:3]) == tuple(size):
@@ -166,6 +174,9 @@ class ImagePreparer:
         self.input_range = resolve_input_range(input_range, preprocess, None)
         self.resize = resize
         self.input_dtype = np.dtype(input_dtype)
+        #: For models of undefined image size: scale images so the longer side has this many
+        #: pixels (``None``: each image keeps its own size).
+        self.longest_side: int | None = None
 
     def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
         """``(float32 batch in [0, 1] at the model's size and channels, was_single)``."""
@@ -175,7 +186,7 @@ class ImagePreparer:
         if min(batch.shape[1:3]) < 1:
             raise ImageError(f"Images of shape {batch.shape[1:]} have no pixels.")
         x = match_channels(to_unit_float(batch), self.spec.channels)
-        size = self.spec.size
+        size = self.spec.size or fit_size(x.shape[1:3], self.longest_side)
         if size is not None and tuple(x.shape[1:3]) != size:
             if not self.resize:
                 raise ImageError(

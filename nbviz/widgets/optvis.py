@@ -35,6 +35,7 @@ import traitlets
 from .. import export
 from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
 from ..imaging import encode_image, mosaic, to_uint8
+from ..layers import shape_label
 from ..optvis import Objective, Renderer, as_objective, objectives, transforms
 from ..worker import Worker
 from .closing import close_widget_tree
@@ -818,7 +819,7 @@ class OptVisWidget(widgets.VBox):
     def _build_controls(self, input_shape: tuple) -> None:
         wide = widgets.Layout(width="300px")
         self.layer_dropdown = widgets.Dropdown(
-            options=[(f"{n}  {'x'.join(str(s) for s in shape[1:])}", n) for n, shape in self._choices],
+            options=[(f"{n}  {shape_label(shape[1:])}", n) for n, shape in self._choices],
             description="layer", layout=wide,
         )  # fmt: skip
         self.filter_input = widgets.BoundedIntText(min=0, max=0, description="unit", layout=wide)
