@@ -169,3 +169,16 @@ def test_preprocess_matches_keras(keras):
     x = np.full((1, 4, 4, 3), 255.0, np.float32)
     assert np.allclose(application_preprocess("MobileNetV2")(x), 1.0)
     assert application_module("resnet50v2") is keras.applications.resnet_v2
+
+
+def test_imagenet_class_names_come_from_the_keras_cache(empty_keras_home):
+    import json
+
+    from nbviz.demo.applications import imagenet_class_names, missing_class_names_reason
+
+    assert imagenet_class_names() is None
+    assert "imagenet_class_index.json" in missing_class_names_reason()
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    (empty_keras_home / "models" / "imagenet_class_index.json").write_text(json.dumps(index))
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[0] == "class_0" and names[999] == "class_999"

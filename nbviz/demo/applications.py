@@ -209,3 +209,33 @@ def application_module(name: str):
     """The ``keras.applications.<module>`` of application ``name`` (decode_predictions...)."""
     require_keras()
     return import_module(f"keras.applications.{_lookup(name).module}")
+
+
+IMAGENET_CLASS_INDEX = "imagenet_class_index.json"
+
+
+def imagenet_class_names() -> list[str] | None:
+    """The 1000 ImageNet class names, from the Keras cache's ``imagenet_class_index.json``.
+
+    Keras downloads that file the first time ``decode_predictions`` runs with a network.
+    Returns ``None`` when it is not in the cache (nbviz then shows class numbers; see
+    :func:`missing_class_names_reason`).
+    """
+    import json
+
+    for folder in keras_cache_dirs():
+        path = folder / IMAGENET_CLASS_INDEX
+        if path.is_file():
+            index = json.loads(path.read_text())
+            return [index[str(i)][1] for i in range(len(index))]
+    return None
+
+
+def missing_class_names_reason() -> str:
+    """Why ImageNet predictions show class numbers instead of names, and the fix."""
+    where = keras_cache_dirs()[0] / IMAGENET_CLASS_INDEX
+    return (
+        f"ImageNet class names are shown when {where} exists; Keras downloads it the first time "
+        "keras.applications.imagenet_utils.decode_predictions runs on a machine with internet "
+        "(copy it here from ~/.keras/models/ otherwise)."
+    )
