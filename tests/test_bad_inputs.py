@@ -72,6 +72,11 @@ def _Subclassed(keras):
     return Subclassed()
 
 
+def _uint8_model(keras):
+    inp = keras.Input((8, 8, 3), dtype="uint8")
+    return keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(keras.layers.Rescaling(1 / 255)(inp)))
+
+
 @dataclass
 class Env:
     keras: Any
@@ -202,6 +207,8 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("FeatureMaps/subclassed", lambda e: _fm(e, e.subclassed), ModelError, "Functional API"),
     ("Renderer/subclassed", lambda e: Renderer(e.subclassed, "c:0"), ModelError,
      "Functional API"),
+    ("Renderer/integer-input", lambda e: Renderer(_uint8_model(e.keras), "c:0"), ModelError,
+     "clone_model"),
     # -- feature maps ---------------------------------------------------------------------------
     ("FeatureMaps/unbuilt", lambda e: _fm(e, e.unbuilt), ModelError, "keras.Input("),
     ("FeatureMaps/two-inputs", lambda e: _fm(e, e.two_inputs), ModelError, "single-input"),
