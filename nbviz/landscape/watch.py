@@ -362,7 +362,8 @@ class LandscapeWatcher(WeightPathRecorder):
         for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
                                 order=self.order, stop_event=ctx.stop_event,
                                 jit_compile=self.jit_compile,
-                                regularization=self.regularization):
+                                regularization=self.regularization,
+                                origin="directions"):  # training moves on meanwhile: intended
             frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
                                  update.total, update.elapsed_s, final,
                                  {"kind": dirs.kind, "extent": extent})
