@@ -95,8 +95,8 @@ class LandscapeWatcher(WeightPathRecorder):
         Data the landscape is computed on; a seeded subset of ``subset`` examples is taken
         once (``None``: all).
     directions:
-        ``"pca"`` (of the path so far, centred on the latest snapshot; random directions are
-        used until the path has 3 snapshots) or ``"random"`` (filter-normalized, ``seed``).
+        ``"pca"`` (axes of the path so far around its mean, plotted around the latest
+        snapshot; random directions are used until the path has 3 snapshots) or ``"random"`` (filter-normalized, ``seed``).
     resolution, extent, spacing:
         The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
         ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
