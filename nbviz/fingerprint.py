@@ -45,7 +45,7 @@ class WeightFingerprint:
     """
 
     def __init__(self, model: Any, samples: int = SAMPLES) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # shared per model (fingerprint_of): never keep it alive
         self.samples = int(samples)
         self._lock = threading.Lock()
         self._signature: tuple = ()
@@ -54,9 +54,12 @@ class WeightFingerprint:
         self._last: bytes | None = None
 
     def _variables(self) -> tuple[list[Any], Any]:
-        optimizer = getattr(self.model, "optimizer", None)
+        model = self._model()
+        if model is None:
+            return [], None
+        optimizer = getattr(model, "optimizer", None)
         step = getattr(optimizer, "iterations", None) if optimizer is not None else None
-        return list(self.model.weights), step
+        return list(model.weights), step
 
     def _build(self, variables: list[Any], step: Any) -> None:
         tf = require_tensorflow()

@@ -547,3 +547,26 @@ def test_fft_and_matmul_spectra_give_the_same_image(b, h, w, c, decorrelate):
     fft = param.fft_image((b, h, w, c), seed=2, color=color, method="fft")
     fft.variables[0].assign(dense.variables[0])
     np.testing.assert_allclose(fft.image().numpy(), dense.image().numpy(), atol=1e-6)
+
+
+def test_feature_map_explorer_shows_the_new_weights_after_fit(keras, tiny_convnet,
+                                                              no_thread_leak):
+    from nbviz.featuremaps import render_view
+    from nbviz.imaging import decode_image
+    from nbviz.widgets import FeatureMapExplorer
+
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    e = FeatureMapExplorer(tiny_convnet, samples={"photo": image})
+    try:
+        assert e.wait(60)
+        old = e.map_image.value
+        _fit(keras, tiny_convnet)
+        e.filter = 1  # the next slider step after training
+        assert e.wait(60) and e.error is None
+        e.filter = 0
+        assert e.wait(60) and e.error is None
+        want = render_view(_conv1_reference(keras, tiny_convnet, image / np.float32(255))[0], 0)
+        np.testing.assert_array_equal(decode_image(e.map_image.value), want)
+        assert e.map_image.value != old and e.backend.stats.weight_changes == 1
+    finally:
+        e.close()
