@@ -17,6 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+#: The package version: the one place it is set (the wheel's metadata reads it from here).
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -8,6 +8,7 @@ when it is unique.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ def _output_shape(layer: Any) -> tuple | None:
         return None
 
 
-def iter_layers(model: Any, prefix: str = ""):
+def iter_layers(model: Any, prefix: str = "") -> Iterator[LayerInfo]:
     """Yield :class:`LayerInfo` for every layer, descending into nested models."""
     keras = require_keras()
     for layer in model.layers:

@@ -11,6 +11,7 @@ how to get it. ``weights=None`` builds the architecture with random weights and
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -29,6 +30,7 @@ class Application:
     default_size: int = 224
 
 
+#: The ``keras.applications`` models :func:`load_application` knows, by name.
 APPLICATIONS: dict[str, Application] = {
     "VGG16": Application("vgg16", "vgg16"),
     "VGG19": Application("vgg19", "vgg19"),
@@ -111,14 +113,15 @@ def find_imagenet_weights(name: str, include_top: bool = True,
     return None
 
 
-def application_preprocess(name: str):
+def application_preprocess(name: str) -> Callable[..., Any]:
     """``keras.applications.<module>.preprocess_input`` matching application ``name``.
 
     It takes images in [0, 255] (RGB) and returns what the network expects.
     """
     keras = require_keras()
     app = _lookup(name)
-    return getattr(keras.applications, app.module).preprocess_input
+    preprocess: Callable[..., Any] = getattr(keras.applications, app.module).preprocess_input
+    return preprocess
 
 
 def _missing_weights_error(name: str, filename: str, include_top: bool) -> WeightsUnavailableError:
@@ -135,7 +138,8 @@ def _missing_weights_error(name: str, filename: str, include_top: bool) -> Weigh
 
 
 def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "imagenet",
-                     input_shape: tuple | None = None, include_top: bool = True, **kwargs: Any):
+                     input_shape: tuple | None = None, include_top: bool = True,
+                     **kwargs: Any) -> Any:
     """Build keras.applications.<name> without ever touching the network.
 
     ``weights``: "imagenet" loads the weights from the local Keras cache (see
@@ -182,7 +186,7 @@ def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "i
     return constructor(weights=weights, input_shape=input_shape, include_top=include_top, **kwargs)
 
 
-def application_module(name: str):
+def application_module(name: str) -> Any:
     """The ``keras.applications.<module>`` of application ``name`` (decode_predictions...)."""
     require_keras()
     return import_module(f"keras.applications.{_lookup(name).module}")

@@ -57,6 +57,7 @@ class ImageSpec:
         return (self.height, self.width)
 
     def describe(self) -> str:
+        """``"(H, W, C)"`` for messages, with ``any`` for undefined sizes."""
         h, w, c = (("any" if d is None else str(d)) for d in (self.height, self.width, self.channels))
         return f"({h}, {w}, {c})"
 
@@ -126,7 +127,7 @@ def resize_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if tuple(batch.shape[1:3]) == tuple(size):
         return batch
     tf = require_tensorflow()
-    return tf.image.resize(batch, size, method="bilinear", antialias=True).numpy()
+    return np.asarray(tf.image.resize(batch, size, method="bilinear", antialias=True).numpy())
 
 
 class ImagePreparer:
@@ -221,4 +222,4 @@ def prepare_image(
             f"prepare_image takes one image; got a batch of {batch.shape[0]}. "
             "Fix: use ImagePreparer.prepare for batches."
         )
-    return batch[0]
+    return np.asarray(batch[0])

@@ -73,6 +73,8 @@ class FeatureMapExplorer(widgets.VBox):
     backend:
         An existing :class:`~nbviz.featuremaps.FeatureMaps` to share its cache.
 
+    Notes
+    -----
     Bad input after construction (an unknown or non-spatial layer, a filter out of range, an
     image of the wrong rank or channel count) is shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop its worker thread.
@@ -183,7 +185,8 @@ class FeatureMapExplorer(widgets.VBox):
         self._quiet = True
         self.layer = choices[0][0]
         self.cmap = cmap
-        self.normalization = check_normalization(normalization)
+        # set_trait: the Enum trait takes "map"/"layer" (a (vmin, vmax) pair is rejected there)
+        self.set_trait("normalization", check_normalization(normalization))
         self._links = [
             traitlets.link((self, "layer"), (self.layer_dropdown, "value")),
             traitlets.link((self, "filter"), (self.filter_slider, "value")),
@@ -199,8 +202,8 @@ class FeatureMapExplorer(widgets.VBox):
 
         # Bad ``image`` / ``layer`` arguments do not kill the widget: it starts on a sample
         # image / the first layer and shows the error above the first map.
-        notices = []
-        if image is not None and not self._use_image(image, _USER_IMAGE):
+        notices: list[BaseException] = []
+        if image is not None and not self._use_image(image, _USER_IMAGE) and self.error is not None:
             notices.append(self.error)
         if self._image is None:
             self._use_image(self._samples[self.image_dropdown.value], self.image_dropdown.value)
@@ -223,6 +226,7 @@ class FeatureMapExplorer(widgets.VBox):
         the previous image stays.
         """
         if not self._use_image(image, name):
+            assert self.error is not None  # _use_image sets it when it refuses
             raise self.error
 
     @property
@@ -443,6 +447,7 @@ class FeatureMapExplorer(widgets.VBox):
             if error is not None:
                 self._show_error(error)
                 return
+            assert acts is not None  # computed when there is no error
             try:
                 self._show(acts[0])  # these very arrays: no second cache lookup, no loop
             except Exception as exc:
