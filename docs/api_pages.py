@@ -33,6 +33,17 @@ PAGES = [
      "fix it."),
 ]
 PAGE_NAMES = {modname for modname, _, _ in PAGES}
+
+
+def _add_new_subpackages() -> None:
+    """A subpackage added to nbviz later gets its page without editing this list."""
+    import nbviz
+
+    for m in pkgutil.iter_modules(nbviz.__path__):
+        name = f"nbviz.{m.name}"
+        if m.ispkg and not m.name.startswith("_") and name not in PAGE_NAMES:
+            PAGES.insert(-1, (name, name, ""))
+            PAGE_NAMES.add(name)
 # Types that public signatures use but no __all__ exports; documented with their module.
 SUPPORT_TYPES = {
     "nbviz.layers": ["LayerInfo"],
@@ -114,6 +125,7 @@ def write_api_pages(out: Path) -> None:
     """Write one page per public module, documenting each object once: the first page that
     exports it documents it; later pages (the lazy top-level re-exports) link to it."""
     out.mkdir(parents=True, exist_ok=True)
+    _add_new_subpackages()
     documented: dict[int, str] = {}
     # Subpackages first, so the top-level page links to their entries.
     order = PAGES[1:] + PAGES[:1]

@@ -9,9 +9,9 @@ own headless export (``FeatureMapExplorer.figure()``, ``OptVisWidget.export_png(
 that PNG next to a line saying it is a static picture; other widget outputs say that they are
 live only in Jupyter. Nothing in the notebooks is changed.
 
-The executed copy records the SHA-256 of the notebook it came from (``metadata.nbviz_docs``), so
-the docs build can reuse the copies that the notebook tier wrote (``test-artifacts/notebooks``)
-when they match the notebooks, and execute only the others.
+The executed copy records the SHA-256 of the notebook it came from and of this script
+(``metadata.nbviz_docs``), so the docs build can reuse the copies that the notebook tier wrote
+(``test-artifacts/notebooks``) when they match, and execute only the others.
 
 Usage: python scripts/run_notebooks.py OUT_DIR [--reuse DIR] [NOTEBOOK ...]
 """
@@ -101,7 +101,7 @@ _COLLECT = "print(_nbviz_docs_collect())"
 
 
 def source_hash(path: Path) -> str:
-    """SHA-256 of a notebook file: an executed copy is reused only for the same notebook."""
+    """SHA-256 of a file: an executed copy is reused only for the same notebook and runner."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -179,6 +179,7 @@ def execute_notebook(path: Path, timeout: int = 600) -> Any:
     pictured = _attach_pictures(nb, pictures)
     nb.metadata["nbviz_docs"] = {
         "source_sha256": source_hash(path),
+        "runner_sha256": source_hash(Path(__file__)),
         "fast": True,
         "seconds": round(time.perf_counter() - t0, 1),
         "widget_pictures": pictured,
@@ -187,13 +188,15 @@ def execute_notebook(path: Path, timeout: int = 600) -> Any:
 
 
 def reusable(executed: Path, source: Path) -> bool:
-    """True when ``executed`` is this script's fast-mode run of exactly ``source``."""
+    """True when ``executed`` is this version of this script's fast-mode run of exactly
+    ``source``."""
     import nbformat
 
     if not executed.is_file():
         return False
     meta = nbformat.read(executed, as_version=4).metadata.get("nbviz_docs", {})
-    return meta.get("source_sha256") == source_hash(source)
+    return (meta.get("source_sha256") == source_hash(source)
+            and meta.get("runner_sha256") == source_hash(Path(__file__)))
 
 
 def main(argv: list[str] | None = None) -> int:
