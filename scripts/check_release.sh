@@ -28,10 +28,13 @@ wheel=$(ls "$dist"/nbviz-*.whl)
 step "installing $(basename "$wheel")[cpu] into a fresh venv"
 "$PY" -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q --upgrade pip
-"$tmp/venv/bin/python" -m pip install -q "${wheel}[cpu]"
+# --no-compile: no .pyc for all of TensorFlow (what is imported compiles on import)
+"$tmp/venv/bin/python" -m pip install -q --no-compile "${wheel}[cpu]"
 
 step "smoke test of the installed wheel (from $tmp)"
 cp scripts/smoke_installed.py "$tmp/"
 (cd "$tmp" && env -u PYTHONPATH TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg \
   "$tmp/venv/bin/python" smoke_installed.py)
-step "release check passed"
+step "release check passed; removing the temporary venv"
+rm -rf "$tmp"
+step "done"
