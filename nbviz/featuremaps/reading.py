@@ -112,7 +112,7 @@ def read_image_array(obj: Any) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         return obj
     if isinstance(obj, (str, os.PathLike, bytes)):
-        return read_path(obj)
+        return read_path(os.fsdecode(obj) if isinstance(obj, bytes) else obj)
     if _is_pil(obj):
         return pil_to_array(obj)
     numpy = getattr(obj, "numpy", None)

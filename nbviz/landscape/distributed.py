@@ -13,7 +13,7 @@ once per worker with dask (``scatter(broadcast=True)``), with every chunk for a 
 Finished chunks come back in any order and are written to the resumable surface file as they
 arrive. A chunk whose worker fails (killed process, lost connection...) is resubmitted up to
 ``retries`` times, so a lost worker costs at most its in-flight chunks; nbviz errors (bad data,
-wrong model) are raised at once.
+wrong model) are raised at once. Example::
 
     from dask.distributed import Client
     client = Client("tcp://scheduler:8786")
@@ -271,7 +271,7 @@ class _Backend:
             )
         self.executor, self.job = executor, job
         self.dask = _is_dask(executor)
-        self.shipped = self._scatter() if self.dask else job
+        self.shipped: Any = self._scatter() if self.dask else job  # a dask Future or the Job
 
     def _scatter(self) -> Any:
         # Once per worker; workers that join later fetch it from a peer.

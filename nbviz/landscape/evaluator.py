@@ -270,11 +270,11 @@ class GridEvaluator:
         coords = np.asarray(coords, dtype=np.float32)
         if self.strategy == "vectorized":
             c = tf.constant(coords)
-            total = np.zeros((len(coords), self.n_stats))
+            total: np.ndarray = np.zeros((len(coords), self.n_stats))
             for x, y, m in batches.items:
                 total += self._call(c, origin, dirs, x, y, m)
             return total
-        rows = []
+        rows: list[np.ndarray] = []
         for point in coords:
             if stop_event is not None and stop_event.is_set() and rows:
                 break

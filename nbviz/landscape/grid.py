@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._tf import require_tensorflow
 from ..errors import StaleOriginWarning
@@ -198,8 +199,8 @@ def _iter_chunks(run: _Run, coords: np.ndarray, todo: np.ndarray,
         size = int(min(run.chunk, max(1, PER_POINT_CHUNK_SECONDS // max(per_point, 1e-6))))
 
 
-def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
-              ys: Sequence[float], *, loss: Any = None, metrics: Sequence[Any] = (),
+def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: ArrayLike,
+              ys: ArrayLike, *, loss: Any = None, metrics: Sequence[Any] = (),
               batch_size: int | None = None, subset: int | float | None = None, seed: int = 0,
               order: str = "raster", strategy: str = "auto",
               store: str | os.PathLike | SurfaceFile | None = None,
@@ -254,9 +255,12 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         :class:`~nbviz.landscape.distributed.Remote`: chunks run on its workers and updates
         come as they finish (see :mod:`.distributed`).
 
-    Yields :class:`GridUpdate` after each chunk, and always at least once: an update with no
-    new cells comes first when a file already held some (or nothing is left to compute), and
-    alone when stopped before the first chunk.
+    Yields
+    ------
+    :class:`GridUpdate`
+        After each chunk, and always at least once: an update with no new cells comes first
+        when a file already held some (or nothing is left to compute), and alone when stopped
+        before the first chunk.
     """
     if directions.n != 2:
         raise ValueError(
@@ -340,8 +344,8 @@ def _progress_bar(total: int, initial: int, progress: bool | None) -> Any:
     return tqdm(total=total, initial=initial, unit="pt", desc="loss grid", leave=False)
 
 
-def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
-                  ys: Sequence[float], *, progress: bool | None = None,
+def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: ArrayLike,
+                  ys: ArrayLike, *, progress: bool | None = None,
                   stop_event: threading.Event | None = None, **kwargs: Any) -> Surface:
     """Run :func:`iter_grid` to the end and return the :class:`Surface`.
 
@@ -368,7 +372,7 @@ def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequen
 
 
 def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = None,
-                  ts: Sequence[float] | None = None, *, seed: int = 0,
+                  ts: ArrayLike | None = None, *, seed: int = 0,
                   stop_event: threading.Event | None = None, loss: Any = None,
                   metrics: Sequence[Any] = (), batch_size: int | None = None,
                   subset: int | float | None = None, strategy: str = "auto",

@@ -355,6 +355,7 @@ class LandscapeWatcher(WeightPathRecorder):
                 self._coords = np.zeros((0, 2))
         extent = self.extent if self.extent is not None else auto_extent(coords, dirs.kind)
         xs = ys = grid_coords(self.resolution, extent, self.spacing)
+        assert self._data is not None  # checked when the job was submitted
         x, y = self._data
         path_frame = PathFrame(steps, coords[:, :2], dirs, int(steps[-1]))
         frame = None

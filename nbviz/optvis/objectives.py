@@ -69,6 +69,7 @@ class LayerTable:
         return tuple(shape)
 
     def layers_with_channels(self) -> list[str]:
+        """Names of the layers whose output has a channel/unit axis (valid objective targets)."""
         out = []
         for i in iter_layers(self.model):
             s = i.output_shape
@@ -335,6 +336,8 @@ class Objective:
 
 class Sum(Objective):
     """Row-wise sum of objectives."""
+
+    terms: list[Objective]
 
     def __init__(self, terms: Sequence[Objective]) -> None:
         flat: list[Objective] = []

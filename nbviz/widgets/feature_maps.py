@@ -75,6 +75,8 @@ class FeatureMapExplorer(widgets.VBox):
     backend:
         An existing :class:`~nbviz.featuremaps.FeatureMaps` to share its cache.
 
+    Notes
+    -----
     Bad input after construction (an unknown or non-spatial layer, a filter out of range, an
     image of the wrong rank or channel count) is shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop its worker thread.
@@ -126,14 +128,14 @@ class FeatureMapExplorer(widgets.VBox):
         self._notice = ""
         # Results are rendered by the job itself (see _compute_loop), so no on_frame.
         self._worker = Worker(on_error=self._on_worker_error, name="nbviz-featuremaps")
-        self._image: np.ndarray | None = None
+        self._image: np.ndarray | list[np.ndarray] | None = None  # list: ragged batch
         self._image_key = ""
         self._display: np.ndarray | None = None
         self._samples = dict(samples) if samples is not None else sample_images()
         if not self._samples:  # something to start with, even without sample images
             gx, gy = np.meshgrid(*(np.linspace(0.0, 1.0, 64, dtype=np.float32),) * 2)
             self._samples = {"ramp": np.dstack([gx, gy, np.full_like(gx, 0.5)])}
-        self._user_images: dict[str, np.ndarray] = {}
+        self._user_images: dict[str, np.ndarray | list[np.ndarray]] = {}
 
         self.layer_dropdown = widgets.Dropdown(
             options=[(f"{name}  {shape_label(shape)}", name) for name, shape in choices],
@@ -197,7 +199,8 @@ class FeatureMapExplorer(widgets.VBox):
         self._quiet = True
         self.layer = backend.default_layer()
         self.cmap = cmap
-        self.normalization = check_normalization(normalization)
+        # set_trait: the Enum trait takes "map"/"layer" (a (vmin, vmax) pair is rejected there)
+        self.set_trait("normalization", check_normalization(normalization))
         self._links = [
             traitlets.link((self, "layer"), (self.layer_dropdown, "value")),
             traitlets.link((self, "filter"), (self.filter_slider, "value")),
@@ -214,8 +217,8 @@ class FeatureMapExplorer(widgets.VBox):
 
         # Bad ``image`` / ``layer`` arguments do not kill the widget: it starts on a sample
         # image / the first layer and shows the error above the first map.
-        notices = []
-        if image is not None and not self._use_image(image, _USER_IMAGE):
+        notices: list[BaseException] = []
+        if image is not None and not self._use_image(image, _USER_IMAGE) and self.error is not None:
             notices.append(self.error)
         if self._image is None:
             self._use_image(self._samples[self.image_dropdown.value], self.image_dropdown.value)
@@ -238,10 +241,11 @@ class FeatureMapExplorer(widgets.VBox):
         the previous image stays.
         """
         if not self._use_image(image, name):
+            assert self.error is not None  # _use_image sets it when it refuses
             raise self.error
 
     @property
-    def image(self) -> np.ndarray | None:
+    def image(self) -> np.ndarray | list[np.ndarray] | None:
         """The current input image (a copy of what was given, before resizing)."""
         return self._image
 
@@ -465,6 +469,7 @@ class FeatureMapExplorer(widgets.VBox):
             if error is not None:
                 self._show_error(error)
                 return
+            assert acts is not None  # computed when there is no error
             try:
                 self._show(acts[0])  # these very arrays: no second cache lookup, no loop
             except Exception as exc:

@@ -48,7 +48,7 @@ from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_ex
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
-from .surface3d import make_surface_view
+from .surface3d import Kind, make_surface_view
 
 __all__ = ["LossLandscapeWidget", "watch"]
 
@@ -121,6 +121,8 @@ class LossLandscapeWidget(widgets.VBox):
         :class:`nbviz.landscape.distributed.Remote`: 2-D grids are evaluated there and the
         contours fill in as remote chunks finish.
 
+    Notes
+    -----
     Errors while computing are shown in :attr:`status` and kept in :attr:`error`. Call
     :meth:`close` to stop the worker.
     """
@@ -143,7 +145,7 @@ class LossLandscapeWidget(widgets.VBox):
                  extent: float | None = None, resolution: int = 21, spacing: str = "linear",
                  subset: int | None = None, seed: int = 0, levels: int = 20,
                  level_scale: str = "log", order: str = "coarse_to_fine", mode: str = "2d",
-                 view3d: str | None = "auto", autostart: bool = False, loss: Any = None,
+                 view3d: Kind | None = "auto", autostart: bool = False, loss: Any = None,
                  max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None,
                  regularization: bool = True) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
@@ -216,7 +218,7 @@ class LossLandscapeWidget(widgets.VBox):
             self.compute()
 
     # -- view construction -------------------------------------------------------------------
-    def _build_view(self, kinds: list, view3d: str | None) -> None:
+    def _build_view(self, kinds: list, view3d: Kind | None) -> None:
         self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
         self.color_scale = bqplot.ColorScale(scheme="viridis")
         self.step_scale = bqplot.ColorScale(colors=CIVIDIS)
@@ -729,6 +731,7 @@ class LossLandscapeWidget(widgets.VBox):
 
     def _draw_line(self) -> None:
         line = self.line
+        assert line is not None  # drawn only once a line exists
         with self.line_mark.hold_sync():
             self.line_mark.x, self.line_mark.y = line.ts, line.loss
         anchors = ((line.metadata.get("directions") or {}).get("anchors") or {})
