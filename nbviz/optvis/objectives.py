@@ -835,7 +835,7 @@ def from_function(fn: Callable[[Context], Any], layers: Sequence[str] = (),
                                 layers=["conv2"], name="energy(conv2:3)")
         Renderer(model, stripes - 1e-3 * total_variation())
     """
-    return FunctionObjective(fn, layers, name or getattr(fn, "__name__", "function"))
+    return FunctionObjective(fn, layers, name or str(getattr(fn, "__name__", "function")))
 
 
 
