@@ -51,6 +51,8 @@ napoleon_use_rtype = False
 # TensorFlow, ipywidgets, typing) are not documented here and are left as plain text.
 nitpicky = True
 nitpick_ignore_regex = [(r"py:.*", r"(?!nbviz\b).*"), (r"py:.*", r".*\._.*")]  # + private names
+# Internal types that appear in public dataclass fields (GridRun.evaluator) but are not API.
+nitpick_ignore = [("py:class", "nbviz.landscape.evaluator.GridEvaluator")]
 
 # -- notebooks -----------------------------------------------------------------------------
 nb_execution_mode = "off"  # executed beforehand in fast mode (scripts/run_notebooks.py)

@@ -56,7 +56,7 @@ class CacheStats:
 def image_key(images: Any) -> str:
     """A content hash of an image or batch (dtype, shape and bytes), used as cache key.
 
-    Hashes the pixels as :func:`~nbviz.featuremaps.reading.read_images` reads them (a file
+    Hashes the pixels as :func:`~nbviz.featuremaps.read_images` reads them (a file
     path by its content, a PIL image by its converted pixels, a list image by image).
     """
     h = hashlib.blake2b(digest_size=16)

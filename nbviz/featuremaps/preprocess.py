@@ -222,7 +222,7 @@ class ImagePreparer:
     def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
         """``(float32 batch in [0, 1] at the model's size and channels, was_single)``.
 
-        ``images``: anything :func:`~nbviz.featuremaps.reading.read_images` reads; a list of
+        ``images``: anything :func:`~nbviz.featuremaps.read_images` reads; a list of
         images of different sizes is resized image by image.
         """
         images = read_images(images)

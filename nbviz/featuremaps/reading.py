@@ -26,7 +26,7 @@ Two steps, kept apart so that a cache key and the pixels fed to the network alwa
                              image and ``preprocess=`` instead)
   =========================  ==========================================================
 
-Channels (see :func:`~nbviz.featuremaps.preprocess.match_channels`): 1 gray, 2 gray + alpha,
+Channels (see ``match_channels`` in :mod:`nbviz.featuremaps.preprocess`): 1 gray, 2 gray + alpha,
 3 RGB, 4 RGBA; alpha is dropped, as ``keras.utils.load_img`` does.
 """
 
