@@ -386,6 +386,18 @@ def get_forward(model: Any) -> ModelForward:
         return entry["forward"]
 
 
+def prepare_for_background(model: Any) -> None:
+    """Build ``model``'s cached forward pass on the calling thread, before a worker uses it.
+
+    The forward pass copies the model's extra, non-weight state (RNG seeds, metric state) once
+    when it is built. Building it on the thread that owns the model (the kernel, or the
+    training thread in a callback, before any step) means background threads only ever read
+    that frozen copy and the weight snapshots they are given, never the live variables.
+    Call it before handing a model to a :class:`~nbviz.worker.Worker` job.
+    """
+    get_forward(model)
+
+
 def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
                  metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn], int]:
     """:func:`probe`, remembered per model, loss, metrics and data shapes (an eager call of

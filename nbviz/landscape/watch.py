@@ -34,7 +34,7 @@ from ..worker import JobContext, LatestRequestLoop, Worker
 from .coords import grid_coords
 from .data import check_data, subset_indices, take
 from .directions import Directions, random_directions
-from .evaluator import get_forward
+from .evaluator import prepare_for_background
 from .grid import iter_grid
 from .path import WeightPathRecorder, project_path
 from .pca import pca_directions
@@ -187,9 +187,7 @@ class LandscapeWatcher(WeightPathRecorder):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        # Built here, on the training thread before any step: the cached forward pass reads
-        # the model's extra state once; the background thread then never touches variables.
-        get_forward(self.model)
+        prepare_for_background(self.model)  # on the training thread, before any step
         self._publish_path(force=True)
         if self._dirs is None:
             self._request(final=False)

@@ -42,7 +42,7 @@ from ..landscape import (
     random_directions,
 )
 from ..landscape.contours import bilinear, contour_lines
-from ..landscape.evaluator import get_forward
+from ..landscape.evaluator import prepare_for_background
 from ..landscape.surface import Line, Surface
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
 from ..landscape.weights import WeightLayout
@@ -526,7 +526,7 @@ class LossLandscapeWidget(widgets.VBox):
                 raise NbvizError(f"The given directions have {self._custom.n} direction(s); "
                                  f"{'1-D' if n == 1 else '2-D'} mode needs {n}.")
             request["dirs"] = self._custom
-        get_forward(self.model)  # reads the model's extra state once, on this thread
+        prepare_for_background(self.model)  # on the kernel thread, before the worker runs
         request.update(subset=self.subset or None, seed=self.seed, order=self.order,
                        resolution=self.resolution, spacing=self.spacing,
                        extent=None if self.auto_extent else self.extent, loaded=self._loaded)
