@@ -24,14 +24,13 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-import bqplot
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from .. import export
 from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
-from ..imaging import encode_image, mosaic, to_uint8
+from ..imaging import encode_image, to_uint8
 from ..layers import shape_label
 from ..optvis import Objective, objectives
 from ..optvis.session import (
@@ -45,14 +44,13 @@ from ..optvis.session import (
 )
 from ..worker import Worker
 from .closing import close_widget_tree
+from .optvis_views import ResultViews, picture
 
 __all__ = ["OptVisWidget"]
 
 KIND_LABELS = {name: mode.label for name, mode in MODES.items()}
 SIZES = [32, 48, 64, 96, 128, 160, 224, 256]
 DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
-GALLERY_COLUMNS = 4
-MAX_CURVE_POINTS = 400
 
 
 class OptVisWidget(widgets.VBox):
@@ -98,12 +96,6 @@ class OptVisWidget(widgets.VBox):
     Errors (bad settings, an objective that raises, ...) are shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop the worker thread.
     """
-
-    # Gallery views, built in _build_views and rebuilt in _rebuild_tiles.
-    _tile_images: list[Any]
-    _tile_buttons: list[Any]
-    _tile_boxes: list[Any]
-    gallery_grid: Any
 
     layer = traitlets.Unicode()
     filter = traitlets.Int(0)
@@ -246,12 +238,7 @@ class OptVisWidget(widgets.VBox):
         self.session.forget()
         self.session.log.clear()
         self.set_trait("step", 0)
-        with self.image.hold_sync():
-            self.image.format = "png"
-            self.image.value = b""
-        for tile in self._tile_images:
-            tile.value = b""
-        self.loss_line.x, self.loss_line.y = [], []
+        self.views.clear()
         self.progress.value = 0
         self.download.value = ""
         self._set_status("reset: press <b>Start</b>")
@@ -268,7 +255,7 @@ class OptVisWidget(widgets.VBox):
         self._worker.stop(timeout=30.0)
         for link in self._links:
             link.unlink()
-        close_widget_tree([*self.children, *self._tile_boxes])
+        close_widget_tree([*self.children, *self.views.widgets_to_close()])
         self.session.renderers.clear()
         super().close()
 
@@ -315,21 +302,21 @@ class OptVisWidget(widgets.VBox):
 
     def export_png(self, path: str | None = None) -> bytes:
         """PNG bytes of the result (a grid in gallery mode); also written to ``path`` if given."""
-        return export.write_bytes(encode_image(self._picture(self.result_array()), "png"), path)
+        return export.write_bytes(encode_image(picture(self.result_array()), "png"), path)
 
     def export_gif(self, path: str | None = None, fps: float = 10.0) -> bytes:
         """Animated GIF (looping) of the recorded frames; also written to ``path`` if given."""
         frames = self.frames
         if not frames:
             raise ImageError("No frames recorded yet. Fix: press Start (or call start(); wait()).")
-        return export.write_bytes(export.encode_gif([self._picture(f) for f in frames], fps), path)
+        return export.write_bytes(export.encode_gif([picture(f) for f in frames], fps), path)
 
     def export_mp4(self, path: str | None = None, fps: float = 10.0) -> bytes:
         """MP4 of the recorded frames (needs ``imageio[ffmpeg]``); also written to ``path``."""
         frames = self.frames
         if not frames:
             raise ImageError("No frames recorded yet. Fix: press Start (or call start(); wait()).")
-        return export.write_bytes(export.encode_mp4([self._picture(f) for f in frames], fps), path)
+        return export.write_bytes(export.encode_mp4([picture(f) for f in frames], fps), path)
 
     def open_tile(self, index: int) -> None:
         """Leave gallery mode and show tile ``index`` alone (its filter, image, frames, losses)."""
@@ -530,21 +517,8 @@ class OptVisWidget(widgets.VBox):
         self._sync_buttons()
 
     # -- views --------------------------------------------------------------------------------
-    def _picture(self, images: np.ndarray) -> np.ndarray:
-        """One image for a batch: the image itself, or a grid of the rows."""
-        if images.shape[0] == 1:
-            return images[0]
-        fill = 255 if images.dtype == np.uint8 else 1.0
-        return mosaic(images, cols=min(GALLERY_COLUMNS, images.shape[0]), pad=2, fill=fill)
-
     def _show_images(self, images: np.ndarray, fmt: str) -> None:
-        if len(self._tile_images) == images.shape[0] and self.gallery:
-            for tile, img in zip(self._tile_images, images, strict=True):
-                tile.value = encode_image(img, fmt)
-        if not self.gallery or images.shape[0] == 1:
-            with self.image.hold_sync():
-                self.image.format = fmt
-                self.image.value = encode_image(self._picture(images), fmt)
+        self.views.show_images(images, fmt, self.gallery)
 
     def _show_final(self) -> None:
         with self.session.log.lock:
@@ -555,17 +529,8 @@ class OptVisWidget(widgets.VBox):
     def _draw_curve(self) -> None:
         log = self.session.log
         with log.lock:
-            n = len(log.losses)
-            if n == 0:
-                return
-            stride = max(1, n // MAX_CURVE_POINTS)
-            idx = np.arange(0, n, stride)
-            if idx[-1] != n - 1:
-                idx = np.append(idx, n - 1)
-            y = np.asarray([log.losses[i].mean() for i in idx], np.float64)
-        with self.loss_line.hold_sync():
-            self.loss_line.x = (idx + 1).astype(np.float64)
-            self.loss_line.y = y
+            losses = list(log.losses)
+        self.views.draw_curve(losses)
 
     def _rebuild_tiles(self) -> None:
         n = 0
@@ -574,29 +539,15 @@ class OptVisWidget(widgets.VBox):
                 n = self.session.fixed.rows or self.gallery_size
             else:
                 n = min(self.gallery_size, self._channels(self.layer))
-        if n == len(self._tile_images):
-            return
-        close_widget_tree(self._tile_boxes)
-        self._tile_images, self._tile_buttons, self._tile_boxes = [], [], []
-        for i in range(n):
-            img = widgets.Image(format="png", layout=widgets.Layout(width="112px", height="112px"))
-            button = widgets.Button(
-                description=f"open {i}", tooltip="show this tile on its own",
-                layout=widgets.Layout(width="112px"),
-            )  # fmt: skip
-            button.on_click(lambda _b, i=i: self._open_clicked(i))
-            self._tile_images.append(img)
-            self._tile_buttons.append(button)
-            self._tile_boxes.append(widgets.VBox([img, button]))
-        self.gallery_grid.children = self._tile_boxes
+        self.views.set_tiles(n)
 
     def _label_tiles(self, cfg: RunConfig) -> None:
-        if len(self._tile_buttons) != cfg.batch:
+        if len(self.views.tile_buttons) != cfg.batch:
             self._rebuild_tiles()
-        for i, button in enumerate(self._tile_buttons):
-            if i < len(cfg.units):
-                label = f"#{i}" if cfg.kind in ("diversity", "custom") else f"unit {cfg.units[i]}"
-                button.description = f"open {label}"
+        self.views.label_tiles([
+            f"#{i}" if cfg.kind in ("diversity", "custom") else f"unit {u}"
+            for i, u in enumerate(cfg.units)
+        ])
 
     def _open_clicked(self, index: int) -> None:
         try:
@@ -605,8 +556,7 @@ class OptVisWidget(widgets.VBox):
             self._show_error(exc)
 
     def _sync_views(self) -> None:
-        self.image.layout.display = "none" if self.gallery else ""
-        self.gallery_grid.layout.display = "" if self.gallery else "none"
+        self.views.show_mode(self.gallery)
 
     def _sync_buttons(self) -> None:
         running = self.running
@@ -720,32 +670,20 @@ class OptVisWidget(widgets.VBox):
         return [c[n] for n in c if n not in ("layer", "filter", "kind")]
 
     def _build_views(self) -> None:
-        self.image = widgets.Image(
-            format="png",
-            layout=widgets.Layout(width="256px", height="256px", min_width="256px", object_fit="contain"),
-        )
-        self._tile_images = []
-        self._tile_buttons = []
-        self._tile_boxes = []
-        self.gallery_grid = widgets.GridBox(
-            layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, 120px)")
-        )
-        x, y = bqplot.LinearScale(), bqplot.LinearScale()
-        self.loss_line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y}, colors=["#1f77b4"])
-        self.loss_figure = bqplot.Figure(
-            marks=[self.loss_line],
-            axes=[
-                bqplot.Axis(scale=x, label="step", num_ticks=5),
-                bqplot.Axis(scale=y, side="left", label="objective", tick_format=".3g"),
-            ],
-            animation_duration=0,
-            title="objective",
-            layout=widgets.Layout(width="320px", height="260px", flex="0 0 auto"),
-            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
-        )
+        self.views = ResultViews(on_open=self._open_clicked)
+        self.image, self.gallery_grid = self.views.image, self.views.gallery_grid
+        self.loss_line, self.loss_figure = self.views.loss_line, self.views.loss_figure
         self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="300px"))
         self.rate_label = widgets.HTML()
         self.status = widgets.HTML()
+
+    @property
+    def _tile_images(self) -> list[widgets.Image]:
+        return self.views.tile_images
+
+    @property
+    def _tile_buttons(self) -> list[widgets.Button]:
+        return self.views.tile_buttons
 
     def _build_layout(self) -> None:
         settings = widgets.VBox(
