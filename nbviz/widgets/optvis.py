@@ -31,7 +31,6 @@ import traitlets
 from .. import export
 from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
 from ..imaging import encode_image, to_uint8
-from ..layers import shape_label
 from ..optvis import Objective, objectives
 from ..optvis.session import (
     MODES,
@@ -44,12 +43,12 @@ from ..optvis.session import (
 )
 from ..worker import Worker
 from .closing import close_widget_tree
+from .optvis_controls import SettingsControls
 from .optvis_views import ResultViews, picture
 
 __all__ = ["OptVisWidget"]
 
 KIND_LABELS = {name: mode.label for name, mode in MODES.items()}
-SIZES = [32, 48, 64, 96, 128, 160, 224, 256]
 DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
 
 
@@ -602,36 +601,10 @@ class OptVisWidget(widgets.VBox):
 
     # -- construction -------------------------------------------------------------------------
     def _build_controls(self, input_shape: tuple) -> None:
-        wide = widgets.Layout(width="300px")
-        self.layer_dropdown = widgets.Dropdown(
-            options=[(f"{n}  {shape_label(shape[1:])}", n) for n, shape in self._choices],
-            description="layer", layout=wide,
-        )  # fmt: skip
-        self.filter_input = widgets.BoundedIntText(min=0, max=0, description="unit", layout=wide)
-        self.kind_dropdown = widgets.Dropdown(description="objective", layout=wide)
-        self.param_buttons = widgets.ToggleButtons(
-            options=[("spectral", "spectral"), ("pixel", "pixel")], style={"button_width": "80px"},
-            layout=widgets.Layout(width="175px", flex="0 0 auto"),
-            tooltips=["Fourier-space parameterization (Lucid)", "one variable per pixel"],
-        )  # fmt: skip
-        self.decorrelate_box = widgets.Checkbox(
-            description="decorrelate", indent=False, layout=widgets.Layout(width="auto"),
-            tooltip="colour decorrelation: ImageNet's colour correlation (Lucid)",
-        )  # fmt: skip
-        self.transforms_dropdown = widgets.Dropdown(
-            options=list(TRANSFORM_PRESETS), description="transforms", layout=wide
-        )
-        self.steps_input = widgets.BoundedIntText(min=1, max=100_000, description="steps", layout=wide)
-        self.lr_input = widgets.BoundedFloatText(
-            min=1e-5, max=10.0, step=0.01, description="learning rate", layout=wide,
-            style={"description_width": "initial"},
-        )  # fmt: skip
-        self.size_dropdown = widgets.Dropdown(options=SIZES, description="size", layout=wide)
-        self.seed_input = widgets.IntText(description="seed", layout=wide)
-        self.gallery_box = widgets.Checkbox(description="gallery", indent=False)
-        self.gallery_size_input = widgets.BoundedIntText(
-            min=1, max=64, description="tiles", layout=widgets.Layout(width="160px")
-        )
+        self.settings = SettingsControls(self._choices)
+        c = self.settings
+        self.layer_dropdown, self.filter_input, self.kind_dropdown = c.layer, c.channel, c.kind
+        self.size_dropdown, self.lr_input = c.size, c.learning_rate
         self.start_button = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.reset_button = widgets.Button(description="Reset", icon="refresh")
@@ -650,24 +623,10 @@ class OptVisWidget(widgets.VBox):
         self.download = widgets.HTML()
 
     def _controls(self) -> dict[str, widgets.Widget]:
-        return {
-            "layer": self.layer_dropdown,
-            "filter": self.filter_input,
-            "kind": self.kind_dropdown,
-            "parameterization": self.param_buttons,
-            "decorrelate": self.decorrelate_box,
-            "transforms": self.transforms_dropdown,
-            "steps": self.steps_input,
-            "learning_rate": self.lr_input,
-            "size": self.size_dropdown,
-            "seed": self.seed_input,
-            "gallery": self.gallery_box,
-            "gallery_size": self.gallery_size_input,
-        }
+        return self.settings.by_trait()
 
     def _setup_controls(self) -> list[widgets.Widget]:
-        c = self._controls()
-        return [c[n] for n in c if n not in ("layer", "filter", "kind")]
+        return self.settings.setup()
 
     def _build_views(self) -> None:
         self.views = ResultViews(on_open=self._open_clicked)
@@ -686,18 +645,7 @@ class OptVisWidget(widgets.VBox):
         return self.views.tile_buttons
 
     def _build_layout(self) -> None:
-        settings = widgets.VBox(
-            [
-                self.layer_dropdown, self.filter_input, self.kind_dropdown,
-                widgets.HBox(
-                    [self.param_buttons, self.decorrelate_box],
-                    layout=widgets.Layout(flex_flow="row nowrap", align_items="center"),
-                ),
-                self.transforms_dropdown, self.steps_input, self.lr_input, self.size_dropdown,
-                self.seed_input, widgets.HBox([self.gallery_box, self.gallery_size_input]),
-            ],
-            layout=widgets.Layout(flex="0 0 auto", width="310px"),
-        )  # fmt: skip
+        settings = self.settings.panel()
         super().__init__(
             children=[
                 widgets.HBox(
