@@ -403,14 +403,24 @@ class Attributor:
         x = self.images(images)
         cls, values = self._classes(x, classes)
         scores, acts, grads = self._layer_fn(tf.constant(x), tf.constant(cls))
-        return x, values, scores.numpy(), acts.numpy(), grads.numpy()
+        acts, grads = acts.numpy(), grads.numpy()
+        target = self._describe(values)
+        self._check_all_zero(grads, f"layer {self.layer!r}", target)
+        dead = [i for i in range(len(acts)) if not np.any(acts[i])]
+        if dead:
+            raise ModelError(
+                f"Layer {self.layer!r} is zero everywhere for image {dead[0]} (all its units "
+                "are off: dead ReLUs, or an input far outside the range the model expects), so "
+                "there is nothing to weight. Fix: check input_range= / preprocess=, or pick "
+                "another layer."
+            )
+        return x, values, scores.numpy(), acts, grads
 
     def grad_cam(self, images: Any, classes: Any = None) -> CamMap:
         """Grad-CAM (Selvaraju et al. 2017): ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
         mean of ``d score / d A_k``, at the layer's resolution (``heatmaps()`` upsamples)."""
         x, values, scores, acts, grads = self.layer_gradients(images, classes)
         target = self._describe(values)
-        self._check_all_zero(grads, f"layer {self.layer!r}", target)
         weights = grads.mean(axis=(1, 2))
         cam = np.maximum(np.einsum("nhwk,nk->nhw", acts, weights), 0.0)
         return CamMap(method="grad_cam", target=target, classes=values, images=x,
@@ -423,7 +433,6 @@ class Attributor:
         ``ReLU(sum_k w_k A_k)`` (the common positive factor ``exp(score)`` is left out)."""
         x, values, scores, acts, grads = self.layer_gradients(images, classes)
         target = self._describe(values)
-        self._check_all_zero(grads, f"layer {self.layer!r}", target)
         g2 = grads.astype(np.float64) ** 2
         g3 = g2 * grads
         denom = 2.0 * g2 + acts.sum(axis=(1, 2), keepdims=True) * g3

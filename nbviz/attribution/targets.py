@@ -32,6 +32,7 @@ from ..optvis.objectives import (
 from ..optvis.render import preactivation_fn
 
 Tap = tuple[str, str]  # (layer name, "input" | "output")
+DEMO_MODEL_NAME = "nbviz_demo_convnet"  # nbviz.demo.build_demo_convnet's model name
 
 # Layers between the logits and the model output that do not change which class wins.
 _PASS_THROUGH = ("Softmax", "Activation", "Dropout", "GaussianNoise", "GaussianDropout",
@@ -80,6 +81,8 @@ class ClassLogits(Target):
         self.num_classes = int(shape[-1])
         self.preactivation = linear_part_supported(info) and _activation(info.layer) != "linear"
         self.taps = ((info.name, "input" if self.preactivation else "output"),)
+        if class_names is None:
+            class_names = known_class_names(model, self.num_classes)
         self.class_names = list(class_names) if class_names is not None else None
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ModelError(
@@ -206,6 +209,15 @@ def find_logits_layer(model: Any, table: LayerTable | None = None) -> LayerInfo:
             "logits_layer='<name of the Dense layer before the softmax>'."
         )
     return info
+
+
+def known_class_names(model: Any, num_classes: int) -> list[str] | None:
+    """Class names nbviz knows for ``model`` (the bundled demo convnet), else ``None``."""
+    from ..demo import CLASS_NAMES
+
+    if getattr(model, "name", None) == DEMO_MODEL_NAME and num_classes == len(CLASS_NAMES):
+        return list(CLASS_NAMES)
+    return None
 
 
 def _output_of(layer: Any) -> Any:
