@@ -8,11 +8,13 @@ when it is unique.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._tf import require_keras
 from .errors import LayerError, ModelError, closest_names, format_choices
+from .taps import Tap, is_subclassed_model, subclassed_model_error, tap_model
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def iter_layers(model: Any, prefix: str = ""):
 
 def check_model_input(model: Any) -> tuple:
     """Return the model's single input shape, or raise :class:`ModelError` with the fix."""
+    if is_subclassed_model(model):
+        raise subclassed_model_error(model)
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
@@ -163,52 +167,29 @@ def require_spatial(model: Any, name: str) -> LayerInfo:
     return info
 
 
+def build_tap_model(model: Any, taps: Sequence[Tap | str], name: str = "nbviz_taps") -> Any:
+    """A ``keras.Model`` from the model's input to the tensors named by ``taps`` (a list out).
+
+    ``taps`` holds layer names (their output) or ``(name, "output" | "input")`` pairs; names
+    may be short when unique (see :func:`find_layer`). Nested models at any depth work; the
+    returned model shares every layer with ``model`` and runs it once, from the outer input.
+    Call it with ``training=False``.
+    """
+    check_model_input(model)
+    resolved: list[Tap] = []
+    for tap in taps:
+        n, kind = (tap, "output") if isinstance(tap, str) else tap
+        resolved.append((find_layer(model, n).name, kind))
+    return tap_model(model, resolved, name=name)
+
+
 def build_extractor(model: Any, names: list[str]) -> Any:
     """A ``keras.Model`` from the model's input to the outputs of ``names`` (a list out).
 
-    Works for layers of nested models inside a Sequential or Functional outer model, where a
-    naive ``keras.Model(model.inputs, inner_layer.output)`` raises "graph disconnected".
-    The returned model shares weights with ``model`` (no copies).
+    Works for layers of nested models at any depth inside Sequential or Functional outer
+    models (where a naive ``keras.Model(model.inputs, inner_layer.output)`` raises "graph
+    disconnected"): one forward pass from the *outer* input, so the outer preprocessing runs
+    first, and every layer is shared with ``model`` (no copies). Call it with
+    ``training=False``. See :func:`nbviz.taps.build_tap_model` for layer inputs too.
     """
-    keras = require_keras()
-    check_model_input(model)
-    infos = [find_layer(model, n) for n in names]
-    if all("/" not in i.name for i in infos):
-        # ``model.inputs[0]``, not ``model.input``: a Sequential's ``.input`` is the tensor of its
-        # first *call* (the outer model's tensor once nested, an error if never called).
-        return keras.Model(
-            model.inputs[0], [i.layer.output for i in infos], name="nbviz_extractor"
-        )
-    return _nested_extractor(model, infos)
-
-
-def _nested_extractor(model: Any, infos: list[LayerInfo]) -> Any:
-    """Re-trace the outer model layer by layer so inner outputs become reachable."""
-    keras = require_keras()
-    if not isinstance(model, keras.Sequential):
-        # Functional outer model with a nested model: re-trace through the nested model's own
-        # extractor when it is applied directly to the model input (the common case).
-        raise ModelError(
-            f"Layers inside nested models are supported when the outer model is a Sequential; "
-            f"{model.name!r} is {type(model).__name__}. Fix: pass the inner model itself "
-            f"(model.get_layer({infos[0].name.split('/')[0]!r})) to nbviz."
-        )
-    inp = keras.Input(shape=check_model_input(model)[1:], name="nbviz_input")
-    wanted = {i.name: None for i in infos}
-    x = inp
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        inner_wanted = [n for n in wanted if n.startswith(f"{layer.name}/")]
-        if inner_wanted and _is_model(layer):
-            sub_names = [n.split("/", 1)[1] for n in inner_wanted]
-            sub = build_extractor(layer, sub_names)
-            outs = sub(x)
-            for n, o in zip(inner_wanted, outs, strict=True):
-                wanted[n] = o
-        x = layer(x)
-        if layer.name in wanted:
-            wanted[layer.name] = x
-        if all(v is not None for v in wanted.values()):
-            break
-    return keras.Model(inp, [wanted[i.name] for i in infos], name="nbviz_extractor")
+    return build_tap_model(model, list(names), name="nbviz_extractor")

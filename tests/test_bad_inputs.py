@@ -59,6 +59,19 @@ def _convnet(keras, shape=(16, 16, 3), name="conv", data_format="channels_last")
     return model
 
 
+def _Subclassed(keras):
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__(name="subclassed")
+            self.c = keras.layers.Conv2D(3, 3, name="c")
+            self.gap = keras.layers.GlobalAveragePooling2D()
+
+        def call(self, x):
+            return self.gap(self.c(x))
+
+    return Subclassed()
+
+
 @dataclass
 class Env:
     keras: Any
@@ -69,6 +82,8 @@ class Env:
     two_inputs: Any
     nested_functional: Any
     nested_sequential: Any
+    shared_base: Any  # one nested base called on two inputs
+    subclassed: Any  # a built subclassed keras.Model
     mlp: Any  # compiled parabola MLP
     mlp_no_loss: Any
     x: np.ndarray
@@ -92,6 +107,13 @@ def env(tmp_path_factory):
                                     name="outer_functional")
     nested_sequential = keras.Sequential([keras.Input((16, 16, 3)), _convnet(keras, name="base"),
                                           keras.layers.Dense(2)], name="outer_sequential")
+    shared_in = [keras.Input((16, 16, 3)), keras.Input((16, 16, 3))]
+    twice = _convnet(keras, name="twice")
+    shared_base = keras.Model(shared_in[0], keras.layers.Add()([twice(shared_in[0]),
+                                                                twice(shared_in[0] * 0.5)]),
+                              name="shared_base")
+    subclassed = _Subclassed(keras)
+    subclassed(np.zeros((1, 16, 16, 3), np.float32))
     m = mlp(seed=0, width=8)
     x, y = parabola(32)
     tmp = tmp_path_factory.mktemp("bad_inputs")
@@ -103,7 +125,7 @@ def env(tmp_path_factory):
         chw_layers=_convnet(keras, (3, 16, 16), "chw_layers", data_format="channels_first"),
         unbuilt=keras.Sequential([keras.layers.Conv2D(4, 3)], name="unbuilt"),
         two_inputs=two, nested_functional=nested_functional,
-        nested_sequential=nested_sequential, mlp=m, mlp_no_loss=mlp(seed=0, width=8, compile=False),
+        nested_sequential=nested_sequential, shared_base=shared_base, subclassed=subclassed, mlp=m, mlp_no_loss=mlp(seed=0, width=8, compile=False),
         x=x, y=y, dirs=dirs, tmp=tmp, surface_path=surface_path,
     )
 
@@ -172,9 +194,14 @@ CASES: list[tuple[str, Any, type, str]] = [
      "model.build("),
     ("build_extractor/two-inputs", lambda e: layers.build_extractor(e.two_inputs, ["c"]),
      ModelError, "single-input keras.Model"),
-    ("build_extractor/nested-functional",
-     lambda e: layers.build_extractor(e.nested_functional, ["inner/conv1"]), ModelError,
-     "pass the inner model itself"),
+    ("build_extractor/base-called-twice",
+     lambda e: layers.build_extractor(e.shared_base, ["twice/conv1"]), ModelError,
+     "keras.Model around the one call"),
+    ("build_extractor/subclassed", lambda e: layers.build_extractor(e.subclassed, ["c"]),
+     ModelError, "Functional API"),
+    ("FeatureMaps/subclassed", lambda e: _fm(e, e.subclassed), ModelError, "Functional API"),
+    ("Renderer/subclassed", lambda e: Renderer(e.subclassed, "c:0"), ModelError,
+     "Functional API"),
     # -- feature maps ---------------------------------------------------------------------------
     ("FeatureMaps/unbuilt", lambda e: _fm(e, e.unbuilt), ModelError, "keras.Input("),
     ("FeatureMaps/two-inputs", lambda e: _fm(e, e.two_inputs), ModelError, "single-input"),

@@ -432,9 +432,13 @@ def test_nested_model_preprocess_and_value_range(keras, tiny_convnet):
     r.run(3)
     assert calls == [(1, 32, 32, 3)]
     x = np.full((1, 32, 32, 3), 0.5, np.float32)
-    inner = keras.Model(tiny_convnet.inputs[0], tiny_convnet.get_layer("conv2").output)
-    expected = inner(x * 255.0 - 100.0).numpy()[..., 3].mean()
-    assert r.evaluate(x)[0] == pytest.approx(expected, rel=1e-5)  # nested: after the ReLU
+    conv2 = tiny_convnet.get_layer("conv2")
+    inner = keras.Model(tiny_convnet.inputs[0], conv2.input)
+    pre = keras.ops.conv(inner(x * 255.0 - 100.0), conv2.kernel, padding=conv2.padding)
+    expected = (pre + conv2.bias).numpy()[..., 3].mean()
+    # nested layers are read before their ReLU, like outer ones
+    assert r.evaluate(x)[0] == pytest.approx(expected, rel=1e-5)
+    assert r.table.uses_preactivation("tiny_convnet/conv2")
 
 
 def test_batched_rows_are_independent(tiny_convnet):

@@ -36,8 +36,8 @@ class LayerTable:
 
     ``preactivation``: read Dense/Conv layers with a fused non-linear activation *before*
     the activation (Lucid's choice: a ReLU'd unit has no gradient where it is off, a softmax
-    output can be raised by lowering other classes). Layers inside nested models are read
-    after their activation.
+    output can be raised by lowering other classes). Under mixed precision the linear part is
+    recomputed in float32.
     """
 
     def __init__(self, model: Any, preactivation: bool = True) -> None:
@@ -131,18 +131,14 @@ ELEMENTWISE_ACTIVATIONS = frozenset(
 
 
 def linear_part_supported(info: LayerInfo) -> bool:
-    """True for Dense/Conv1-3D layers of the outer model whose ``activation(kernel . x + bias)``
+    """True for Dense/Conv1-3D layers (nested ones too) whose ``activation(kernel . x + bias)``
     nbviz can recompute from public attributes (plain float kernels, channels last)."""
     keras = require_keras()
     layer = info.layer
-    if "/" in info.name:
-        return False
     kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
     if not isinstance(layer, kinds):
         return False
     if getattr(layer, "quantization_mode", None) is not None:
-        return False
-    if getattr(layer, "compute_dtype", "float32") != getattr(layer, "variable_dtype", "float32"):
         return False
     if getattr(layer, "padding", "valid") == "causal":
         return False
@@ -156,7 +152,7 @@ def activation_name(layer: Any) -> str | None:
 
 
 def preactivation_supported(info: LayerInfo) -> bool:
-    """Dense/Conv1-3D layers of the outer model with a fused non-linear activation."""
+    """Dense/Conv1-3D layers (nested ones too) with a fused non-linear activation."""
     return linear_part_supported(info) and activation_name(info.layer) not in (None, "linear")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, UnitError
-from ..layers import build_extractor
+from ..layers import build_tap_model
 from . import param as param_mod
 from . import transforms as transforms_mod
 from .objectives import (
@@ -122,8 +122,8 @@ def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
     tf = require_tensorflow()
     ops = keras.ops
 
-    def pick(t):
-        t = ops.convert_to_tensor(t)
+    def pick(t):  # float32 also under mixed precision: objectives and their sums stay exact
+        t = ops.cast(ops.convert_to_tensor(t), "float32")
         return t if units is None else tf.gather(t, units, axis=-1)
 
     def finish(y):
@@ -135,11 +135,11 @@ def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
         return tf.gather(y, rows, axis=y.shape.rank - 1, batch_dims=1)
 
     if isinstance(layer, keras.layers.Dense):
-        return lambda x: finish(ops.matmul(x, pick(layer.kernel)))
+        return lambda x: finish(ops.matmul(ops.cast(x, "float32"), pick(layer.kernel)))
 
     def conv(x):
         y = ops.conv(
-            x,
+            ops.cast(x, "float32"),
             pick(layer.kernel),
             strides=layer.strides,
             padding=layer.padding,
@@ -162,18 +162,18 @@ class _Tap:
 
     def __init__(self, name: str, info: Any, mode: str, activation: bool, sliceable: bool):
         self.name = name
+        self.full_name = info.name
         self.layer = info.layer
         self.mode = mode
         self.activation = activation
         self.sliceable = sliceable
-        self.tensor = info.layer.input if mode == "linear" else info.layer.output
 
     def _activate(self, y: Any) -> Any:
         return self.layer.activation(y) if self.activation else y
 
     def full(self, x: Any) -> Any:
         if self.mode == "output":
-            return x
+            return require_tensorflow().cast(x, "float32")  # float16 under mixed precision
         return self._activate(preactivation_fn(self.layer)(x))
 
     def units(self, x: Any, index: Any) -> Any:
@@ -183,26 +183,25 @@ class _Tap:
 
 
 def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[Any, list[_Tap]]:
-    """One extractor model for all needed layers (cut before Dense/Conv layers if possible)."""
-    keras = require_keras()
+    """One extractor model for all needed layers, from the outer input, in one pass.
+
+    Layers read before their activation (or one channel at a time) are tapped at their
+    *input*, so the extractor stops before them; nested layers work the same way.
+    """
     names = sorted(names)
     if not names:
         return None, []
-    infos = [table.info(n) for n in names]
-    if any("/" in i.name for i in infos):
-        # Nested models: reuse the shared re-tracing extractor, activations after the fact.
-        taps = [_Tap(n, i, "output", False, False) for n, i in zip(names, infos, strict=True)]
-        return build_extractor(model, [i.name for i in infos]), taps
     taps = []
-    for n, info in zip(names, infos, strict=True):
+    for n in names:
+        info = table.info(n)
         pre = table.uses_preactivation(n)
         sliceable = unit_slicing_supported(info, pre)
         if pre or sliceable:
             taps.append(_Tap(n, info, "linear", activation=not pre, sliceable=sliceable))
         else:
             taps.append(_Tap(n, info, "output", False, False))
-    extractor = keras.Model(model.inputs[0], [t.tensor for t in taps], name="nbviz_optvis_taps")
-    return extractor, taps
+    wanted = [(t.full_name, "input" if t.mode == "linear" else "output") for t in taps]
+    return build_tap_model(model, wanted, name="nbviz_optvis_taps"), taps
 
 
 def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
