@@ -292,3 +292,58 @@ def test_maps_change_when_the_weights_are_randomized(unchanged, data, keras, cap
     with capsys.disabled():
         print("\nmodel randomization, mean Spearman rho:",
               {k: round(v, 2) for k, v in report.items()})
+
+
+# -- your own model: a Functional fine-tuning model around a nested base ---------------------------
+def _fine_tuning_model(keras):
+    """Rescaling -> nested base (two convs) -> GlobalAveragePooling2D -> softmax Dense, as in
+    the Keras transfer-learning guide; takes uint8-range images."""
+    keras.utils.set_random_seed(3)
+    base = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+    ], name="base")
+    inp = keras.Input((32, 32, 3), name="image")
+    h = keras.layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inp)
+    h = base(h, training=False)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(5, activation="softmax", name="head")(h)
+    return keras.Model(inp, out, name="fine_tuned"), base
+
+
+def test_attribution_works_on_a_functional_fine_tuning_model(keras):
+    import tensorflow as tf
+
+    model, base = _fine_tuning_model(keras)
+    snap = weights_snapshot(model)
+    x = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+    a = Attributor(model, layer="base/conv2", input_range=(0, 255))
+    cam = a.grad_cam(x, [1, 4])
+    # Direct: the same computation written out layer by layer with a tape.
+    xs = tf.constant(x.astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xs)
+        h = model.get_layer("rescale")(xs)
+        acts = base.get_layer("conv2")(base.get_layer("pool")(base.get_layer("conv1")(h)))
+        head = model.get_layer("head")
+        logits = model.get_layer("gap")(acts) @ head.kernel + head.bias
+        score = tf.reduce_sum(tf.gather(logits, [1, 4], axis=1, batch_dims=1))
+    grads = tape.gradient(score, acts).numpy()
+    weights = grads.mean(axis=(1, 2))
+    expected = np.maximum(np.einsum("nhwk,nk->nhw", acts.numpy(), weights), 0)
+    np.testing.assert_allclose(cam.values, expected, rtol=1e-4, atol=1e-6 * expected.max())
+    np.testing.assert_allclose(cam.scores, tf.gather(logits, [1, 4], axis=1, batch_dims=1),
+                               rtol=1e-5)
+    # Input gradients are with respect to the image in [0, 1]: 255 x d/d(pixel value).
+    sal = a.saliency(x, [1, 4])
+    pixel_grads = tape.gradient(score, xs).numpy()
+    np.testing.assert_allclose(sal.values, 255.0 * pixel_grads, rtol=1e-3, atol=1e-6)
+    ig = a.integrated_gradients(x, [1, 4])
+    diff = np.abs(ig.scores - ig.baseline_scores)
+    assert np.all(np.abs(ig.completeness_gap) < 0.01 * np.maximum(diff, 1.0)), ig.completeness_gap
+    la = a.layer_attribution(x, [1, 4])
+    assert la.layer == "base/conv2" and la.channels.shape == (2, 16)
+    assert attribution.grad_cam(model, x[0], 2, input_range=(0, 255)).layer == "base/conv2"
+    assert_weights_identical(model, snap)

@@ -30,11 +30,10 @@ import numpy as np
 from .._tf import require_keras, require_tensorflow
 from ..errors import LayerError, ModelError, format_choices
 from ..featuremaps.preprocess import ImagePreparer, ImageSpec, Preprocess
-from ..layers import find_layer, iter_layers
+from ..layers import build_tap_model, find_layer, iter_layers
 from ..optvis.objectives import Objective
 from .baselines import make_baselines
 from .results import AttributionMap, CamMap, IntegratedGradientsMap, LayerAttribution
-from .taps import build_taps
 from .targets import ClassLogits, Tap, Target, resolve_target
 
 # Smilkov et al. 2017: "50 samples", "noise level 10-20%" of the input range ([0, 1] here).
@@ -142,7 +141,7 @@ class Attributor:
         if self.layer is not None and (self.layer, "output") not in taps:
             taps.append((self.layer, "output"))
         self._taps = tuple(taps)
-        self._tap_model = build_taps(self.model, self._taps)
+        self._tap_model = build_tap_model(self.model, self._taps, name="nbviz_attribution_taps")
 
     def _forward(self, x01: Any) -> dict[Tap, Any]:
         """Tapped tensors for a ``[0, 1]`` batch (value range and preprocess in-graph)."""

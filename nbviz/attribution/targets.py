@@ -30,8 +30,8 @@ from ..optvis.objectives import (
     linear_part_supported,
 )
 from ..optvis.render import preactivation_fn
+from ..taps import Tap
 
-Tap = tuple[str, str]  # (layer name, "input" | "output")
 DEMO_MODEL_NAME = "nbviz_demo_convnet"  # nbviz.demo.build_demo_convnet's model name
 
 # Layers between the logits and the model output that do not change which class wins.
