@@ -14,6 +14,7 @@ from typing import Any
 
 from ._tf import require_keras
 from .errors import LayerError, ModelError, closest_names, format_choices
+from .scaling import PREPROCESSING_LAYERS
 from .taps import Tap, is_subclassed_model, subclassed_model_error, tap_model
 
 
@@ -36,6 +37,17 @@ class LayerInfo:
         """True if the output is an image-like map (batch, H, W, C)."""
         s = self.output_shape
         return s is not None and len(s) == 4
+
+
+def shape_label(shape: tuple) -> str:
+    """``"56x56x64"`` for a shape without its batch axis; undefined sizes read ``"?"``."""
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def is_preprocessing(info: LayerInfo) -> bool:
+    """True for layers that only prepare the input (rescaling, normalization, augmentation,
+    resizing): valid feature-map layers, but not where a picker should start."""
+    return info.kind in PREPROCESSING_LAYERS
 
 
 def _is_model(layer: Any) -> bool:

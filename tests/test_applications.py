@@ -1,6 +1,16 @@
-"""Keras application loader: local-cache-only ImageNet weights, clear errors, no downloads."""
+"""Keras application loader: ImageNet weights from the Keras cache, a Keras download where a
+network exists, and a clear error naming the file where it does not. Tests never reach the
+internet: the download path runs in a subprocess whose proxy is a local socket that counts
+the connection attempts and closes them."""
 
 from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -32,8 +42,9 @@ def test_random_weights_build(keras):
 
 def test_imagenet_missing_names_the_file(empty_keras_home):
     with pytest.raises(WeightsUnavailableError) as info:
-        load_application("VGG16", input_shape=SMALL, include_top=False)
+        load_application("VGG16", input_shape=SMALL, include_top=False, download=False)
     msg = str(info.value)
+    assert "download=False" in msg
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in msg
     assert str(empty_keras_home / "models") in msg
     assert "weights=None" in msg and "keras.applications.VGG16(weights='imagenet'" in msg
@@ -84,6 +95,67 @@ def test_weights_path(keras, tmp_path):
         load_application("VGG16", weights=tmp_path / "nope.h5", include_top=False)
 
 
+class _RefusingProxy:
+    """A proxy on 127.0.0.1 that counts connections and closes each at once."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(timeout=10)
+
+
+def _load_offline(tmp_path, proxy: _RefusingProxy, download: bool) -> str:
+    """Run load_application in a fresh process (Keras reads KERAS_HOME once, at import)."""
+    url = f"http://127.0.0.1:{proxy.port}"
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "NO_PROXY": "",
+           "no_proxy": "", **{k: url for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+                                                "https_proxy")}}
+    code = textwrap.dedent(f"""
+        from nbviz.demo import load_application
+        from nbviz.errors import WeightsUnavailableError
+        try:
+            load_application("VGG16", input_shape=(64, 64, 3), include_top=False,
+                             download={download})
+        except WeightsUnavailableError as exc:
+            print("ERROR:", exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_missing_weights_are_downloaded_by_keras_and_a_failed_download_names_the_file(tmp_path):
+    proxy = _RefusingProxy()
+    try:
+        out = _load_offline(tmp_path, proxy, download=True)
+        assert proxy.connections >= 1  # Keras tried to download
+        assert "ERROR:" in out and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in out
+        assert str(tmp_path / "keras_home" / "models") in out
+        assert "could not download" in out
+        before = proxy.connections
+        out = _load_offline(tmp_path, proxy, download=False)
+        assert proxy.connections == before  # cache only: no network at all
+        assert "download=False" in out
+    finally:
+        proxy.close()
+
+
 def test_imagenet_shape_checks(empty_keras_home):
     with pytest.raises(ModelError, match="include_top=False"):
         load_application("VGG16", input_shape=SMALL, include_top=True)
@@ -97,3 +169,16 @@ def test_preprocess_matches_keras(keras):
     x = np.full((1, 4, 4, 3), 255.0, np.float32)
     assert np.allclose(application_preprocess("MobileNetV2")(x), 1.0)
     assert application_module("resnet50v2") is keras.applications.resnet_v2
+
+
+def test_imagenet_class_names_come_from_the_keras_cache(empty_keras_home):
+    import json
+
+    from nbviz.demo.applications import imagenet_class_names, missing_class_names_reason
+
+    assert imagenet_class_names() is None
+    assert "imagenet_class_index.json" in missing_class_names_reason()
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    (empty_keras_home / "models" / "imagenet_class_index.json").write_text(json.dumps(index))
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[0] == "class_0" and names[999] == "class_999"

@@ -7,12 +7,18 @@ seed article's parabola MLP. Everything works offline; nothing here imports widg
   :func:`generate_dataset` -- the procedural generator.
 - :func:`sample_images` / :func:`sample_image` -- photos and gratings as uint8 RGB.
 - :func:`parabola_data`, :func:`build_parabola_mlp` -- the seed article's regression.
-- :func:`load_application` -- Keras application models with locally cached weights only.
+- :func:`load_application` -- Keras application models with ImageNet weights from the Keras
+  cache or a Keras download; :func:`imagenet_class_names` from the Keras cache.
 """
 
 from __future__ import annotations
 
-from .applications import APPLICATIONS, application_preprocess, load_application
+from .applications import (
+    APPLICATIONS,
+    application_preprocess,
+    imagenet_class_names,
+    load_application,
+)
 from .images import sample_image, sample_image_names, sample_images
 from .model import build_demo_convnet
 from .parabola import build_parabola_mlp, parabola_data
@@ -27,6 +33,7 @@ __all__ = [
     "build_parabola_mlp",
     "demo_model_info",
     "generate_dataset",
+    "imagenet_class_names",
     "load_application",
     "load_demo_data",
     "load_demo_model",

@@ -1,11 +1,12 @@
-"""Keras application models (VGG16, ResNet50V2, ...) with ImageNet weights from the local
-Keras cache only: nbviz never downloads at run time.
+"""Keras application models (VGG16, ResNet50V2, ...) with ImageNet weights, as Keras loads them.
 
-``load_application("VGG16")`` looks for the file Keras itself would download (e.g.
-``~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5``) and loads it; when it is
-missing, :class:`~nbviz.errors.WeightsUnavailableError` says which file, where to put it and
-how to get it. ``weights=None`` builds the architecture with random weights and
-``weights="<path>"`` loads any weights file of the same architecture.
+``load_application("VGG16")`` looks for the file Keras itself downloads (e.g.
+``~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5``) and loads it from there; when
+it is missing, Keras downloads it into that cache (Binder and laptops have a network). Only
+when that download fails (offline machines) does
+:class:`~nbviz.errors.WeightsUnavailableError` say which file, where to put it and how to get
+it; ``download=False`` never touches the network. ``weights=None`` builds the architecture with
+random weights and ``weights="<path>"`` loads any weights file of the same architecture.
 """
 
 from __future__ import annotations
@@ -121,12 +122,28 @@ def application_preprocess(name: str):
     return getattr(keras.applications, app.module).preprocess_input
 
 
-def _missing_weights_error(name: str, filename: str, include_top: bool) -> WeightsUnavailableError:
+def _download(constructor: Any, name: str, filename: str, include_top: bool, **kwargs: Any):
+    """Let Keras download the weights into its cache; a failed download names the file."""
+    try:
+        return constructor(weights="imagenet", include_top=include_top, **kwargs)
+    except Exception as exc:  # Keras raises a bare Exception("URL fetch failure ...")
+        if find_imagenet_weights(name, include_top, kwargs.get("input_shape"),
+                                 kwargs.get("alpha", 1.0)) is not None:
+            raise  # the file is there: the failure is not about getting it
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _missing_weights_error(name, filename, include_top, tried=True,
+                                     reason=reason) from exc
+
+
+def _missing_weights_error(name: str, filename: str, include_top: bool, tried: bool,
+                           reason: str = "") -> WeightsUnavailableError:
     where = keras_cache_dirs()[0]
     top = "" if include_top else ", include_top=False"
+    why = (f"Keras could not download it ({reason})" if tried
+           else "download=False keeps nbviz from downloading it")
     return WeightsUnavailableError(
         f"ImageNet weights for {name} are not on this machine: {where / filename} is missing "
-        "(nbviz never downloads weights). To fix it, on a machine with internet run\n"
+        f"and {why}. To fix it, on a machine with internet run\n"
         f"    import keras; keras.applications.{name}(weights='imagenet'{top})\n"
         f"then copy ~/.keras/models/{filename} to {where}/ here (KERAS_HOME moves that folder), "
         f"or pass weights='/path/to/{filename}'. Use weights=None to build {name} with random "
@@ -135,14 +152,17 @@ def _missing_weights_error(name: str, filename: str, include_top: bool) -> Weigh
 
 
 def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "imagenet",
-                     input_shape: tuple | None = None, include_top: bool = True, **kwargs: Any):
-    """Build keras.applications.<name> without ever touching the network.
+                     input_shape: tuple | None = None, include_top: bool = True, *,
+                     download: bool = True, **kwargs: Any):
+    """Build keras.applications.<name>, with ImageNet weights found the way Keras finds them.
 
     ``weights``: "imagenet" loads the weights from the local Keras cache (see
-    :func:`keras_cache_dirs`) and raises :class:`WeightsUnavailableError` naming the missing
-    file otherwise; None gives random weights; a path loads that file. Other keyword
-    arguments (``pooling``, ``classes``, ``alpha``, ...) go to the Keras constructor. Use
-    :func:`application_preprocess` for the matching ``preprocess_input``.
+    :func:`keras_cache_dirs`) when the file is there; otherwise Keras downloads it into the
+    cache (with ``download=True``, the default), and only where that fails
+    :class:`WeightsUnavailableError` names the file and where to copy it. ``download=False``
+    never touches the network (cache only). None gives random weights; a path loads that file.
+    Other keyword arguments (``pooling``, ``classes``, ``alpha``, ...) go to the Keras
+    constructor. Use :func:`application_preprocess` for the matching ``preprocess_input``.
     """
     keras = require_keras()
     canonical = _canonical(name)
@@ -167,8 +187,11 @@ def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "i
         filename = imagenet_weights_filename(canonical, include_top, input_shape,
                                              kwargs.get("alpha", 1.0))
         path = find_imagenet_weights(canonical, include_top, input_shape, kwargs.get("alpha", 1.0))
+        if path is None and download:
+            return _download(constructor, canonical, filename, include_top,
+                             input_shape=input_shape, **kwargs)
         if path is None:
-            raise _missing_weights_error(canonical, filename, include_top)
+            raise _missing_weights_error(canonical, filename, include_top, tried=False)
         weights = str(path)
     elif weights is not None:
         path = Path(weights).expanduser()
@@ -186,3 +209,33 @@ def application_module(name: str):
     """The ``keras.applications.<module>`` of application ``name`` (decode_predictions...)."""
     require_keras()
     return import_module(f"keras.applications.{_lookup(name).module}")
+
+
+IMAGENET_CLASS_INDEX = "imagenet_class_index.json"
+
+
+def imagenet_class_names() -> list[str] | None:
+    """The 1000 ImageNet class names, from the Keras cache's ``imagenet_class_index.json``.
+
+    Keras downloads that file the first time ``decode_predictions`` runs with a network.
+    Returns ``None`` when it is not in the cache (nbviz then shows class numbers; see
+    :func:`missing_class_names_reason`).
+    """
+    import json
+
+    for folder in keras_cache_dirs():
+        path = folder / IMAGENET_CLASS_INDEX
+        if path.is_file():
+            index = json.loads(path.read_text())
+            return [index[str(i)][1] for i in range(len(index))]
+    return None
+
+
+def missing_class_names_reason() -> str:
+    """Why ImageNet predictions show class numbers instead of names, and the fix."""
+    where = keras_cache_dirs()[0] / IMAGENET_CLASS_INDEX
+    return (
+        f"ImageNet class names are shown when {where} exists; Keras downloads it the first time "
+        "keras.applications.imagenet_utils.decode_predictions runs on a machine with internet "
+        "(copy it here from ~/.keras/models/ otherwise)."
+    )

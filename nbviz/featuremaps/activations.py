@@ -22,7 +22,15 @@ import numpy as np
 
 from .._tf import require_tensorflow
 from ..errors import ImageError, LayerError, UnitError, closest_names, format_choices
-from ..layers import LayerInfo, build_extractor, iter_layers, require_spatial, spatial_layers
+from ..layers import (
+    LayerInfo,
+    build_extractor,
+    is_preprocessing,
+    iter_layers,
+    require_spatial,
+    spatial_layers,
+)
+from ..scaling import input_scaling, resolve_input_range
 from .preprocess import ImagePreparer, ImageSpec, Preprocess
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -95,11 +103,15 @@ class FeatureMaps:
     Parameters
     ----------
     model:
-        Any Keras model with one image input (Functional, Sequential, or a Sequential holding a
-        base model as in transfer learning; nested layers are named ``"outer/inner"``). It is
-        never modified: extractors share its weights and run with ``training=False``.
+        Any Keras model with one image input: Functional or Sequential, with nested base
+        models at any depth as in transfer learning (nested layers are named
+        ``"outer/inner"``; their activations come from the *outer* input in one forward pass).
+        It is never modified: extractors share its weights and run with ``training=False``.
     preprocess, input_range, resize:
         Image preprocessing hooks, see :class:`~nbviz.featuremaps.preprocess.ImagePreparer`.
+        Without ``input_range`` or ``preprocess`` the range comes from the model's own leading
+        ``Rescaling``/``Normalization`` layer (``self.scaling``, see :mod:`nbviz.scaling`), so
+        the keras.io fine-tuning recipe gets 0..255 pixels; else ``(0, 1)``.
     cache_bytes:
         Upper bound of the activation cache (the most recent result is always kept).
     batch_size:
@@ -124,7 +136,15 @@ class FeatureMaps:
     ) -> None:
         self.model = model
         self.spec = ImageSpec.from_model(model)
-        self.preparer = ImagePreparer(self.spec, preprocess, input_range, resize)
+        #: The value range read from the model's own preprocessing layers (``None``: none).
+        self.scaling = input_scaling(model)
+        self.preparer = ImagePreparer(
+            self.spec,
+            preprocess,
+            resolve_input_range(input_range, preprocess, self.scaling),
+            resize,
+            input_dtype=str(model.inputs[0].dtype),
+        )
         self.batch_size = max(1, int(batch_size))
         self.stats = CacheStats()
         self._cache = _LRU(cache_bytes)
@@ -136,6 +156,25 @@ class FeatureMaps:
     def layers(self) -> list[LayerInfo]:
         """The layers with image-like output (nested models included), in model order."""
         return spatial_layers(self.model)
+
+    def set_longest_side(self, pixels: int | None) -> None:
+        """For models of undefined image size: resize images so their longer side has
+        ``pixels`` pixels (``None``: each image keeps its own size). Clears the cache."""
+        if self.spec.size is not None:
+            raise ImageError(
+                f"Model {self.model.name!r} takes {self.spec.describe()} images: they are always "
+                "resized to that size. Fix: only set a size for models whose input size is "
+                "undefined, e.g. keras.Input((None, None, 3))."
+            )
+        self.preparer.longest_side = None if not pixels else int(pixels)
+        self.clear_cache()
+
+    def default_layer(self) -> str:
+        """Where a picker starts: the first image-like layer that is not input preprocessing
+        (a Rescaling or augmentation layer shows the input, not what the network learned)."""
+        infos = self.layers()
+        learned = [i for i in infos if not is_preprocessing(i)]
+        return (learned or infos)[0].name
 
     def layer_choices(self) -> list[tuple[str, tuple]]:
         """``(name, output shape without the batch axis)`` of every image-like layer."""
@@ -235,7 +274,10 @@ class FeatureMaps:
         with self._build_lock:
             ex = self._extractors.get(names)
             if ex is None:
-                ex = _Extractor(build_extractor(self.model, list(names)), self.spec, self.stats)
+                ex = _Extractor(
+                    build_extractor(self.model, list(names)), self.spec, self.stats,
+                    dtype=self.preparer.input_dtype.name,
+                )
                 self._extractors[names] = ex
                 self.stats.extractors_built += 1
             return ex
@@ -261,12 +303,12 @@ class _Extractor:
     so new images and batch sizes never retrace.
     """
 
-    def __init__(self, model: Any, spec: ImageSpec, stats: CacheStats) -> None:
+    def __init__(self, model: Any, spec: ImageSpec, stats: CacheStats, dtype: str = "float32"):
         tf = require_tensorflow()
         self.model = model
         self.stats = stats
         self.calls = 0
-        signature = [tf.TensorSpec((None, spec.height, spec.width, spec.channels), tf.float32)]
+        signature = [tf.TensorSpec((None, spec.height, spec.width, spec.channels), dtype)]
         # Traced through this *instance* (it has no __code__): TF groups its "excessive
         # retracing" warning by code object, and one trace per layer is not excessive.
         self._compiled = tf.function(

@@ -23,6 +23,7 @@ import numpy as np
 from .._tf import require_tensorflow
 from ..errors import ImageError, ModelError
 from ..layers import check_channels_last, check_model_input
+from ..scaling import resolve_input_range
 
 Preprocess = Callable[[Any], Any]
 
@@ -121,6 +122,14 @@ def match_channels(batch: np.ndarray, channels: int | None) -> np.ndarray:
     )
 
 
+def fit_size(hw: tuple[int, int], longest: int | None) -> tuple[int, int] | None:
+    """``(h, w)`` scaled so the longer side is ``longest`` (aspect kept); ``None`` if unset."""
+    if not longest:
+        return None
+    scale = float(longest) / max(hw)
+    return (max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale)))
+
+
 def resize_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize (antialiased when shrinking) of a float (N, H, W, C) batch."""
     if tuple(batch.shape[1:3]) == tuple(size):
@@ -140,11 +149,16 @@ class ImagePreparer:
         The model's own ``preprocess_input`` (e.g. ``keras.applications.vgg16.preprocess_input``),
         applied last to the batch scaled to ``input_range``.
     input_range:
-        The value range the model (or ``preprocess``) expects: ``(0, 1)`` by default, ``(0, 255)``
-        by default when ``preprocess`` is given (Keras applications expect 0..255 pixels).
+        The value range the model (or ``preprocess``) expects: ``(0, 255)`` by default when
+        ``preprocess`` is given (Keras applications expect 0..255 pixels), else ``(0, 1)``.
+        :class:`~nbviz.featuremaps.FeatureMaps` passes the range it reads from the model's own
+        ``Rescaling``/``Normalization`` layer (see :mod:`nbviz.scaling`).
     resize:
         Resize images to the model's height and width when it defines them. With ``False`` an
         image of another size is an :class:`ImageError`.
+    input_dtype:
+        The model input's dtype. For integer inputs (``keras.Input(dtype="uint8")``) the
+        scaled pixels are rounded and clipped to the dtype.
     """
 
     def __init__(
@@ -153,16 +167,16 @@ class ImagePreparer:
         preprocess: Preprocess | None = None,
         input_range: tuple[float, float] | None = None,
         resize: bool = True,
+        input_dtype: str = "float32",
     ) -> None:
         self.spec = spec
         self.preprocess = preprocess
-        if input_range is None:
-            input_range = (0.0, 255.0) if preprocess is not None else (0.0, 1.0)
-        lo, hi = (float(v) for v in input_range)
-        if not hi > lo:
-            raise ValueError(f"input_range must be (low, high) with high > low; got {input_range}.")
-        self.input_range = (lo, hi)
+        self.input_range = resolve_input_range(input_range, preprocess, None)
         self.resize = resize
+        self.input_dtype = np.dtype(input_dtype)
+        #: For models of undefined image size: scale images so the longer side has this many
+        #: pixels (``None``: each image keeps its own size).
+        self.longest_side: int | None = None
 
     def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
         """``(float32 batch in [0, 1] at the model's size and channels, was_single)``."""
@@ -172,7 +186,7 @@ class ImagePreparer:
         if min(batch.shape[1:3]) < 1:
             raise ImageError(f"Images of shape {batch.shape[1:]} have no pixels.")
         x = match_channels(to_unit_float(batch), self.spec.channels)
-        size = self.spec.size
+        size = self.spec.size or fit_size(x.shape[1:3], self.longest_side)
         if size is not None and tuple(x.shape[1:3]) != size:
             if not self.resize:
                 raise ImageError(
@@ -183,12 +197,16 @@ class ImagePreparer:
         return np.ascontiguousarray(x, dtype=np.float32), single
 
     def to_model(self, batch01: np.ndarray) -> np.ndarray:
-        """Scale a standardized batch to ``input_range`` and apply ``preprocess``."""
+        """Scale a standardized batch to ``input_range``, apply ``preprocess``, cast to the input."""
         lo, hi = self.input_range
         x = batch01 if (lo, hi) == (0.0, 1.0) else batch01 * np.float32(hi - lo) + np.float32(lo)
         if self.preprocess is not None:
             x = self.preprocess(np.array(x, dtype=np.float32))  # a copy: hooks may work in place
             x = np.asarray(x, dtype=np.float32)
+        if self.input_dtype.kind in "iub":
+            info = np.iinfo(self.input_dtype) if self.input_dtype.kind != "b" else None
+            x = np.round(x) if info is None else np.clip(np.round(x), info.min, info.max)
+            return np.ascontiguousarray(x.astype(self.input_dtype))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def prepare(self, images: Any) -> np.ndarray:

@@ -68,13 +68,21 @@ def check_data(model: Any, x: Any, y: Any) -> tuple[Any, Any, int]:
         )
     if n == 0:
         raise DataError("x and y are empty. Fix: pass at least one example.")
-    inputs = list(getattr(model, "inputs", None) or [])
-    if len(inputs) != len(xs):
+    try:
+        inputs = list(model.inputs or [])
+    except (AttributeError, ValueError):
+        inputs = []  # a subclassed model: no symbolic inputs, its call() takes x as given
+    if not inputs and not model.weights:
+        raise DataError(
+            f"Model {model.name!r} has no weights yet (a subclassed model builds them on its "
+            "first call). Fix: call it once on a batch, e.g. model(x[:1]), or train it first."
+        )
+    if inputs and len(inputs) != len(xs):
         raise DataError(
             f"Model {model.name!r} has {len(inputs)} input(s) but x has {len(xs)} array(s). "
             "Fix: pass one array per model input."
         )
-    for inp, a in zip(inputs, xs, strict=True):
+    for inp, a in zip(inputs, xs if inputs else [], strict=True):
         want = tuple(inp.shape)[1:]
         got = a.shape[1:]
         if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):

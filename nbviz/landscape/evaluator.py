@@ -15,6 +15,7 @@ new directions or a new origin reuse the same trace.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import warnings
 import weakref
@@ -46,12 +47,20 @@ class ModelForward:
             pos[id(v)] if id(v) in pos else tf.constant(np.array(v.numpy(), copy=True))
             for v in model.non_trainable_variables
         ]
+        # A subclassed model's call() may not take ``training`` (stateless_call passes keyword
+        # arguments on as they are); it then has no training-only behaviour to switch off.
+        self.call_kwargs = {"training": False} if _accepts_training(model) else {}
 
     def __call__(self, weights: Sequence[Any], x: Any) -> Any:
         trainable = [weights[i] for i in self.trainable_pos]
         non_trainable = [weights[e] if isinstance(e, int) else e for e in self.non_trainable]
-        out, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
+        out, _ = self.model.stateless_call(trainable, non_trainable, x, **self.call_kwargs)
         return out
+
+
+def _accepts_training(model: Any) -> bool:
+    params = inspect.signature(model.call).parameters.values()
+    return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def per_example(values: Any) -> Any:

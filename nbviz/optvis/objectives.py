@@ -191,6 +191,20 @@ def check_image_model(model: Any) -> tuple:
     return tuple(shape)
 
 
+def check_float_input(model: Any) -> None:
+    """Refuse models with integer image inputs: no gradient flows back through the cast."""
+    dtype = str(model.inputs[0].dtype)
+    if "float" in dtype:
+        return
+    shape = tuple(model.inputs[0].shape[1:])
+    raise ModelError(
+        f"Model {model.name!r} takes {dtype} images, and no gradient flows through an integer "
+        "input, so the image cannot be optimized. Fix: give the same layers a float input, "
+        f"e.g. float_model = keras.models.clone_model(model, input_tensors=keras.Input({shape}), "
+        "clone_function=lambda layer: layer) (it shares every weight), and visualize that."
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Evaluation context
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import numpy as np
 from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, UnitError
 from ..layers import build_tap_model
+from ..scaling import input_scaling, resolve_input_range
 from . import param as param_mod
 from . import transforms as transforms_mod
 from .objectives import (
@@ -44,6 +45,7 @@ from .objectives import (
     Objective,
     UnitObjective,
     as_objective,
+    check_float_input,
     check_image_model,
     unit_slicing_supported,
 )
@@ -253,6 +255,9 @@ class Renderer:
     value_range, preprocess:
         The image in ``[0, 1]`` is mapped linearly to ``value_range`` and then through
         ``preprocess`` (graph code, e.g. ``keras.applications.vgg16.preprocess_input``).
+        Default range: ``(0, 255)`` with ``preprocess``, else what the model's own leading
+        ``Rescaling``/``Normalization`` layer expects (:mod:`nbviz.scaling`; the keras.io
+        fine-tuning recipe takes 0..255), else ``(0, 1)``.
     jit_compile:
         Compile the step with XLA (often slower on CPU).
     """
@@ -275,13 +280,14 @@ class Renderer:
         grad_clip: float | None = None,
         seed: int | None = 0,
         preactivation: bool = True,
-        value_range: tuple[float, float] = (0.0, 1.0),
+        value_range: tuple[float, float] | None = None,
         preprocess: Callable[[Any], Any] | None = None,
         jit_compile: bool = False,
     ) -> None:
         tf = require_tensorflow()
         keras = require_keras()
         input_shape = check_image_model(model)
+        check_float_input(model)
         self.model = model
         self.objective = as_objective(objective)
         self.table = LayerTable(model, preactivation=preactivation)
@@ -336,7 +342,7 @@ class Renderer:
         )
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
-        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.value_range = resolve_input_range(value_range, preprocess, input_scaling(model))
         self.preprocess = preprocess
         self.seed = seed
         self.rng = _generator(seed)

@@ -31,6 +31,7 @@ from ..featuremaps import (
 )
 from ..featuremaps.render import check_normalization, show_feature_map, to_png
 from ..imaging import colormap_lut, decode_image, to_uint8
+from ..layers import shape_label
 from ..worker import Worker
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
@@ -134,7 +135,7 @@ class FeatureMapExplorer(widgets.VBox):
         self._user_images: dict[str, np.ndarray] = {}
 
         self.layer_dropdown = widgets.Dropdown(
-            options=[(f"{name}  {'x'.join(map(str, shape))}", name) for name, shape in choices],
+            options=[(f"{name}  {shape_label(shape)}", name) for name, shape in choices],
             description="layer",
             layout=widgets.Layout(width="340px"),
         )
@@ -159,6 +160,15 @@ class FeatureMapExplorer(widgets.VBox):
             options=list(self._samples), description="image", layout=widgets.Layout(width="340px"),
         )
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+        # A model of undefined image size takes any size: offer one (longer side, aspect kept).
+        self.size_dropdown = widgets.Dropdown(
+            options=[("own size", 0), ("96 px", 96), ("160 px", 160), ("224 px", 224),
+                     ("320 px", 320)],
+            value=224, description="size", layout=widgets.Layout(width="180px"),
+            tooltip="the model takes images of any size: the longer side is resized to this",
+        )  # fmt: skip
+        if backend.spec.size is None:
+            backend.set_longest_side(self.size_dropdown.value)
         self.input_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
         self.map_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
         self.status = widgets.HTML()
@@ -168,7 +178,10 @@ class FeatureMapExplorer(widgets.VBox):
                 widgets.HBox([self.layer_dropdown, self.mode_buttons]),
                 widgets.HBox([self.filter_slider, self.norm_buttons]),
                 widgets.HBox([self.cmap_dropdown, self.overlay_box]),
-                widgets.HBox([self.image_dropdown, self.upload]),
+                widgets.HBox(
+                    [self.image_dropdown, self.upload]
+                    + ([self.size_dropdown] if backend.spec.size is None else [])
+                ),
                 widgets.HBox(
                     [
                         widgets.VBox([widgets.HTML("<b>input</b>"), self.input_image]),
@@ -181,7 +194,7 @@ class FeatureMapExplorer(widgets.VBox):
 
         # Initial state, before the links so the controls start consistent.
         self._quiet = True
-        self.layer = choices[0][0]
+        self.layer = backend.default_layer()
         self.cmap = cmap
         self.normalization = check_normalization(normalization)
         self._links = [
@@ -195,6 +208,7 @@ class FeatureMapExplorer(widgets.VBox):
         self.observe(self._on_layer, "layer")
         self.observe(self._on_view, ["filter", "mode", "cmap", "normalization", "overlay"])
         self.image_dropdown.observe(self._on_pick, "value")
+        self.size_dropdown.observe(self._on_size, "value")
         self.upload.observe(self._on_upload, "value")
 
         # Bad ``image`` / ``layer`` arguments do not kill the widget: it starts on a sample
@@ -347,6 +361,11 @@ class FeatureMapExplorer(widgets.VBox):
         source = self._samples if name in self._samples else self._user_images
         if name in source:
             self._use_image(source[name], name)
+
+    def _on_size(self, change: dict) -> None:
+        self.backend.set_longest_side(change["new"])
+        if self._image is not None:
+            self._use_image(self._image, self.image_dropdown.value)
 
     def _on_upload(self, change: dict) -> None:
         files = change["new"]

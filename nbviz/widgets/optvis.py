@@ -35,6 +35,7 @@ import traitlets
 from .. import export
 from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
 from ..imaging import encode_image, mosaic, to_uint8
+from ..layers import shape_label
 from ..optvis import Objective, Renderer, as_objective, objectives, transforms
 from ..worker import Worker
 from .closing import close_widget_tree
@@ -141,7 +142,8 @@ class OptVisWidget(widgets.VBox):
     max_fps:
         Upper bound on view updates per second.
     preprocess, value_range:
-        The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer`.
+        The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer` (default
+        range: read from the model's own Rescaling/Normalization layer, see :mod:`nbviz.scaling`).
 
     Errors (bad settings, an objective that raises, ...) are shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop the worker thread.
@@ -184,9 +186,10 @@ class OptVisWidget(widgets.VBox):
         max_frames: int = 100,
         max_fps: float = 12.0,
         preprocess: Callable[[Any], Any] | None = None,
-        value_range: tuple[float, float] = (0.0, 1.0),
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         input_shape = objectives.check_image_model(model)
+        objectives.check_float_input(model)
         self.model = model
         self._table = objectives.LayerTable(model)
         self._choices = _layer_choices(self._table)
@@ -816,7 +819,7 @@ class OptVisWidget(widgets.VBox):
     def _build_controls(self, input_shape: tuple) -> None:
         wide = widgets.Layout(width="300px")
         self.layer_dropdown = widgets.Dropdown(
-            options=[(f"{n}  {'x'.join(str(s) for s in shape[1:])}", n) for n, shape in self._choices],
+            options=[(f"{n}  {shape_label(shape[1:])}", n) for n, shape in self._choices],
             description="layer", layout=wide,
         )  # fmt: skip
         self.filter_input = widgets.BoundedIntText(min=0, max=0, description="unit", layout=wide)
