@@ -212,11 +212,15 @@ def find_logits_layer(model: Any, table: LayerTable | None = None) -> LayerInfo:
 
 
 def known_class_names(model: Any, num_classes: int) -> list[str] | None:
-    """Class names nbviz knows for ``model`` (the bundled demo convnet), else ``None``."""
+    """Class names nbviz knows for ``model``: the bundled demo convnet's, ImageNet's for 1000
+    classes when Keras has cached its class index; else ``None`` (class numbers)."""
     from ..demo import CLASS_NAMES
+    from ..demo.applications import imagenet_class_names
 
     if getattr(model, "name", None) == DEMO_MODEL_NAME and num_classes == len(CLASS_NAMES):
         return list(CLASS_NAMES)
+    if num_classes == 1000:
+        return imagenet_class_names()
     return None
 
 
