@@ -310,7 +310,9 @@ def _fine_tuning_model(keras):
     h = base(h, training=False)
     h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
     out = keras.layers.Dense(5, activation="softmax", name="head")(h)
-    return keras.Model(inp, out, name="fine_tuned"), base
+    model = keras.Model(inp, out, name="fine_tuned")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model, base
 
 
 def test_attribution_works_on_a_functional_fine_tuning_model(keras):

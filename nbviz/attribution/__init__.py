@@ -7,7 +7,8 @@
   target): generators ``iter_smoothgrad`` / ``iter_integrated_gradients`` with progress
   and a stop event, batches sized from a memory budget.
 - :mod:`~nbviz.attribution.targets` -- class logits (read before any softmax) or any optvis
-  objective; :mod:`~nbviz.attribution.results` -- the result value objects.
+  objective; :mod:`~nbviz.attribution.results` -- the result value objects;
+  :mod:`~nbviz.attribution.icons` -- cached optvis images of single filters.
 
 Example::
 
@@ -30,16 +31,19 @@ from .api import (
 )
 from .baselines import make_baselines
 from .engine import IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, Attributor, Progress
+from .icons import ICON_STEPS, ChannelIcons
 from .results import AttributionMap, CamMap, IntegratedGradientsMap, LayerAttribution
 from .targets import ClassLogits, ObjectiveTarget, Target, find_logits_layer
 
 __all__ = [
+    "ICON_STEPS",
     "IG_STEPS",
     "SMOOTHGRAD_NOISE",
     "SMOOTHGRAD_SAMPLES",
     "AttributionMap",
     "Attributor",
     "CamMap",
+    "ChannelIcons",
     "ClassLogits",
     "IntegratedGradientsMap",
     "LayerAttribution",

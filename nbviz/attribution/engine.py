@@ -218,6 +218,7 @@ class Attributor:
     # -- host side helpers ---------------------------------------------------------------------
     def images(self, images: Any) -> np.ndarray:
         """The standardized ``(N, H, W, C)`` batch in ``[0, 1]`` that maps are computed on."""
+        self._ensure_taps()  # eagerly: building the tap model may not run inside a trace
         return self.preparer.standardize(images)[0]
 
     def predict(self, images: Any) -> np.ndarray:
@@ -418,36 +419,19 @@ class Attributor:
     def grad_cam(self, images: Any, classes: Any = None) -> CamMap:
         """Grad-CAM (Selvaraju et al. 2017): ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
         mean of ``d score / d A_k``, at the layer's resolution (``heatmaps()`` upsamples)."""
-        x, values, scores, acts, grads = self.layer_gradients(images, classes)
-        target = self._describe(values)
-        weights = grads.mean(axis=(1, 2))
-        cam = np.maximum(np.einsum("nhwk,nk->nhw", acts, weights), 0.0)
-        return CamMap(method="grad_cam", target=target, classes=values, images=x,
-                      values=cam.astype(np.float32), scores=scores, layer=self.layer,
-                      weights=weights.astype(np.float32))
+        return self.layer_attribution(images, classes).cam()
 
     def grad_cam_plus_plus(self, images: Any, classes: Any = None) -> CamMap:
-        """Grad-CAM++ (Chattopadhay et al. 2018), closed form for ``exp(score)``:
-        ``alpha = g^2 / (2 g^2 + sum_ab A g^3)``, ``w_k = sum_ij alpha ReLU(g)``, map
-        ``ReLU(sum_k w_k A_k)`` (the common positive factor ``exp(score)`` is left out)."""
-        x, values, scores, acts, grads = self.layer_gradients(images, classes)
-        target = self._describe(values)
-        g2 = grads.astype(np.float64) ** 2
-        g3 = g2 * grads
-        denom = 2.0 * g2 + acts.sum(axis=(1, 2), keepdims=True) * g3
-        alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=denom != 0)
-        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
-        cam = np.maximum(np.einsum("nhwk,nk->nhw", acts, weights), 0.0)
-        return CamMap(method="grad_cam++", target=target, classes=values, images=x,
-                      values=cam.astype(np.float32), scores=scores, layer=self.layer,
-                      weights=weights.astype(np.float32))
+        """Grad-CAM++ (Chattopadhay et al. 2018), its closed form for ``exp(score)`` (see
+        :mod:`nbviz.attribution.cam`)."""
+        return self.layer_attribution(images, classes).cam(plus_plus=True)
 
     def layer_attribution(self, images: Any, classes: Any = None) -> LayerAttribution:
         """Activation x gradient at the layer: per position and filter, with channel and
         spatial sums (Olah et al.'s building blocks)."""
         x, values, scores, acts, grads = self.layer_gradients(images, classes)
         return LayerAttribution(target=self._describe(values), classes=values, layer=self.layer,
-                                images=x, activations=acts, values=acts * grads, scores=scores)
+                                images=x, activations=acts, gradients=grads, scores=scores)
 
 
 def last_result(progress: Iterator[Progress]) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._tf import require_tensorflow
+from .cam import class_activation_map, grad_cam_plus_plus_weights, grad_cam_weights
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
@@ -121,9 +122,11 @@ class CamMap(AttributionMap):
 class LayerAttribution:
     """How much each position and filter of ``layer`` contributes to the target.
 
-    ``values`` ``(N, h, w, K)`` is activation x gradient (Olah et al.'s building blocks):
-    summed over space it is the channel attribution (:attr:`channels`), over channels the
-    spatial attribution (:attr:`spatial`). ``activations`` are the layer's feature maps.
+    ``activations`` ``(N, h, w, K)`` are the layer's feature maps and ``gradients`` the
+    target's gradient there (one forward and one backward pass). :attr:`values`, activation x
+    gradient, is Olah et al.'s building block: summed over space it is the channel
+    attribution (:attr:`channels`), over filters the spatial attribution (:attr:`spatial`).
+    :meth:`cam` gives Grad-CAM / Grad-CAM++ from the same pass.
     """
 
     target: str
@@ -131,8 +134,13 @@ class LayerAttribution:
     layer: str
     images: np.ndarray
     activations: np.ndarray
-    values: np.ndarray
+    gradients: np.ndarray
     scores: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        """``(N, h, w, K)``: activation x gradient per position and filter."""
+        return self.activations * self.gradients
 
     @property
     def channels(self) -> np.ndarray:
@@ -152,3 +160,16 @@ class LayerAttribution:
     def channel_map(self, channel: int, i: int = 0) -> np.ndarray:
         """``(h, w)`` attribution of one filter over space (the spatial x channel view)."""
         return self.values[i, :, :, int(channel)]
+
+    def cam(self, plus_plus: bool = False) -> CamMap:
+        """Grad-CAM (or Grad-CAM++) of this layer and target, from these arrays."""
+        if plus_plus:
+            weights = grad_cam_plus_plus_weights(self.activations, self.gradients)
+        else:
+            weights = grad_cam_weights(self.gradients)
+        return CamMap(
+            method="grad_cam++" if plus_plus else "grad_cam", target=self.target,
+            classes=self.classes, images=self.images,
+            values=class_activation_map(self.activations, weights), scores=self.scores,
+            layer=self.layer, weights=weights.astype(np.float32),
+        )  # fmt: skip
