@@ -20,6 +20,7 @@ memory budget allows and can be stopped between calls (``threading.Event``), lik
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -116,14 +117,18 @@ class Attributor:
         scalar_i, scalar_f = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
         seed = tf.TensorSpec([2], tf.int32)
         steps = tf.TensorSpec([None], tf.float32)
-        self._noisy = self._compile(self._noisy_grads, image, classes, scalar_i, scalar_f, seed)
-        self._path = self._compile(self._path_grads, image, image, steps, steps, classes)
-        self._layer_fn = self._compile(self._layer_grads, image, classes)
-        self._logits_fn = self._compile(self._logits, image)
+        cls = type(self)
+        self._noisy = self._compile(cls._noisy_grads, image, classes, scalar_i, scalar_f, seed)
+        self._path = self._compile(cls._path_grads, image, image, steps, steps, classes)
+        self._layer_fn = self._compile(cls._layer_grads, image, classes)
+        self._logits_fn = self._compile(cls._logits, image)
 
     # -- compiled graph code -----------------------------------------------------------------
-    def _compile(self, fn: Callable, *signature: Any) -> Any:
+    def _compile(self, method: Callable, *signature: Any) -> Any:
+        """``tf.function`` of a method; ``partial`` gives each instance its own function key,
+        so many attributors (one per layer) do not trip TensorFlow's retracing warning."""
         tf = require_tensorflow()
+        fn = functools.partial(method, self)
         return tf.function(fn, input_signature=list(signature), autograph=False)
 
     @property
