@@ -106,7 +106,6 @@ class Attributor:
             )
         self.target: Target = resolve_target(model, target, logits_layer, class_names)
         self.layer = None if layer is None else spatial_layer(model, layer)
-        self._default_layer = layer is None
         self.memory_budget = int(memory_budget)
         self.batch_size = None if batch_size is None else max(1, int(batch_size))
         self._taps: tuple[Tap, ...] | None = None
@@ -263,15 +262,7 @@ class Attributor:
 
     def _need_layer(self) -> str:
         if self.layer is None:
-            if not self._default_layer:
-                raise LayerError("This Attributor has no layer.")
-            spatial = _spatial_before(self.model)
-            if not spatial:
-                raise LayerError(
-                    f"Model {self.model.name!r} has no spatial (batch, height, width, channels) "
-                    "layer for Grad-CAM. Fix: use saliency, SmoothGrad or Integrated Gradients."
-                )
-            self.layer = spatial[-1].name
+            self.layer = default_layer(self.model)
             self._tap_model = None  # rebuilt with the layer's output among the taps
         return self.layer
 
@@ -453,6 +444,19 @@ def _spatial_before(model: Any) -> list[Any]:
     return [i for i in iter_layers(model)
             if i.is_spatial and not isinstance(i.layer, keras.Model)
             and not isinstance(i.layer, keras.layers.InputLayer)]
+
+
+def default_layer(model: Any) -> str:
+    """Grad-CAM's usual layer: the last spatial layer that is not a pooling layer (VGG's
+    ``block5_conv3``, ResNet's ``conv5_block3_out``), nested layers included."""
+    spatial = _spatial_before(model)
+    if not spatial:
+        raise LayerError(
+            f"Model {model.name!r} has no spatial (batch, height, width, channels) layer for "
+            "Grad-CAM. Fix: use saliency, SmoothGrad or Integrated Gradients."
+        )
+    unpooled = [i for i in spatial if "Pooling" not in i.kind]
+    return (unpooled or spatial)[-1].name
 
 
 def bytes_per_sample(model: Any, spec: ImageSpec) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 import traitlets
 
 from ..attribution import Attributor, LayerAttribution
+from ..attribution.engine import default_layer
 from ..attribution.icons import ICON_STEPS, ChannelIcons, IconFrame
 from ..errors import NbvizError
 from ..featuremaps import image_key
@@ -75,7 +76,7 @@ class AttributionExplorer(widgets.VBox):
         A Keras classifier with one image input (nested fine-tuning models work).
     image, layer, preprocess, input_range:
         As for :class:`~nbviz.widgets.feature_maps.FeatureMapExplorer`; ``layer`` defaults to
-        the last spatial layer (Grad-CAM's usual choice).
+        the last spatial layer that is not pooling (Grad-CAM's usual choice).
     explorer:
         An existing :class:`FeatureMapExplorer` to compose with (shares its image, layer and
         cache; closed with this view only if this view created it).
@@ -157,8 +158,7 @@ class AttributionExplorer(widgets.VBox):
             self.explorer,
         ])  # fmt: skip
 
-        names = [n for n, _ in self.explorer.backend.layer_choices()]
-        self.explorer.layer = layer if layer is not None else names[-1]
+        self.explorer.layer = layer if layer is not None else default_layer(model)
         self.method = method
         self._links = [traitlets.link((self, "method"), (self.method_buttons, "value"))]
         self.observe(self._on_control, ["method", "cls"])
