@@ -19,6 +19,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ._tf import quiet_tensorflow_import
+
+quiet_tensorflow_import()  # TensorFlow's C++ start-up lines stay out of notebook cells
+
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -72,6 +72,11 @@ def _Subclassed(keras):
     return Subclassed()
 
 
+def _uint8_model(keras):
+    inp = keras.Input((8, 8, 3), dtype="uint8")
+    return keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(keras.layers.Rescaling(1 / 255)(inp)))
+
+
 @dataclass
 class Env:
     keras: Any
@@ -202,6 +207,8 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("FeatureMaps/subclassed", lambda e: _fm(e, e.subclassed), ModelError, "Functional API"),
     ("Renderer/subclassed", lambda e: Renderer(e.subclassed, "c:0"), ModelError,
      "Functional API"),
+    ("Renderer/integer-input", lambda e: Renderer(_uint8_model(e.keras), "c:0"), ModelError,
+     "clone_model"),
     # -- feature maps ---------------------------------------------------------------------------
     ("FeatureMaps/unbuilt", lambda e: _fm(e, e.unbuilt), ModelError, "keras.Input("),
     ("FeatureMaps/two-inputs", lambda e: _fm(e, e.two_inputs), ModelError, "single-input"),
@@ -348,17 +355,30 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("SurfaceFile.open/missing", lambda e: SurfaceFile.open(str(e.tmp / "nope.h5")),
      SurfaceFileError, "check the path"),
     ("SurfaceFile.open/not-hdf5", lambda e: SurfaceFile.open(_file(e, "junk.h5", b"junk" * 64)),
-     SurfaceFileError, "delete it or choose another path"),
+     SurfaceFileError, "not an HDF5 file"),
     ("SurfaceFile.open/truncated", lambda e: SurfaceFile.open(_truncated(e)), SurfaceFileError,
      "delete it or choose another path"),
     ("SurfaceFile.open/foreign-hdf5", lambda e: SurfaceFile.open(_foreign_h5(e)), SurfaceFileError,
-     "not an nbviz surface file"),
+     "leave that file be"),
     ("SurfaceFile.open/missing-dataset", lambda e: SurfaceFile.open(_missing_dataset(e)),
      SurfaceFileError, "incomplete"),
     ("SurfaceFile.open/a-directory", lambda e: SurfaceFile.open(str(e.tmp)), SurfaceFileError,
      "choose another path"),
     ("SurfaceFile.open/other-model", lambda e: SurfaceFile.open(e.surface_path, model=e.conv),
      SurfaceFileError, "use another file path for this model"),
+    ("evaluate_grid/store-in-missing-directory",
+     lambda e: _grid(e, store=str(e.tmp / "no" / "such" / "dir" / "s.h5")), SurfaceFileError,
+     "os.makedirs"),
+    ("evaluate_grid/ragged-list-data", lambda e: _grid(e, x=[[0.0], [1.0, 2.0]] * 16),
+     DataError, "every example the same shape"),
+    ("FeatureMaps/missing-image-file",
+     lambda e: _fm(e).activations(str(e.tmp / "nope.png"), "conv1"), ImageError, "check the path"),
+    ("FeatureMaps/different-sizes-any-size-model",
+     lambda e: FeatureMaps(_any_size_convnet(e.keras)).activations(
+         [np.zeros((8, 8, 3)), np.zeros((9, 9, 3))], "conv1"), ImageError, "resize them to one size"),
+    ("FeatureMaps/negative-int-pixels",
+     lambda e: _fm(e).activations(np.full((16, 16, 3), -3), "conv1"), ImageError,
+     "scale it to floats in [0, 1]"),
     ("evaluate_grid/store-of-another-grid",
      lambda e: _grid(e, xs=grid_coords(4), store=e.surface_path), SurfaceFileError,
      "use another file path"),
@@ -412,6 +432,11 @@ def _dead_relu_model(e):
     kernel, bias = model.get_layer("conv1").get_weights()
     model.get_layer("conv1").set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
     return model
+
+
+def _any_size_convnet(keras):
+    inp = keras.Input((None, None, 3))
+    return keras.Model(inp, keras.layers.Conv2D(2, 3, name="conv1")(inp), name="any_size")
 
 
 def _reuse_recorder(e):

@@ -52,6 +52,7 @@ def _finetune(keras, base, outer: str = "functional"):
         )  # fmt: skip
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.RandomFlip(name="augment")(inputs)
+    x = keras.layers.GaussianNoise(0.9, name="noise")(x)  # changes every value when training
     x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(x)
     x = base(x, training=False)
     for layer in head:

@@ -4,7 +4,8 @@
   interpolation between two models or the plane of three; :mod:`.pca` -- PCA directions of a
   training path (Gram-matrix trick).
 - :mod:`.grid` -- :func:`iter_grid` (a generator of finished chunks, resumable, cancellable),
-  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates.
+  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates;
+  :func:`loss_at_weights` -- the loss (with regularization, as ``model.evaluate``) at any weights.
 - :mod:`.path` -- :class:`WeightPathRecorder` (a Keras callback) and :func:`project_path`.
 - :mod:`.storage` -- :class:`SurfaceFile` (resumable HDF5), saved directions.
 - :mod:`.plot` -- matplotlib figures like the seed article's.
@@ -22,6 +23,7 @@ from .directions import (
     plane_directions,
     random_directions,
 )
+from .evaluator import loss_at_weights
 from .grid import evaluate_grid, evaluate_line, iter_grid
 from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
@@ -46,6 +48,7 @@ __all__ = [
     "interpolation_directions",
     "iter_grid",
     "load_directions",
+    "loss_at_weights",
     "normalize_directions",
     "pca_directions",
     "plane_directions",

@@ -1,0 +1,37 @@
+"""notebooks/05-your-own-model.ipynb in JupyterLab 4 (NBVIZ_FAST=1): a fine-tuning model around
+a nested base; the live watch, the feature maps of an inner layer, the optimized image and the
+landscape all render, with no page errors."""
+
+from __future__ import annotations
+
+import nbformat
+
+from .conftest import REPO, pixel_stats
+from .widget_support import kernel_value, wait_image_loaded
+
+NOTEBOOK = REPO / "notebooks" / "05-your-own-model.ipynb"
+
+
+def test_your_own_model_notebook_renders_in_lab(lab):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code"]
+    lab.run_notebook("05-your-own-model.ipynb", cells, timeout=600)
+    page = lab.page
+    # explorer input + inner feature map + optimized image: real, decoded images
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.widget-image'))
+                   .filter(i => i.complete && i.naturalWidth > 0).length >= 3""",
+        timeout=120_000,
+    )
+    wait_image_loaded(page, ".widget-image")
+    # the watched landscape and the final one: heat maps with contour lines
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.bqplot g.curve path.line'))
+                   .filter(p => (p.getAttribute('d') || '').split('L').length > 4).length >= 2""",
+        timeout=120_000,
+    )
+    assert pixel_stats(page.locator(".bqplot:visible").last)["colors"] > 50
+    assert kernel_value(lab, "explorer.layer") == "'base/conv2'"
+    assert kernel_value(lab, "fm.scaling.range") == "(0.0, 255.0)"
+    assert kernel_value(lab, "(explorer.error, opt.error, landscape.error)") == "(None, None, None)"
+    assert not [m for m in lab.console if m.startswith("[pageerror]")], lab.console_errors()
