@@ -237,9 +237,9 @@ def main(argv: list[str] | None = None) -> None:
             r = {v: rates[(method, v)][0] for v in ("eager", "tkv", "nbviz") if (method, v) in rates}
             share = "/".join(f"{flops[method] * r[v] / peak * 100:.0f}%" if v in r else "-"
                              for v in ("eager", "tkv", "nbviz"))
-            tkv = f"{r['tkv']:8.2f}" if "tkv" in r else f"{'n/a':>8s}"
+            tkv = f"{r['tkv']:8.3g}" if "tkv" in r else f"{'n/a':>8s}"
             vs_tkv = f"{r['nbviz'] / r['tkv']:8.2f}x" if "tkv" in r else f"{'n/a':>9s}"
-            print(f"{name + ' ' + method:34s} {r['eager']:8.2f} {tkv} {r['nbviz']:8.2f}  "
+            print(f"{name + ' ' + method:34s} {r['eager']:8.3g} {tkv} {r['nbviz']:8.3g}  "
                   f"{r['nbviz'] / r['eager']:10.2f}x {vs_tkv}   {share}", flush=True)
         if unavailable:
             print(f"  tf-keras-vis unavailable: {unavailable}")

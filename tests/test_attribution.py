@@ -348,4 +348,8 @@ def test_attribution_works_on_a_functional_fine_tuning_model(keras):
     la = a.layer_attribution(x, [1, 4])
     assert la.layer == "base/conv2" and la.channels.shape == (2, 16)
     assert attribution.grad_cam(model, x[0], 2, input_range=(0, 255)).layer == "base/conv2"
+    # Without input_range the range is read from the model's Rescaling layer, as FeatureMaps does.
+    assert Attributor(model).preparer.input_range == (0.0, 255.0)
+    np.testing.assert_allclose(Attributor(model, layer="base/conv2").grad_cam(x, [1, 4]).values,
+                               cam.values, rtol=1e-5, atol=1e-7)
     assert_weights_identical(model, snap)

@@ -33,6 +33,7 @@ from ..errors import LayerError, ModelError, format_choices
 from ..featuremaps.preprocess import ImagePreparer, ImageSpec, Preprocess
 from ..layers import build_tap_model, find_layer, iter_layers
 from ..optvis.objectives import Objective
+from ..scaling import input_scaling, resolve_input_range
 from .baselines import make_baselines
 from .results import AttributionMap, CamMap, IntegratedGradientsMap, LayerAttribution
 from .targets import ClassLogits, Tap, Target, resolve_target
@@ -77,7 +78,8 @@ class Attributor:
         The layer holding the class scores (default: found from the output), and names
         used in result descriptions.
     preprocess, input_range:
-        The model's preprocessing, as for :class:`~nbviz.featuremaps.FeatureMaps`.
+        The model's preprocessing, as for :class:`~nbviz.featuremaps.FeatureMaps` (by default
+        the range is read from the model's own ``Rescaling``/``Normalization`` layer).
     memory_budget:
         Bytes one compiled call may use for activations and gradients; sets how many
         SmoothGrad / IG samples run per call (``batch_size`` overrides it).
@@ -98,7 +100,11 @@ class Attributor:
     ) -> None:
         tf = require_tensorflow()
         self.model = model
-        self.preparer = ImagePreparer(ImageSpec.from_model(model), preprocess, input_range)
+        # The model's value range as FeatureMaps reads it (its own Rescaling/Normalization
+        # layer), unless given: gradients are then per [0, 1] image value all the same.
+        scaling = input_scaling(model)
+        self.preparer = ImagePreparer(ImageSpec.from_model(model), preprocess,
+                                      resolve_input_range(input_range, preprocess, scaling))
         if isinstance(target, (int, np.integer, list, tuple)):
             raise LayerError(
                 "Attributor(target=...) takes an objective or None (class logits); the class "
