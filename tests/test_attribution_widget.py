@@ -130,3 +130,24 @@ def test_fine_tuning_model_with_a_nested_base(keras, no_thread_leak):
     finally:
         w.close()
     assert_weights_identical(model, snap)
+
+
+def test_unusable_models_show_the_error_and_the_explorer_still_works(keras, no_thread_leak):
+    from nbviz.errors import ModelError
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    maps = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(inp), name="no_classifier")
+    dead = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(
+        4, 3, activation="relu", kernel_initializer="zeros", bias_initializer=keras.initializers
+        .Constant(-1.0), name="conv"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, name="logits")], name="dead")
+    samples = {"noise": np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)}
+    for model, fix in ((maps, "not class scores"), (dead, "nothing to weight")):
+        w = AttributionExplorer(model, samples=samples, top_filters=2)
+        try:
+            assert w.wait(120)
+            assert isinstance(w.error, ModelError) and fix in w.status.value, w.status.value
+            assert w.explorer.wait(60) and w.explorer.error is None
+        finally:
+            w.close()
