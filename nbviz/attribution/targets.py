@@ -131,7 +131,7 @@ class ClassLogits(Target):
             f"{c} ({self.class_names[c]})" if self.class_names else str(c)
             for c in classes
         ]
-        return f"class {', '.join(parts)} ({self.info.name!r} before softmax)"
+        return f"class {', '.join(parts)} (logit of {self.info.name!r})"
 
 
 class ObjectiveTarget(Target):
