@@ -397,9 +397,20 @@ class Attributor:
                            tf.constant(0.0), tf.constant([0, 0], tf.int32))
         return s.numpy()
 
-    def layer_gradients(self, images: Any, classes: Any = None) -> tuple[np.ndarray, ...]:
-        """``(x, class values, scores (N,), activations (N, h, w, K), gradients (N, h, w, K))``
-        at the layer, from one forward and one backward pass."""
+    def grad_cam(self, images: Any, classes: Any = None) -> CamMap:
+        """Grad-CAM (Selvaraju et al. 2017): ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
+        mean of ``d score / d A_k``, at the layer's resolution (``heatmaps()`` upsamples)."""
+        return self.layer_attribution(images, classes).cam()
+
+    def grad_cam_plus_plus(self, images: Any, classes: Any = None) -> CamMap:
+        """Grad-CAM++ (Chattopadhay et al. 2018), its closed form for ``exp(score)`` (see
+        :mod:`nbviz.attribution.cam`)."""
+        return self.layer_attribution(images, classes).cam(plus_plus=True)
+
+    def layer_attribution(self, images: Any, classes: Any = None) -> LayerAttribution:
+        """The layer's activations and the target's gradient there (one forward and one
+        backward pass): activation x gradient per position and filter, with channel and
+        spatial sums (Olah et al.'s building blocks), and Grad-CAM from the same arrays."""
         tf = require_tensorflow()
         self._need_layer()
         x = self.images(images)
@@ -416,24 +427,8 @@ class Attributor:
                 "there is nothing to weight. Fix: check input_range= / preprocess=, or pick "
                 "another layer."
             )
-        return x, values, scores.numpy(), acts, grads
-
-    def grad_cam(self, images: Any, classes: Any = None) -> CamMap:
-        """Grad-CAM (Selvaraju et al. 2017): ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
-        mean of ``d score / d A_k``, at the layer's resolution (``heatmaps()`` upsamples)."""
-        return self.layer_attribution(images, classes).cam()
-
-    def grad_cam_plus_plus(self, images: Any, classes: Any = None) -> CamMap:
-        """Grad-CAM++ (Chattopadhay et al. 2018), its closed form for ``exp(score)`` (see
-        :mod:`nbviz.attribution.cam`)."""
-        return self.layer_attribution(images, classes).cam(plus_plus=True)
-
-    def layer_attribution(self, images: Any, classes: Any = None) -> LayerAttribution:
-        """Activation x gradient at the layer: per position and filter, with channel and
-        spatial sums (Olah et al.'s building blocks)."""
-        x, values, scores, acts, grads = self.layer_gradients(images, classes)
-        return LayerAttribution(target=self._describe(values), classes=values, layer=self.layer,
-                                images=x, activations=acts, gradients=grads, scores=scores)
+        return LayerAttribution(target=target, classes=values, layer=self.layer, images=x,
+                                activations=acts, gradients=grads, scores=scores.numpy())
 
 
 def last_result(progress: Iterator[Progress]) -> Any:
