@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # nbviz developer entry point. Two commands (see README "Quick start"):
 #   bash dev.sh lab    set everything up, open JupyterLab on the tour notebook
-#   bash dev.sh test   set everything up, run the whole test suite (all tiers) and ruff
+#   bash dev.sh test   set everything up, run ruff, mypy and the whole test suite (all tiers)
+# and one more:
+#   bash dev.sh docs   set everything up, build the documentation site into docs/_build/html
 # Anything after the command is passed on (to jupyter lab / pytest).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 PY=${PYTHON:-python3}
 VENV=${NBVIZ_VENV:-.venv}
-EXTRAS=${NBVIZ_EXTRAS:-cpu,lab,test,browser,distributed}
+EXTRAS=${NBVIZ_EXTRAS:-cpu,lab,test,browser,distributed,docs}
 
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -53,10 +55,18 @@ case "$cmd" in
     setup
     ensure_chromium
     "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy" nbviz   # configured in pyproject.toml [tool.mypy]
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  docs)
+    setup
+    # Executed notebooks: reuse the notebook tier's copies when they match, else run them.
+    "$VENV/bin/python" scripts/run_notebooks.py docs/notebooks \
+      --reuse "${NBVIZ_ARTIFACTS:-test-artifacts}/notebooks"
+    exec "$VENV/bin/python" -m sphinx -W --keep-going -n -q -b html docs docs/_build/html "$@"
+    ;;
   *)
-    echo "usage: bash dev.sh lab|test [args...]" >&2
+    echo "usage: bash dev.sh lab|test|docs [args...]" >&2
     exit 2
     ;;
 esac

@@ -23,6 +23,7 @@ from ._tf import quiet_tensorflow_import
 
 quiet_tensorflow_import()  # TensorFlow's C++ start-up lines stay out of notebook cells
 
+#: The package version: the one place it is set (the wheel's metadata reads it from here).
 __version__ = "0.1.0"
 
 _LAZY = {

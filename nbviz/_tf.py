@@ -127,7 +127,8 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                 run(module)
                 _warm_up(module)
 
-        spec.loader.exec_module = exec_module  # this spec's loader instance only
+        loader: Any = spec.loader  # this spec's loader instance only
+        loader.exec_module = exec_module
         return spec
 
 

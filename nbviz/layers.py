@@ -8,7 +8,7 @@ when it is unique.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ def _output_shape(layer: Any) -> tuple | None:
         return None
 
 
-def iter_layers(model: Any, prefix: str = ""):
+def iter_layers(model: Any, prefix: str = "") -> Iterator[LayerInfo]:
     """Yield :class:`LayerInfo` for every layer, descending into nested models."""
     keras = require_keras()
     for layer in model.layers:
@@ -190,7 +190,8 @@ def build_tap_model(model: Any, taps: Sequence[Tap | str], name: str = "nbviz_ta
     check_model_input(model)
     resolved: list[Tap] = []
     for tap in taps:
-        n, kind = (tap, "output") if isinstance(tap, str) else tap
+        pair: Tap = (tap, "output") if isinstance(tap, str) else tap
+        n, kind = pair
         resolved.append((find_layer(model, n).name, kind))
     return tap_model(model, resolved, name=name)
 

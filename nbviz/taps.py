@@ -57,7 +57,7 @@ def _replay(model: Any, x: Any, wanted: dict[Tap, None], need_output: bool) -> t
     layer of the base do not run the rest of the network.
     """
     keras = require_keras()
-    direct: dict[str, list[str]] = {}
+    direct: dict[str, list[TapKind]] = {}
     nested: dict[str, dict[Tap, None]] = {}
     for n, kind in wanted:
         if "/" in n:

@@ -172,6 +172,65 @@ class Worker:
                     self._report(exc)
 
 
+class LatestRequestLoop:
+    """"Latest request wins" on one worker: a request made while another is computed replaces
+    any older one still waiting, and one loop on the worker's thread handles them until none
+    is left (a slider dragged over ten layers computes the first and the last).
+
+    ``handle(ctx, request)`` runs on the worker's thread for each request taken; it renders
+    its own result, so anything a render requests lands here while the loop still owns the
+    thread. The loop ends when no request waits, or when the worker is stopped.
+    """
+
+    def __init__(self, worker: Worker, handle: Callable[[JobContext, Any], None]) -> None:
+        self.worker = worker
+        self.handle = handle
+        self._lock = threading.Lock()
+        self._pending: Any = _NOTHING
+        self._active = False
+
+    @property
+    def active(self) -> bool:
+        """True while the loop owns the worker (a request is being handled or waits)."""
+        with self._lock:
+            return self._active
+
+    def submit(self, request: Any, *, only_if_idle: bool = False) -> bool:
+        """Queue ``request`` (replacing a waiting one); start the loop when it is not running.
+
+        ``only_if_idle``: drop the request while the loop runs (a periodic refresh that the
+        next one catches up with). Returns False when the request was dropped.
+        """
+        with self._lock:
+            if self._active and only_if_idle:
+                return False
+            self._pending = request
+            if self._active:
+                return True
+            self._active = True
+        self.worker.join()  # a previous loop has given up the flag; let its thread end
+        self.worker.start(self._loop)
+        return True
+
+    def clear(self) -> None:
+        """Drop the waiting request (the one being handled finishes or sees the stop)."""
+        with self._lock:
+            self._pending = _NOTHING
+
+    def _loop(self, ctx: JobContext) -> None:
+        try:
+            while not ctx.stopped:
+                with self._lock:
+                    request, self._pending = self._pending, _NOTHING
+                    if request is _NOTHING:
+                        self._active = False
+                        return
+                self.handle(ctx, request)
+        finally:
+            with self._lock:
+                self._active = False
+
+
 class _Nothing:
     __slots__ = ()
 

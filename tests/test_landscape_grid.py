@@ -218,3 +218,13 @@ def test_bad_input_errors_name_the_fix():
         evaluate_grid(cnn, xi, np.zeros((8, 5), np.float32), random_directions(cnn), XS, YS)
     with pytest.raises(ValueError, match="2 directions"):
         evaluate_grid(model, x, y, random_directions(model, n=1), XS, YS)
+
+
+def test_evaluate_grid_in_one_call_uses_random_directions_and_21_points():
+    model = mlp(seed=0, width=8)
+    x, y = parabola(32)
+    got = evaluate_grid(model, x, y)
+    assert got.loss.shape == (21, 21) and got.complete
+    want = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(21, 1.0),
+                         grid_coords(21, 1.0))
+    np.testing.assert_allclose(got.loss, want.loss, rtol=1e-6)

@@ -587,3 +587,23 @@ def test_sampling_built_ahead_makes_a_seeded_run_independent_of_how_it_is_split(
     first = r._sampling._indices.numpy()
     r.run(r._max_chunk, every=r._max_chunk)
     assert not np.array_equal(first, r._sampling._indices.numpy())
+
+
+def test_from_function_objective_equals_the_built_in_and_composes(tiny_convnet):
+    import tensorflow as tf
+
+    from nbviz.errors import LayerError
+
+    mean_c3 = optvis.from_function(
+        lambda T: tf.reduce_mean(T("conv2")[..., 3], axis=[1, 2]), layers=["conv2"],
+        name="mean(conv2:3)",
+    )
+    x = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
+    plain = dict(transforms="none", preactivation=False, seed=0)
+    want = optvis.Renderer(tiny_convnet, optvis.channel("conv2", 3), **plain).evaluate(x)
+    got = optvis.Renderer(tiny_convnet, mean_c3, **plain).evaluate(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    mixed = optvis.Renderer(tiny_convnet, mean_c3 - 0.5 * optvis.channel("conv1", 1), **plain)
+    assert np.isfinite(mixed.run(3).losses).all()
+    with pytest.raises(LayerError, match="conv2"):
+        optvis.Renderer(tiny_convnet, optvis.from_function(lambda T: T("cnv2"), ["cnv2"]))

@@ -56,3 +56,27 @@ def test_errors_are_surfaced_and_worker_restarts(no_thread_leak):
     w.join(5)
     assert w.result == 42
     assert not any(t.name == "nbviz-worker" and t.is_alive() for t in threading.enumerate())
+
+
+def test_latest_request_wins_and_one_loop_handles_the_rest():
+    from nbviz.worker import LatestRequestLoop
+
+    gate, handled = threading.Event(), []
+
+    def handle(ctx, request):
+        gate.wait(60)
+        handled.append(request)
+
+    w = Worker()
+    loop = LatestRequestLoop(w, handle)
+    assert loop.submit(1)
+    for r in (2, 3, 4):  # while 1 is handled: each replaces the waiting one
+        assert loop.submit(r)
+    assert not loop.submit(5, only_if_idle=True)  # a periodic refresh is dropped while busy
+    gate.set()
+    deadline = time.monotonic() + 60
+    while loop.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.join(60)
+    assert handled == [1, 4] and not loop.active
+    assert loop.submit(6) and w.join(60) and handled[-1] == 6

@@ -12,6 +12,7 @@ random weights and ``weights="<path>"`` loads any weights file of the same archi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -30,6 +31,7 @@ class Application:
     default_size: int = 224
 
 
+#: The ``keras.applications`` models :func:`load_application` knows, by name.
 APPLICATIONS: dict[str, Application] = {
     "VGG16": Application("vgg16", "vgg16"),
     "VGG19": Application("vgg19", "vgg19"),
@@ -112,17 +114,19 @@ def find_imagenet_weights(name: str, include_top: bool = True,
     return None
 
 
-def application_preprocess(name: str):
+def application_preprocess(name: str) -> Callable[..., Any]:
     """``keras.applications.<module>.preprocess_input`` matching application ``name``.
 
     It takes images in [0, 255] (RGB) and returns what the network expects.
     """
     keras = require_keras()
     app = _lookup(name)
-    return getattr(keras.applications, app.module).preprocess_input
+    preprocess: Callable[..., Any] = getattr(keras.applications, app.module).preprocess_input
+    return preprocess
 
 
-def _download(constructor: Any, name: str, filename: str, include_top: bool, **kwargs: Any):
+def _download(constructor: Any, name: str, filename: str, include_top: bool,
+              **kwargs: Any) -> Any:
     """Let Keras download the weights into its cache; a failed download names the file."""
     try:
         return constructor(weights="imagenet", include_top=include_top, **kwargs)
@@ -153,7 +157,7 @@ def _missing_weights_error(name: str, filename: str, include_top: bool, tried: b
 
 def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "imagenet",
                      input_shape: tuple | None = None, include_top: bool = True, *,
-                     download: bool = True, **kwargs: Any):
+                     download: bool = True, **kwargs: Any) -> Any:
     """Build keras.applications.<name>, with ImageNet weights found the way Keras finds them.
 
     ``weights``: "imagenet" loads the weights from the local Keras cache (see
@@ -205,7 +209,7 @@ def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "i
     return constructor(weights=weights, input_shape=input_shape, include_top=include_top, **kwargs)
 
 
-def application_module(name: str):
+def application_module(name: str) -> Any:
     """The ``keras.applications.<module>`` of application ``name`` (decode_predictions...)."""
     require_keras()
     return import_module(f"keras.applications.{_lookup(name).module}")

@@ -29,8 +29,8 @@ def _photos() -> dict[str, np.ndarray]:
     for path, image in zip(bunch.filenames, bunch.images, strict=True):
         name = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
         photos[name] = np.ascontiguousarray(image, dtype=np.uint8)
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8)
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as f:
+        photos["grace_hopper"] = np.asarray(f.convert("RGB"), dtype=np.uint8)
     return photos
 
 
@@ -89,7 +89,7 @@ def sample_image(name: str, size: int | tuple[int, int] | None = None) -> np.nda
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
         image = image[top : top + s, left : left + s]
-        target = (int(size), int(size))
+        target: tuple[int, ...] = (int(size), int(size))
     else:
         target = tuple(int(v) for v in size)
         if len(target) != 2:
@@ -98,5 +98,5 @@ def sample_image(name: str, size: int | tuple[int, int] | None = None) -> np.nda
         raise ImageError(f"size must be positive, got {size!r}.")
     from PIL import Image
 
-    resized = Image.fromarray(image).resize((target[1], target[0]), Image.BILINEAR)
+    resized = Image.fromarray(image).resize((target[1], target[0]), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8).copy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._tf import require_keras
 from .procedural import NUM_CLASSES
 
@@ -35,7 +37,7 @@ def build_demo_convnet(num_classes: int = NUM_CLASSES, compile: bool = True):
     return model
 
 
-def compile_demo_convnet(model, learning_rate=1e-3):
+def compile_demo_convnet(model: Any, learning_rate: float = 1e-3) -> Any:
     """Compile with Adam(``learning_rate``), sparse categorical cross-entropy and accuracy."""
     keras = require_keras()
     model.compile(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._tf import require_keras
@@ -23,7 +25,7 @@ def parabola_data(n: int = 1024, seed: int = 0, noise: float = 0.25) -> tuple[np
     return x, y
 
 
-def build_parabola_mlp(seed: int = 0):
+def build_parabola_mlp(seed: int = 0) -> Any:
     """The seed article's MLP, compiled: Dense 64 ReLU x 3 -> Dense 1, Adam, MSE.
 
     Input shape (1,). Layers are named ``hidden1``..``hidden3`` and ``output``. Weights are
@@ -33,7 +35,7 @@ def build_parabola_mlp(seed: int = 0):
     keras = require_keras()
     layers = keras.layers
 
-    def init(i: int):
+    def init(i: int) -> Any:
         return keras.initializers.GlorotUniform(seed=int(seed) * 1000 + i)
 
     model = keras.Sequential(

@@ -30,10 +30,11 @@ def _require(path: Path) -> Path:
 
 def demo_model_info() -> dict[str, Any]:
     """Metadata of the shipped demo model (a fresh dict): test accuracy, splits, versions..."""
-    return json.loads(_require(INFO_PATH).read_text())
+    info: dict[str, Any] = json.loads(_require(INFO_PATH).read_text())
+    return info
 
 
-def load_demo_model(compile: bool = True):
+def load_demo_model(compile: bool = True) -> Any:
     """A new instance of the trained demo convnet (input (64, 64, 3) float32 in [0, 1]).
 
     Every call builds a fresh model and loads the shipped weights (well under a second), so

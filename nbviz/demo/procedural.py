@@ -19,13 +19,14 @@ with x to the right and y *up*, so the grating's 2-D spectrum peaks on that axis
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 ORIENTATIONS_DEG: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
 ORIENTATION_NAMES: tuple[str, ...] = ("vertical", "falling diagonal", "horizontal", "rising diagonal")
 COLOUR_NAMES: tuple[str, ...] = ("red", "blue")
-# Class k is orientation k // 2 and colour k % 2.
+#: The demo task's 8 class names; class k is orientation k // 2 and colour k % 2.
 CLASS_NAMES: list[str] = [f"{o} {c}" for o in ORIENTATION_NAMES for c in COLOUR_NAMES]
 NUM_CLASSES = len(CLASS_NAMES)
 
@@ -64,11 +65,12 @@ def _pixel_coords(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y_up
 
 
-def _wave_phase(x, y_up, angle_deg, period, phase):
+def _wave_phase(x: np.ndarray, y_up: np.ndarray, angle_deg: Any, period: Any,
+                phase: Any) -> np.ndarray:
     """Phase of the grating at each pixel; broadcasting over leading parameter axes."""
     a = np.deg2rad(angle_deg)
     u = x * np.cos(a) + y_up * np.sin(a)
-    return (2.0 * np.pi) * u / period + phase
+    return np.asarray((2.0 * np.pi) * u / period + phase)
 
 
 def make_grating(
@@ -99,12 +101,12 @@ def make_grating(
         1.0 + np.cos(_wave_phase(x, y_up, angle_deg, period, phase))
     )
     img = bg + (col - bg) * weight[..., None]
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip(img, 0.0, 1.0), dtype=np.float32)
 
 
 def _class_colours(rng: np.random.Generator, colour: np.ndarray) -> np.ndarray:
     """Random red-ish (colour 0) or blue-ish (colour 1) RGB values, shape (n, 3)."""
-    n = colour.shape[0]
+    n = int(colour.shape[0])
     dominant = rng.uniform(0.75, 1.0, n)
     other = rng.uniform(0.0, 0.35, (n, 2))
     rgb = np.empty((n, 3), np.float32)
@@ -156,7 +158,10 @@ def _generate_chunk(seed: int, chunk: int, size: int) -> tuple[np.ndarray, np.nd
 
     f32 = np.float32
     x, y_up = _pixel_coords(size)
-    p = lambda a: np.asarray(a, f32)[:, None, None]  # noqa: E731 - (n,) -> (n, 1, 1)
+
+    def p(a: Any) -> np.ndarray:  # (n,) -> (n, 1, 1)
+        return np.asarray(a, f32)[:, None, None]
+
     # Every image is a stack of layers composited "over" each other: background, grating,
     # blobs. Only per-pixel layer opacities are computed on (n, H, W) planes; one batched
     # matmul with the layer colours then makes the RGB images (far cheaper than RGB blending).

@@ -5,7 +5,7 @@ Usage::
     python -m nbviz.demo.train [--out DIR] [--epochs N] [--seed S]
 
 Generates the train/val/test splits of :data:`nbviz.demo.splits.SPLITS`, trains
-:func:`nbviz.demo.model.build_demo_convnet` (Adam with cosine decay, batch 64), evaluates
+:func:`nbviz.demo.build_demo_convnet` (Adam with cosine decay, batch 64), evaluates
 on the held-out test split and writes ``demo_convnet.weights.h5`` and
 ``demo_convnet.json`` (test accuracy, seeds, versions, timings) to ``--out`` (by default
 the package's data folder, i.e. what ships). Takes about 2-3 minutes on 2 CPU cores.

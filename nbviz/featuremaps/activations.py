@@ -56,7 +56,7 @@ class CacheStats:
 def image_key(images: Any) -> str:
     """A content hash of an image or batch (dtype, shape and bytes), used as cache key.
 
-    Hashes the pixels as :func:`~nbviz.featuremaps.reading.read_images` reads them (a file
+    Hashes the pixels as :func:`~nbviz.featuremaps.read_images` reads them (a file
     path by its content, a PIL image by its converted pixels, a list image by image).
     """
     h = hashlib.blake2b(digest_size=16)
@@ -65,7 +65,7 @@ def image_key(images: Any) -> str:
         a = np.ascontiguousarray(part)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         if a.size and a.dtype.kind != "O":  # zero-size/object arrays fail later, clearly
-            h.update(memoryview(a).cast("B"))
+            h.update(a.data.cast("B"))
     return h.hexdigest()
 
 
@@ -191,7 +191,7 @@ class FeatureMaps:
 
     def layer_choices(self) -> list[tuple[str, tuple]]:
         """``(name, output shape without the batch axis)`` of every image-like layer."""
-        return [(i.name, tuple(i.output_shape[1:])) for i in self.layers()]
+        return [(i.name, tuple((i.output_shape or ())[1:])) for i in self.layers()]
 
     def layer_info(self, layer: str) -> LayerInfo:
         """The layer named ``layer``, checked to have an image-like output (clear error if not)."""
@@ -217,13 +217,15 @@ class FeatureMaps:
 
     def channels(self, layer: str) -> int:
         """Number of channels (filters) of ``layer``'s output."""
-        return int(self.layer_info(layer).channels)
+        channels = self.layer_info(layer).channels
+        assert channels is not None  # image-like layers have a channel axis
+        return int(channels)
 
     # -- images ------------------------------------------------------------------------------
     def display_image(self, image: Any) -> np.ndarray:
         """The image as the network sees it before ``preprocess``: float (H, W, C) in [0, 1]."""
         batch, _ = self.preparer.standardize(image)
-        return batch[0]
+        return np.asarray(batch[0])
 
     # -- activations -------------------------------------------------------------------------
     def cached(self, layer: str, key: str) -> np.ndarray | None:

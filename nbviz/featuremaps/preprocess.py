@@ -48,7 +48,8 @@ def reshaped_image_input(model: Any) -> tuple[str, tuple[int, int, int]] | None:
         return None
     if int(np.prod(target)) != int(np.prod(shape[1:])):
         return None
-    return first.name, tuple(int(d) for d in target)
+    h, w, c = (int(d) for d in target)
+    return first.name, (h, w, c)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class ImageSpec:
                 "(batch, height, width, channels); feature maps need a convolutional image "
                 "model. Fix: pass a model whose input is e.g. keras.Input((64, 64, 3))."
             )
-        return cls(*(None if d is None else int(d) for d in shape[1:]))
+        h, w, c = (None if d is None else int(d) for d in shape[1:])
+        return cls(h, w, c)
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -88,6 +90,7 @@ class ImageSpec:
         return (self.height, self.width)
 
     def describe(self) -> str:
+        """``"(H, W, C)"`` for messages, with ``any`` for undefined sizes."""
         h, w, c = (("any" if d is None else str(d)) for d in (self.height, self.width, self.channels))
         return f"({h}, {w}, {c})"
 
@@ -173,7 +176,7 @@ def resize_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if tuple(batch.shape[1:3]) == tuple(size):
         return batch
     tf = require_tensorflow()
-    return tf.image.resize(batch, size, method="bilinear", antialias=True).numpy()
+    return np.asarray(tf.image.resize(batch, size, method="bilinear", antialias=True).numpy())
 
 
 class ImagePreparer:
@@ -219,7 +222,7 @@ class ImagePreparer:
     def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
         """``(float32 batch in [0, 1] at the model's size and channels, was_single)``.
 
-        ``images``: anything :func:`~nbviz.featuremaps.reading.read_images` reads; a list of
+        ``images``: anything :func:`~nbviz.featuremaps.read_images` reads; a list of
         images of different sizes is resized image by image.
         """
         images = read_images(images)
@@ -288,11 +291,12 @@ def prepare_image(
             f"Input shape {shape} is not an image model's (batch, height, width, channels)."
         )
     check_channels_last(None, shape)
-    spec = ImageSpec(*(None if d is None else int(d) for d in shape[1:]))
+    h, w, c = (None if d is None else int(d) for d in shape[1:])
+    spec = ImageSpec(h, w, c)
     batch = ImagePreparer(spec, preprocess, input_range, resize).prepare(image)
     if batch.shape[0] != 1:
         raise ImageError(
             f"prepare_image takes one image; got a batch of {batch.shape[0]}. "
             "Fix: use ImagePreparer.prepare for batches."
         )
-    return batch[0]
+    return np.asarray(batch[0])

@@ -26,7 +26,7 @@ Two steps, kept apart so that a cache key and the pixels fed to the network alwa
                              image and ``preprocess=`` instead)
   =========================  ==========================================================
 
-Channels (see :func:`~nbviz.featuremaps.preprocess.match_channels`): 1 gray, 2 gray + alpha,
+Channels (see ``match_channels`` in :mod:`nbviz.featuremaps.preprocess`): 1 gray, 2 gray + alpha,
 3 RGB, 4 RGBA; alpha is dropped, as ``keras.utils.load_img`` does.
 """
 
@@ -112,7 +112,7 @@ def read_image_array(obj: Any) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         return obj
     if isinstance(obj, (str, os.PathLike, bytes)):
-        return read_path(obj)
+        return read_path(os.fsdecode(obj) if isinstance(obj, bytes) else obj)
     if _is_pil(obj):
         return pil_to_array(obj)
     numpy = getattr(obj, "numpy", None)

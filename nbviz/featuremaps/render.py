@@ -57,7 +57,7 @@ def to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
     v = np.asarray(values, dtype=np.float32)
     if not high > low:
         return np.zeros_like(v)
-    return np.clip((v - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
+    return np.asarray(np.clip((v - np.float32(low)) / np.float32(high - low), 0.0, 1.0))
 
 
 def normalize_maps(acts: np.ndarray, normalization: Normalization = "map") -> np.ndarray:
@@ -176,7 +176,7 @@ def block_mean(acts: np.ndarray, factor: int) -> np.ndarray:
     h, w, c = acts.shape
     hf, wf = max(1, h // factor), max(1, w // factor)
     fy, fx = min(factor, h), min(factor, w)
-    return acts[: hf * fy, : wf * fx].reshape(hf, fy, wf, fx, c).mean(axis=(1, 3))
+    return np.asarray(acts[: hf * fy, : wf * fx].reshape(hf, fy, wf, fx, c).mean(axis=(1, 3)))
 
 
 def to_png(rgb: np.ndarray) -> bytes:

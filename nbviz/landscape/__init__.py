@@ -4,7 +4,9 @@
   interpolation between two models or the plane of three; :mod:`.pca` -- PCA directions of a
   training path (Gram-matrix trick).
 - :mod:`.grid` -- :func:`iter_grid` (a generator of finished chunks, resumable, cancellable),
-  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates;
+  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.plan` -- :class:`GridSettings` and
+  :class:`GridRun`, the plan a grid, a line and a remote worker share; :mod:`.coords` -- grid
+  coordinates;
   :func:`loss_at_weights` -- the loss (with regularization, as ``model.evaluate``) at any weights.
 - :mod:`.path` -- :class:`WeightPathRecorder` (a Keras callback) and :func:`project_path`.
 - :mod:`.storage` -- :class:`SurfaceFile` (resumable HDF5), saved directions.
@@ -27,12 +29,15 @@ from .evaluator import loss_at_weights
 from .grid import evaluate_grid, evaluate_line, iter_grid
 from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
+from .plan import GridRun, GridSettings
 from .plot import plot_contour, plot_line, plot_path, plot_surface
 from .storage import SurfaceFile, load_directions, save_directions
 from .surface import GridUpdate, Line, Surface
 from .weights import WeightLayout, snapshot_weights, weights_hash
 
 __all__ = [
+    "GridRun",
+    "GridSettings",
     "Directions",
     "GridUpdate",
     "Line",

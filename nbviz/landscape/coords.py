@@ -20,7 +20,10 @@ def grid_coords(n: int, extent: float | tuple[float, float] = 1.0, spacing: str 
         raise ValueError(f"A grid needs n >= 1 points, got {n}.")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}.")
-    lo, hi = (-float(extent), float(extent)) if np.isscalar(extent) else map(float, extent)
+    if isinstance(extent, (int, float, np.integer, np.floating)):
+        lo, hi = -float(extent), float(extent)
+    else:
+        lo, hi = map(float, extent)
     if not hi > lo and n > 1:
         raise ValueError(f"The grid's extent must satisfy lo < hi, got ({lo}, {hi}).")
     if n == 1:

@@ -77,6 +77,7 @@ class Directions:
         return out
 
     def origin_hash(self) -> str:
+        """A content hash of the origin weights (see :func:`~nbviz.landscape.weights_hash`)."""
         return weights_hash(self.origin)
 
     def hash(self) -> str:
@@ -120,12 +121,12 @@ class Directions:
 def _slice_norms(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """L2 norms of every output-unit slice (reduced over all axes but ``axes``), kept dims."""
     reduce = tuple(i for i in range(a.ndim) if i not in axes)
-    return np.sqrt(np.sum(np.square(a, dtype=np.float64), axis=reduce, keepdims=True))
+    return np.asarray(np.sqrt(np.sum(np.square(a, dtype=np.float64), axis=reduce, keepdims=True)))
 
 
-def _rescale(d: np.ndarray, target: np.ndarray, current: np.ndarray) -> np.ndarray:
+def _rescale(d: np.ndarray, target: np.ndarray | float, current: np.ndarray | float) -> np.ndarray:
     scale = np.divide(target, current, out=np.zeros_like(current), where=current > 0)
-    return (d * scale).astype(np.float32)
+    return np.asarray(d * scale, dtype=np.float32)
 
 
 def normalize_directions(vector: list[np.ndarray], origin: list[np.ndarray], layout: WeightLayout,

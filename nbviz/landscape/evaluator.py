@@ -270,11 +270,11 @@ class GridEvaluator:
         coords = np.asarray(coords, dtype=np.float32)
         if self.strategy == "vectorized":
             c = tf.constant(coords)
-            total = np.zeros((len(coords), self.n_stats))
+            total: np.ndarray = np.zeros((len(coords), self.n_stats))
             for x, y, m in batches.items:
                 total += self._call(c, origin, dirs, x, y, m)
             return total
-        rows = []
+        rows: list[np.ndarray] = []
         for point in coords:
             if stop_event is not None and stop_event.is_set() and rows:
                 break
@@ -384,6 +384,18 @@ def get_forward(model: Any) -> ModelForward:
             entry["signature"] = signature
             entry["forward"] = ModelForward(model)
         return entry["forward"]
+
+
+def prepare_for_background(model: Any) -> None:
+    """Build ``model``'s cached forward pass on the calling thread, before a worker uses it.
+
+    The forward pass copies the model's extra, non-weight state (RNG seeds, metric state) once
+    when it is built. Building it on the thread that owns the model (the kernel, or the
+    training thread in a callback, before any step) means background threads only ever read
+    that frozen copy and the weight snapshots they are given, never the live variables.
+    Call it before handing a model to a :class:`~nbviz.worker.Worker` job.
+    """
+    get_forward(model)
 
 
 def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,

@@ -11,58 +11,29 @@ The user's model is never modified: see :mod:`.evaluator`.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .._tf import require_tensorflow
 from ..errors import StaleOriginWarning
 from ..fingerprint import fingerprint_of
 from .coords import cell_order, grid_coords
-from .data import align_targets, check_data, fingerprint, make_batches, subset_indices, take
 from .directions import Directions, random_directions
-from .evaluator import (
-    N_LOSS_STATS,
-    GridEvaluator,
-    activation_floats,
-    available_memory,
-    cached_probe,
-    choose_strategy,
-    get_evaluator,
-    plan_sizes,
-)
-from .losses import resolve_loss
+from .plan import GridRun, GridSettings
+from .remote import remote_chunks
 from .storage import SurfaceFile
 from .surface import GridUpdate, Line, Surface
 from .weights import snapshot_weights
 
 ORIGINS = (None, "directions", "model")
 STALE_KINDS = ("random", "pca")  # directions whose origin is "the model's weights at the time"
-PER_POINT_CHUNK_SECONDS = 0.5  # per-point chunks grow to about this long, for steady updates
-
-
-@dataclass
-class _Run:
-    """Everything prepared before the first grid point is evaluated."""
-
-    evaluator: GridEvaluator
-    batches: Any
-    origin: list
-    dirs: list
-    chunk: int
-    subset: bool
-    n_used: int
-    n_total: int
-    metric_names: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_origin(model: Any, directions: Directions, origin: str | None) -> Directions:
@@ -91,115 +62,11 @@ def resolve_origin(model: Any, directions: Directions, origin: str | None) -> Di
     return directions
 
 
-def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metrics: Sequence[Any],
-             batch_size: int | None, subset: int | float | None, seed: int, strategy: str,
-             jit_compile: bool | None, memory_budget: int | None, max_chunk: int,
-             regularization: bool = True) -> _Run:
-    tf = require_tensorflow()
-    directions.check_model(model)
-    loss_fn = resolve_loss(model, loss)
-    x, y, n_total = check_data(model, x, y)
-    idx = subset_indices(n_total, subset, seed)
-    x, y = take(x, idx), take(y, idx)
-    n = n_total if idx is None else len(idx)
-
-    origin = [tf.constant(o) for o in directions.origin]
-    k = np.arange(min(n, 2))
-    out_shape, per_ex, metric_fns, n_reg = cached_probe(model, origin, take(x, k), take(y, k), loss_fn,
-                                                 metrics)
-    y = align_targets(y, out_shape)
-
-    perturbed = [i for i, p in enumerate(directions.perturbed()) if p]
-    strategy = choose_strategy(model, strategy)
-    if jit_compile is None:
-        jit_compile = strategy == "vectorized"
-    budget = int(memory_budget) if memory_budget else available_memory() // 4
-    n_perturbed = int(sum(directions.layout.tensors[i].size for i in perturbed))
-    bs, chunk = plan_sizes(n, activation_floats(model), n_perturbed, strategy, budget,
-                           batch_size, max_chunk)
-    # A loss that reduces over the batch cannot mask padding: batches must be exact.
-    batches = make_batches(x, y, n, bs, pad=per_ex)
-    evaluator = get_evaluator(model, directions.layout.shapes, perturbed, loss_fn, metric_fns,
-                              per_ex, strategy, bool(jit_compile), bool(regularization))
-    dirs = [tf.constant(np.stack([v[i].reshape(-1) for v in directions.vectors])) for i in perturbed]
-    info = {
-        "loss": loss_fn.name,
-        "metrics": [m.name for m in metric_fns],
-        "data_fingerprint": fingerprint(x, y),
-        "n_examples": int(n),
-        "n_total": int(n_total),
-        "subset": None if idx is None else int(n),
-        "subset_seed": None if idx is None else int(seed),
-        "batch_size": int(batches.batch_size),
-        "strategy": strategy,
-        "chunk": int(chunk),
-        "per_example_loss": bool(per_ex),
-        # The loss includes the model's regularization losses (as model.evaluate does) when
-        # "regularization" is true and the model has any ("regularization_terms" > 0).
-        "regularization": bool(regularization),
-        "regularization_terms": int(n_reg),
-    }
-    return _Run(evaluator, batches, origin, dirs, chunk, idx is not None, n, n_total,
-                [m.name for m in metric_fns], info)
+DEFAULT_POINTS = 21  # grid points per axis when no coordinates are given
 
 
-def _finish(run: _Run, stats: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
-    """Means (non-finite -> NaN), metric means and the standard error from summed stats.
-
-    The loss is the data loss's mean plus the regularization loss (exact: no standard error).
-    """
-    n = run.n_used
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean = stats[:, 0] / n
-        total = mean + stats[:, 2] / n
-        loss = np.where(np.isfinite(total), total, np.nan)
-        metrics = {}
-        for j, name in enumerate(run.metric_names):
-            v = stats[:, N_LOSS_STATS + j] / n
-            metrics[name] = np.where(np.isfinite(v), v, np.nan)
-        stderr = None
-        if run.subset:
-            if n > 1:
-                var = np.maximum(stats[:, 1] / n - mean**2, 0.0) * n / (n - 1)
-                stderr = np.sqrt(var / n * (1.0 - n / run.n_total))
-            else:
-                stderr = np.full(len(stats), np.nan)
-    return loss, metrics, stderr
-
-
-def _iter_chunks(run: _Run, coords: np.ndarray, todo: np.ndarray,
-                 stop_event: threading.Event | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(cell indices, stats)`` chunk by chunk over ``todo`` (indices into coords)."""
-    ev = run.evaluator
-    if not len(todo):
-        return
-    if ev.strategy == "vectorized":
-        n_chunks = max(1, math.ceil(len(todo) / run.chunk))
-        size = math.ceil(len(todo) / n_chunks)  # equal chunks: one trace, no padding waste
-        for start in range(0, len(todo), size):
-            if stop_event is not None and stop_event.is_set():
-                return
-            cells = todo[start:start + size]
-            c = coords[cells]
-            if len(c) < size:  # pad to the traced shape
-                c = np.concatenate([c, np.repeat(c[-1:], size - len(c), axis=0)])
-            yield cells, ev.evaluate(c, run.origin, run.dirs, run.batches)[: len(cells)]
-        return
-    size, start = 1, 0
-    while start < len(todo):
-        if stop_event is not None and stop_event.is_set():
-            return
-        cells = todo[start:start + size]
-        t0 = time.perf_counter()
-        stats = ev.evaluate(coords[cells], run.origin, run.dirs, run.batches, stop_event)
-        per_point = (time.perf_counter() - t0) / max(len(stats), 1)
-        yield cells[: len(stats)], stats
-        start += len(stats)
-        size = int(min(run.chunk, max(1, PER_POINT_CHUNK_SECONDS // max(per_point, 1e-6))))
-
-
-def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
-              ys: Sequence[float], *, loss: Any = None, metrics: Sequence[Any] = (),
+def iter_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
+              xs: ArrayLike | None = None, ys: ArrayLike | None = None, *, loss: Any = None, metrics: Sequence[Any] = (),
               batch_size: int | None = None, subset: int | float | None = None, seed: int = 0,
               order: str = "raster", strategy: str = "auto",
               store: str | os.PathLike | SurfaceFile | None = None,
@@ -216,10 +83,12 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
     x, y:
         Data (arrays; x fits the model's input, y its output / the loss).
     directions:
-        Two :class:`Directions` (random, PCA, plane...), which also carry the origin.
+        Two :class:`Directions` (random, PCA, plane...), which also carry the origin; default:
+        two filter-normalized random directions (``seed``).
     xs, ys:
         Coordinates along ``directions[0]`` and ``directions[1]`` (any lengths, see
-        :func:`grid_coords`). Results are indexed ``[iy, ix]``.
+        :func:`grid_coords`); default 21 points over [-1, 1] each. Results are indexed
+        ``[iy, ix]``.
     loss, metrics:
         A loss (default: the model's compiled loss) and metric names/functions
         (``"accuracy"`` gives an accuracy surface).
@@ -254,10 +123,17 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         :class:`~nbviz.landscape.distributed.Remote`: chunks run on its workers and updates
         come as they finish (see :mod:`.distributed`).
 
-    Yields :class:`GridUpdate` after each chunk, and always at least once: an update with no
-    new cells comes first when a file already held some (or nothing is left to compute), and
-    alone when stopped before the first chunk.
+    Yields
+    ------
+    :class:`GridUpdate`
+        After each chunk, and always at least once: an update with no new cells comes first
+        when a file already held some (or nothing is left to compute), and alone when stopped
+        before the first chunk.
     """
+    if directions is None:
+        directions = random_directions(model, n=2, seed=seed)
+    xs = grid_coords(DEFAULT_POINTS, 1.0) if xs is None else xs
+    ys = grid_coords(DEFAULT_POINTS, 1.0) if ys is None else ys
     if directions.n != 2:
         raise ValueError(
             f"A grid needs 2 directions, got {directions.n}. Fix: random_directions(model, n=2), "
@@ -268,8 +144,9 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
     directions.check_model(model)
     directions = resolve_origin(model, directions, origin)
-    run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
-                   jit_compile, memory_budget, max_chunk, regularization)
+    settings = GridSettings(loss, tuple(metrics), batch_size, subset, seed, strategy, jit_compile,
+                            memory_budget, max_chunk, regularization)
+    run = GridRun.prepare(model, x, y, directions, settings)
     nx = len(xs)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
     coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
@@ -300,14 +177,11 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
             yield nothing_new()
         computed, first = 0, None
         if executor is None:
-            chunks = _iter_chunks(run, coords, todo, stop_event)
+            chunks = run.chunks(coords, todo, stop_event)
         else:
-            from .distributed import remote_chunks
-
-            chunks = remote_chunks(executor, model, run, x, y, directions, loss, metrics,
-                                   subset, seed, coords, todo, stop_event)
+            chunks = remote_chunks(executor, model, run, directions, coords, todo, stop_event)
         for cells, stats in chunks:
-            loss_v, metric_v, stderr_v = _finish(run, stats)
+            loss_v, metric_v, stderr_v = run.finish(stats)
             iy, ix = np.divmod(cells, nx)
             surface.set_cells(iy, ix, loss_v, metric_v, stderr_v)
             if store is not None:
@@ -340,10 +214,14 @@ def _progress_bar(total: int, initial: int, progress: bool | None) -> Any:
     return tqdm(total=total, initial=initial, unit="pt", desc="loss grid", leave=False)
 
 
-def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[float],
-                  ys: Sequence[float], *, progress: bool | None = None,
+def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
+                  xs: ArrayLike | None = None, ys: ArrayLike | None = None, *,
+                  progress: bool | None = None,
                   stop_event: threading.Event | None = None, **kwargs: Any) -> Surface:
     """Run :func:`iter_grid` to the end and return the :class:`Surface`.
+
+    ``evaluate_grid(model, x, y)`` alone gives a 21x21 grid over [-1, 1]^2 along two
+    filter-normalized random directions, like :func:`evaluate_line` does for one.
 
     ``progress``: a tqdm bar on stderr (default: only when stderr is a terminal). When
     ``stop_event`` is set the partial surface comes back with ``metadata["cancelled"]``.
@@ -368,7 +246,7 @@ def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequen
 
 
 def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = None,
-                  ts: Sequence[float] | None = None, *, seed: int = 0,
+                  ts: ArrayLike | None = None, *, seed: int = 0,
                   stop_event: threading.Event | None = None, loss: Any = None,
                   metrics: Sequence[Any] = (), batch_size: int | None = None,
                   subset: int | float | None = None, strategy: str = "auto",
@@ -393,14 +271,15 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
         ts = (np.linspace(-0.5, 1.5, 41) if directions.kind == "interpolation"
               else grid_coords(41, 1.0))
     ts = np.asarray(ts, float)
-    run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
-                   jit_compile, memory_budget, max_chunk, regularization)
+    settings = GridSettings(loss, tuple(metrics), batch_size, subset, seed, strategy, jit_compile,
+                            memory_budget, max_chunk, regularization)
+    run = GridRun.prepare(model, x, y, directions, settings)
     loss_v = np.full(len(ts), np.nan)
     metric_v = {m: np.full(len(ts), np.nan) for m in run.metric_names}
     stderr_v = np.full(len(ts), np.nan) if run.subset else None
     t0 = time.perf_counter()
-    for cells, stats in _iter_chunks(run, ts[:, None], np.arange(len(ts)), stop_event):
-        l_, m_, s_ = _finish(run, stats)
+    for cells, stats in run.chunks(ts[:, None], np.arange(len(ts)), stop_event):
+        l_, m_, s_ = run.finish(stats)
         loss_v[cells] = l_
         for k, v in m_.items():
             metric_v[k][cells] = v

@@ -24,11 +24,12 @@ from .directions import Directions
 from .weights import WeightLayout
 
 keras = require_keras()
+_KerasCallback: Any = keras.callbacks.Callback  # Keras is untyped: a plain base for mypy
 
 OVERFLOW_MODES = ("thin", "spill")
 
 
-class WeightPathRecorder(keras.callbacks.Callback):
+class WeightPathRecorder(_KerasCallback):
     """Record ``model.weights`` (flat float32) every ``every_k_batches`` training batches.
 
     Parameters
@@ -44,6 +45,8 @@ class WeightPathRecorder(keras.callbacks.Callback):
     record_initial, record_final:
         Also record the weights at the start of training (step 0) and at the end.
 
+    Notes
+    -----
     Reading (thread-safe, copies): :meth:`snapshots`, :attr:`steps`, :meth:`latest`, ``len()``.
     ``generation`` increases whenever earlier rows change (thinning), so an incremental
     reader knows to re-read from row 0.
@@ -131,6 +134,7 @@ class WeightPathRecorder(keras.callbacks.Callback):
             self._n += 1
 
     def _make_room(self) -> None:
+        assert self._store is not None  # allocated before the first record
         if self.overflow == "thin":
             keep = np.arange(0, self._n, 2)
             self._store[: len(keep)] = self._store[keep]
@@ -142,6 +146,7 @@ class WeightPathRecorder(keras.callbacks.Callback):
         self._grow_spill(2 * self._store.shape[0])
 
     def _grow_spill(self, rows: int) -> None:
+        assert self._store is not None
         n_params = self._store.shape[1]
         if self.spill_path is None:
             fd, self.spill_path = tempfile.mkstemp(prefix="nbviz-path-", suffix=".f32",
@@ -181,6 +186,7 @@ class WeightPathRecorder(keras.callbacks.Callback):
         with self._lock:
             if not self._n:
                 raise PathError("Nothing recorded yet: pass the recorder to model.fit(callbacks=[...]).")
+            assert self._store is not None
             return np.array(self._store[self._n - 1], copy=True)
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import SurfaceFileError
 from .directions import Directions
@@ -30,7 +31,7 @@ DIRECTIONS_FORMAT = "nbviz-directions"
 VERSION = 1
 
 
-def _h5py():
+def _h5py() -> Any:
     import h5py
 
     return h5py
@@ -115,7 +116,7 @@ def open_error(path: str | os.PathLike, mode: str, exc: BaseException) -> Surfac
     )
 
 
-def _open_h5(path: str | os.PathLike, mode: str):
+def _open_h5(path: str | os.PathLike, mode: str) -> Any:
     h5py = _h5py()
     try:
         return h5py.File(path, mode)
@@ -230,8 +231,8 @@ class SurfaceFile:
 
     # -- making and opening ------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, directions: Directions, xs: Sequence[float],
-               ys: Sequence[float], metrics: Sequence[str] = (), info: dict | None = None,
+    def create(cls, path: str | os.PathLike, directions: Directions, xs: ArrayLike,
+               ys: ArrayLike, metrics: Sequence[str] = (), info: dict | None = None,
                overwrite: bool = False) -> SurfaceFile:
         """Make a new file with NaN-filled grids. ``info``: JSON-able run settings (loss, data...)."""
         if Path(path).exists() and not overwrite:
@@ -282,8 +283,8 @@ class SurfaceFile:
         return sf
 
     @classmethod
-    def for_grid(cls, path: str | os.PathLike, directions: Directions, xs: Sequence[float],
-                 ys: Sequence[float], metrics: Sequence[str], info: dict) -> SurfaceFile:
+    def for_grid(cls, path: str | os.PathLike, directions: Directions, xs: ArrayLike,
+                 ys: ArrayLike, metrics: Sequence[str], info: dict) -> SurfaceFile:
         """Create the file, or reopen it to resume when it holds the same grid.
 
         Raises :class:`SurfaceFileError` naming every difference (origin, directions, grid,
@@ -299,8 +300,10 @@ class SurfaceFile:
             raise
         return sf
 
-    def check_same(self, directions: Directions, xs: Sequence[float], ys: Sequence[float],
+    def check_same(self, directions: Directions, xs: ArrayLike, ys: ArrayLike,
                    metrics: Sequence[str], info: dict) -> None:
+        """Raise :class:`~nbviz.errors.SurfaceFileError` naming every difference when this
+        file was made for another model, origin, directions, grid, metrics or settings."""
         problems = []
         mine = self._f.attrs
         if mine["n_params"] != directions.layout.n_params or not self.directions.layout.matches(
@@ -342,7 +345,8 @@ class SurfaceFile:
 
     def missing_cells(self) -> tuple[np.ndarray, np.ndarray]:
         """``(iy, ix)`` of the cells not computed yet."""
-        return np.nonzero(~self.done)
+        iy, ix = np.nonzero(~self.done)
+        return iy, ix
 
     def surface(self) -> Surface:
         """Everything computed so far as a :class:`Surface` (copies)."""
@@ -393,6 +397,7 @@ class SurfaceFile:
         self._f.flush()
 
     def close(self) -> None:
+        """Close the HDF5 file (safe to call twice)."""
         if self._f.id.valid:
             self._f.close()
 

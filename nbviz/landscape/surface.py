@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,9 @@ class Surface:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, xs: np.ndarray, ys: np.ndarray, metric_names: list[str] = (),
+    def empty(cls, xs: np.ndarray, ys: np.ndarray, metric_names: Sequence[str] = (),
               with_stderr: bool = False, **kwargs: Any) -> Surface:
+        """A surface on the grid ``xs`` x ``ys`` with no cell computed yet (NaN, not done)."""
         shape = (len(ys), len(xs))
         nan = np.full(shape, np.nan)
         return cls(np.asarray(xs, float), np.asarray(ys, float), nan.copy(),
@@ -55,7 +57,7 @@ class Surface:
     @property
     def nonfinite(self) -> np.ndarray:
         """Cells that were computed but whose loss was NaN or inf (diverged)."""
-        return self.done & ~np.isfinite(self.loss)
+        return np.asarray(self.done & ~np.isfinite(self.loss))
 
     def set_cells(self, iy: np.ndarray, ix: np.ndarray, loss: np.ndarray,
                   metrics: dict[str, np.ndarray], stderr: np.ndarray | None) -> None:
@@ -75,9 +77,12 @@ class Surface:
         if np.all(np.diff(self.xs) > 0) and np.all(np.diff(self.ys) > 0):
             return self
         names = list(self.metrics)
-        xs, ys, grids = ascending(self.xs, self.ys, self.loss, self.done, self.stderr,
+        stderr_grids = [] if self.stderr is None else [self.stderr]
+        xs, ys, grids = ascending(self.xs, self.ys, self.loss, self.done, *stderr_grids,
                                   *(self.metrics[n] for n in names))
-        loss, done, stderr, *metrics = grids
+        loss, done = grids[:2]
+        stderr = grids[2] if stderr_grids else None
+        metrics = grids[2 + len(stderr_grids):]
         return Surface(xs, ys, loss, done, dict(zip(names, metrics, strict=True)), stderr,
                        self.directions, copy.deepcopy(self.metadata))
 

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import PathError
-from ..worker import JobContext, Worker
+from ..worker import JobContext, LatestRequestLoop, Worker
 from .coords import grid_coords
 from .data import check_data, subset_indices, take
 from .directions import Directions, random_directions
-from .evaluator import get_forward
+from .evaluator import prepare_for_background
 from .grid import iter_grid
 from .path import WeightPathRecorder, project_path
 from .pca import pca_directions
@@ -172,11 +172,10 @@ class LandscapeWatcher(WeightPathRecorder):
         self._next_recompute = 0.0
         self._last_recompute_batch = -(10**9)
         self._next_path = 0.0
-        self._pending: tuple | None = None
-        self._loop = False
         self._data: tuple[Any, Any] | None = None
         self._worker = Worker(on_frame=self._deliver, on_error=self._error, max_fps=8.0,
                               name="nbviz-watch")
+        self._requests = LatestRequestLoop(self._worker, self._recompute_request)
 
     # -- Keras hooks -------------------------------------------------------------------------
     def set_model(self, model: Any) -> None:
@@ -188,9 +187,7 @@ class LandscapeWatcher(WeightPathRecorder):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        # Built here, on the training thread before any step: the cached forward pass reads
-        # the model's extra state once; the background thread then never touches variables.
-        get_forward(self.model)
+        prepare_for_background(self.model)  # on the training thread, before any step
         self._publish_path(force=True)
         if self._dirs is None:
             self._request(final=False)
@@ -214,13 +211,13 @@ class LandscapeWatcher(WeightPathRecorder):
     @property
     def running(self) -> bool:
         """True while a recompute runs or is queued."""
-        return self._loop or self._worker.running
+        return self._requests.active or self._worker.running
 
     def wait(self, timeout: float | None = 60.0) -> bool:
         """Block until no recompute is running or queued. Returns True if idle."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if not self._loop and self._worker.join(0.01):
+            if not self._requests.active and self._worker.join(0.01):
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -228,8 +225,7 @@ class LandscapeWatcher(WeightPathRecorder):
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Cancel the running recompute and drop any queued one."""
-        with self._state:
-            self._pending = None
+        self._requests.clear()
         return self._worker.stop(timeout)
 
     def close(self) -> None:
@@ -288,15 +284,8 @@ class LandscapeWatcher(WeightPathRecorder):
         if self._data is None or (path is None and not len(self)):
             return
         self._last_recompute_batch = self._batches
-        with self._state:
-            if self._loop and not final:
-                return  # one is running: skip this one, the next due one will catch up
-            self._pending = (path, final)
-            if self._loop:
-                return
-            self._loop = True
-        self._worker.join()
-        self._worker.start(self._recompute_loop)
+        # While one runs a due one is skipped (the next due one catches up); the final one waits.
+        self._requests.submit((path, final), only_if_idle=not final)
 
     def _read_path(self) -> tuple[np.ndarray, np.ndarray]:
         """A consistent copy of the recorded path and its steps (read on the worker thread:
@@ -308,29 +297,19 @@ class LandscapeWatcher(WeightPathRecorder):
             if gen == self.generation and len(steps) == len(path):
                 return path, steps
 
-    def _recompute_loop(self, ctx: JobContext) -> None:
-        try:
-            while not ctx.stopped:
-                with self._state:
-                    request, self._pending = self._pending, None
-                    if request is None:
-                        self._loop = False
-                        return
-                path, final = request
-                recorded = path is None
-                if recorded:
-                    path, steps = self._read_path()
-                else:
-                    steps = np.zeros(len(path), np.int64)
-                t0 = time.monotonic()
-                self._recompute(ctx, path, steps, final, recorded)
-                took = time.monotonic() - t0
-                self.recompute_seconds.append(took)
-                pause = max(self.recompute_s, took * (1.0 - self.max_duty) / self.max_duty)
-                self._next_recompute = time.monotonic() + pause
-        finally:
-            with self._state:
-                self._loop = False
+    def _recompute_request(self, ctx: JobContext, request: tuple) -> None:
+        path, final = request
+        recorded = path is None
+        if recorded:
+            path, steps = self._read_path()
+        else:
+            steps = np.zeros(len(path), np.int64)
+        t0 = time.monotonic()
+        self._recompute(ctx, path, steps, final, recorded)
+        took = time.monotonic() - t0
+        self.recompute_seconds.append(took)
+        pause = max(self.recompute_s, took * (1.0 - self.max_duty) / self.max_duty)
+        self._next_recompute = time.monotonic() + pause
 
     def make_directions(self, path: np.ndarray) -> Directions:
         """Directions around the last row of ``path`` (PCA once it has 3 rows, else random)."""
@@ -355,6 +334,7 @@ class LandscapeWatcher(WeightPathRecorder):
                 self._coords = np.zeros((0, 2))
         extent = self.extent if self.extent is not None else auto_extent(coords, dirs.kind)
         xs = ys = grid_coords(self.resolution, extent, self.spacing)
+        assert self._data is not None  # checked when the job was submitted
         x, y = self._data
         path_frame = PathFrame(steps, coords[:, :2], dirs, int(steps[-1]))
         frame = None

@@ -195,6 +195,7 @@ class WeightLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> WeightLayout:
+        """The layout described by :meth:`to_dict` (read back from a surface file)."""
         tensors = tuple(
             TensorInfo(**{**t, "shape": tuple(t["shape"]), "output_axes": tuple(t["output_axes"])})
             for t in d["tensors"]

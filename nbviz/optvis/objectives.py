@@ -69,6 +69,7 @@ class LayerTable:
         return tuple(shape)
 
     def layers_with_channels(self) -> list[str]:
+        """Names of the layers whose output has a channel/unit axis (valid objective targets)."""
         out = []
         for i in iter_layers(self.model):
             s = i.output_shape
@@ -335,6 +336,8 @@ class Objective:
 
 class Sum(Objective):
     """Row-wise sum of objectives."""
+
+    terms: list[Objective]
 
     def __init__(self, terms: Sequence[Objective]) -> None:
         flat: list[Objective] = []
@@ -781,9 +784,61 @@ class L2(_ImagePenalty):
         return tf.sqrt(self.epsilon + tf.reduce_sum(d * d, axis=1))
 
 
+class FunctionObjective(Objective):
+    """An objective written as a function of the context (see :func:`from_function`)."""
+
+    def __init__(self, fn: Callable[[Context], Any], layers: Sequence[str], name: str) -> None:
+        if not callable(fn):
+            raise TypeError(f"from_function needs a callable, got {type(fn).__name__}.")
+        if isinstance(layers, str):
+            layers = [layers]
+        self.fn = fn
+        self._layers = frozenset(layers)
+        self.name = name
+
+    @property
+    def layers(self) -> frozenset[str]:
+        return self._layers
+
+    def check(self, table: LayerTable) -> None:
+        for layer in sorted(self._layers):
+            table.info(layer)  # a LayerError listing the valid names when unknown
+
+    def value(self, ctx: Context) -> Any:
+        tf = require_tensorflow()
+        v = tf.cast(tf.convert_to_tensor(self.fn(ctx)), tf.float32)
+        if v.shape.rank == 0:  # one number for the whole batch: each row gets its share
+            return tf.fill([ctx.batch], v / ctx.batch)
+        if v.shape.rank != 1 or (v.shape[0] is not None and v.shape[0] != ctx.batch):
+            raise ValueError(
+                f"Objective {self.name!r} returned shape {tuple(v.shape)}; an objective gives "
+                f"one score per batch row, shape ({ctx.batch},), or one number. Fix: reduce "
+                "over every axis but the first, e.g. tf.reduce_mean(t, axis=[1, 2, 3])."
+            )
+        return v
+
+
 # --------------------------------------------------------------------------------------------
 # Public constructors (Lucid-style lower-case names)
 # --------------------------------------------------------------------------------------------
+def from_function(fn: Callable[[Context], Any], layers: Sequence[str] = (),
+                  name: str | None = None) -> FunctionObjective:
+    """An objective from a function, like Lucid's ``wrap_objective``.
+
+    ``fn(T)`` gets the :class:`Context`: ``T("conv3")`` is that layer's activation for the
+    transformed batch (``(B, H, W, C)``), ``T.image`` the image in [0, 1] before transforms.
+    It returns one score per row, ``(B,)`` (or one number, shared by the rows). ``layers``
+    names every layer ``fn`` reads (checked against the model before anything is traced).
+    The result composes with ``+``, ``-`` and ``*`` like the built-in objectives::
+
+        stripes = from_function(lambda T: tf.reduce_mean(T("conv2")[..., 3] ** 2, [1, 2]),
+                                layers=["conv2"], name="energy(conv2:3)")
+        Renderer(model, stripes - 1e-3 * total_variation())
+    """
+    return FunctionObjective(fn, layers, name or str(getattr(fn, "__name__", "function")))
+
+
+
 def channel(layer: str, index: IndexLike, crop: int = 0) -> Channel:
     """Mean of channel ``index`` of ``layer`` over space; a list of indices gives one row each."""
     return Channel(layer, index, crop=crop)

@@ -213,8 +213,8 @@ def fft_image(
     var = tf.Variable(init(np.random.default_rng(seed))[0], name="nbviz_spectrum")
     desc = f"fft(sd={sd}, decay_power={decay_power}, method={method!r})"
     if method == "fft":
-        image_fn = _irfft2d_image(var, scale, (b, h, w, c), color)
-        return ImageParam([var], image_fn, (b, h, w, c), desc, init, batch_axes=(1,))
+        fft_image = _irfft2d_image(var, scale, (b, h, w, c), color)
+        return ImageParam([var], fft_image, (b, h, w, c), desc, init, batch_axes=(1,))
     y, x = irfft2d_matrices(h, w, color, c)
     scale_t = tf.constant(np.concatenate([scale, scale], axis=0)[:, None, :, None])
     along_y, along_x = _constant_matmul(y, left=True), _constant_matmul(x / 4.0, left=False)

@@ -4,7 +4,7 @@
 the layers the objective needs, the image parameterization, the transforms, the optimizer
 -- and compiles one ``tf.function`` that runs *k* optimization steps in-graph and returns
 the objective value of every row at every step. Unit indices and objective weights are
-``tf.Variable``s, so :meth:`Renderer.set_channels` and friends never retrace.
+``tf.Variable`` objects, so :meth:`Renderer.set_channels` and friends never retrace.
 
 Three ways to drive it:
 
@@ -37,6 +37,7 @@ from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, UnitError
 from ..layers import build_tap_model
 from ..scaling import input_scaling, resolve_input_range
+from ..taps import Tap
 from . import param as param_mod
 from . import transforms as transforms_mod
 from .objectives import (
@@ -103,13 +104,14 @@ class Callback:
     """
 
     def on_begin(self, renderer: Renderer) -> None:
-        pass
+        """Called once before the first step, with the renderer about to run."""
 
     def on_step(self, step: int, loss: np.ndarray, image: np.ndarray | None) -> None:
-        pass
+        """Called after every step: its number, the ``(B,)`` objective values, and the image
+        ``(B, H, W, C)`` on frame steps (else ``None``)."""
 
     def on_end(self, result: Result) -> None:
-        pass
+        """Called once at the end (also after Stop) with the :class:`Result` so far."""
 
 
 def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
@@ -124,11 +126,11 @@ def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
     tf = require_tensorflow()
     ops = keras.ops
 
-    def pick(t):  # float32 also under mixed precision: objectives and their sums stay exact
+    def pick(t: Any) -> Any:  # float32 also under mixed precision: objectives, sums stay exact
         t = ops.cast(ops.convert_to_tensor(t), "float32")
         return t if units is None else tf.gather(t, units, axis=-1)
 
-    def finish(y):
+    def finish(y: Any) -> Any:
         if layer.use_bias:
             y = y + pick(layer.bias)
         if units is None:
@@ -139,7 +141,7 @@ def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
     if isinstance(layer, keras.layers.Dense):
         return lambda x: finish(ops.matmul(ops.cast(x, "float32"), pick(layer.kernel)))
 
-    def conv(x):
+    def conv(x: Any) -> Any:
         y = ops.conv(
             ops.cast(x, "float32"),
             pick(layer.kernel),
@@ -202,7 +204,9 @@ def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[An
             taps.append(_Tap(n, info, "linear", activation=not pre, sliceable=sliceable))
         else:
             taps.append(_Tap(n, info, "output", False, False))
-    wanted = [(t.full_name, "input" if t.mode == "linear" else "output") for t in taps]
+    wanted: list[Tap | str] = [
+        (t.full_name, "input" if t.mode == "linear" else "output") for t in taps
+    ]
     return build_tap_model(model, wanted, name="nbviz_optvis_taps"), taps
 
 
@@ -210,14 +214,14 @@ def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[
     if size is None:
         return default
     if isinstance(size, (int, np.integer)):
-        hw = (int(size), int(size))
+        hw: tuple[int, ...] = (int(size), int(size))
     else:
         hw = tuple(int(s) for s in size)
         if len(hw) != 2:
             raise ImageError(f"size is an int or (height, width), got {size!r}.")
     if min(hw) < 8:
         raise ImageError(f"Render size {hw} is too small; use at least 8x8 pixels (e.g. 64).")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 class Renderer:
@@ -306,7 +310,9 @@ class Renderer:
             )
         self.channels = int(input_shape[-1])
         fixed_hw = input_shape[1:3]
-        self.model_hw = tuple(int(s) for s in fixed_hw) if None not in fixed_hw else None
+        self.model_hw: tuple[int, int] | None = (
+            (int(fixed_hw[0]), int(fixed_hw[1])) if None not in fixed_hw else None
+        )
         default_hw = self.model_hw or (DEFAULT_SIZE, DEFAULT_SIZE)
         if param is None:
             hw = _as_hw(size, default_hw)
@@ -338,7 +344,7 @@ class Renderer:
         fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
         self._sampling = (
             transforms_mod.SamplingBuffer(self._fused, batch, MAX_SAMPLING_ENTRIES // per_step)
-            if fits
+            if fits and self._fused is not None
             else None
         )
         self.grad_norm = _check_grad_norm(grad_norm)
@@ -398,6 +404,7 @@ class Renderer:
         (else the transforms run here).
         """
         if sampling is not None:
+            assert self._fused is not None  # sampling is built only for fused transforms
             x = self._fused.warp(image, sampling)
         else:
             x = transforms_mod.apply(transforms, image, self.rng, out_hw=self.model_hw or self.size)
@@ -447,8 +454,8 @@ class Renderer:
         variables = self.param.variables
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(variables)
-            sampling = transforms_mod.Sampling(*sampling) if sampling else None
-            values = self._objective_values(self.param.image(), self.transforms, sampling)
+            built = transforms_mod.Sampling(*sampling) if sampling else None
+            values = self._objective_values(self.param.image(), self.transforms, built)
             loss = -tf.reduce_sum(values)
         grads = tape.gradient(loss, variables)
         # An objective that ignores the image (e.g. a constant) has no gradient: stand still.
@@ -465,15 +472,15 @@ class Renderer:
         if self._sampling is not None:  # the next n steps' resampling, built ahead
             first, sampling = self._sampling.take(self.rng, n)
 
-            def step(i):
+            def step(i: Any) -> Any:
                 s = sampling.step(first + i)
                 return self._step(s.indices, s.values)
         else:
 
-            def step(i):
+            def step(i: Any) -> Any:
                 return self._step()
 
-        def body(i, values):
+        def body(i: Any, values: Any) -> tuple[Any, Any]:
             return i + 1, values.write(i, step(i))
 
         _, values = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), values))
@@ -495,7 +502,7 @@ class Renderer:
 
     def image(self) -> np.ndarray:
         """The current image, ``(B, H, W, C)`` float32 in ``[0, 1]``."""
-        return self._image().numpy()
+        return np.asarray(self._image().numpy())
 
     def evaluate(self, images: np.ndarray | None = None) -> np.ndarray:
         """Objective value per row of ``images`` (default: the current image), no transforms.
@@ -515,7 +522,7 @@ class Renderer:
             self._evaluate = tf.function(
                 functools.partial(Renderer._evaluate_graph, self), autograph=False
             )
-        return self._evaluate(tf.constant(x)).numpy()
+        return np.asarray(self._evaluate(tf.constant(x)).numpy())
 
     def _evaluate_graph(self, images: Any) -> Any:
         return self._objective_values(images, [])

@@ -183,11 +183,15 @@ def _non_negative_int(value: int, what: str) -> int:
     return int(value)
 
 
+#: Lucid's random scales: 0.90, 0.92, ..., 1.10.
+LUCID_SCALES: tuple[float, ...] = tuple(1 + (i - 5) / 50.0 for i in range(11))
+
+
 def lucid(
     pad_size: int = 12,
     pad_value: float = DEFAULT_FILL,
     jitter1: int = 8,
-    scales: Sequence[float] = tuple(1 + (i - 5) / 50.0 for i in range(11)),
+    scales: Sequence[float] = LUCID_SCALES,
     angles: Sequence[float] = tuple(range(-10, 11)) + (0,) * 5,
     jitter2: int = 4,
 ) -> list[AffineTransform]:
@@ -350,8 +354,9 @@ def resample(images: Any, matrices: Any, out_hw: tuple[int, int], fill: float) -
     """
     b = int(images.shape[0])
     in_hw = (int(images.shape[1]), int(images.shape[2]))
-    sampling = sampling_matrix(_flat(matrices, b), b, in_hw, tuple(out_hw))
-    return warp(images, sampling.step(0), tuple(out_hw), fill)
+    out = (int(out_hw[0]), int(out_hw[1]))
+    sampling = sampling_matrix(_flat(matrices, b), b, in_hw, out)
+    return warp(images, sampling.step(0), out, fill)
 
 
 @dataclass(frozen=True)
@@ -480,6 +485,7 @@ def fuse(
         return None
     hw, fill = (int(in_hw[0]), int(in_hw[1])), DEFAULT_FILL
     for t in transforms:
+        assert isinstance(t, AffineTransform)  # checked above
         fill = float(t.fill) if t.fill is not None else fill
         hw = t.out_size(hw)
         _check_canvas(hw, in_hw)

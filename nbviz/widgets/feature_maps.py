@@ -33,7 +33,7 @@ from ..featuremaps.reading import read_images
 from ..featuremaps.render import check_normalization, show_feature_map, to_png
 from ..imaging import colormap_lut, decode_image, to_uint8
 from ..layers import shape_label
-from ..worker import Worker
+from ..worker import LatestRequestLoop, Worker
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
 
@@ -75,6 +75,8 @@ class FeatureMapExplorer(widgets.VBox):
     backend:
         An existing :class:`~nbviz.featuremaps.FeatureMaps` to share its cache.
 
+    Notes
+    -----
     Bad input after construction (an unknown or non-spatial layer, a filter out of range, an
     image of the wrong rank or channel count) is shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop its worker thread.
@@ -118,22 +120,20 @@ class FeatureMapExplorer(widgets.VBox):
         self.error: BaseException | None = None
         self.last_render_s = 0.0
         self._render_lock = threading.RLock()
-        self._req_lock = threading.Lock()
-        self._pending: tuple | None = None
-        self._loop_active = False
         self._closed = False
         self._quiet = False
         self._notice = ""
-        # Results are rendered by the job itself (see _compute_loop), so no on_frame.
+        # Results are rendered by each request itself (see _compute), so no on_frame.
         self._worker = Worker(on_error=self._on_worker_error, name="nbviz-featuremaps")
-        self._image: np.ndarray | None = None
+        self._requests = LatestRequestLoop(self._worker, self._compute)
+        self._image: np.ndarray | list[np.ndarray] | None = None  # list: ragged batch
         self._image_key = ""
         self._display: np.ndarray | None = None
         self._samples = dict(samples) if samples is not None else sample_images()
         if not self._samples:  # something to start with, even without sample images
             gx, gy = np.meshgrid(*(np.linspace(0.0, 1.0, 64, dtype=np.float32),) * 2)
             self._samples = {"ramp": np.dstack([gx, gy, np.full_like(gx, 0.5)])}
-        self._user_images: dict[str, np.ndarray] = {}
+        self._user_images: dict[str, np.ndarray | list[np.ndarray]] = {}
 
         self.layer_dropdown = widgets.Dropdown(
             options=[(f"{name}  {shape_label(shape)}", name) for name, shape in choices],
@@ -197,7 +197,8 @@ class FeatureMapExplorer(widgets.VBox):
         self._quiet = True
         self.layer = backend.default_layer()
         self.cmap = cmap
-        self.normalization = check_normalization(normalization)
+        # set_trait: the Enum trait takes "map"/"layer" (a (vmin, vmax) pair is rejected there)
+        self.set_trait("normalization", check_normalization(normalization))
         self._links = [
             traitlets.link((self, "layer"), (self.layer_dropdown, "value")),
             traitlets.link((self, "filter"), (self.filter_slider, "value")),
@@ -214,8 +215,8 @@ class FeatureMapExplorer(widgets.VBox):
 
         # Bad ``image`` / ``layer`` arguments do not kill the widget: it starts on a sample
         # image / the first layer and shows the error above the first map.
-        notices = []
-        if image is not None and not self._use_image(image, _USER_IMAGE):
+        notices: list[BaseException] = []
+        if image is not None and not self._use_image(image, _USER_IMAGE) and self.error is not None:
             notices.append(self.error)
         if self._image is None:
             self._use_image(self._samples[self.image_dropdown.value], self.image_dropdown.value)
@@ -238,10 +239,11 @@ class FeatureMapExplorer(widgets.VBox):
         the previous image stays.
         """
         if not self._use_image(image, name):
+            assert self.error is not None  # _use_image sets it when it refuses
             raise self.error
 
     @property
-    def image(self) -> np.ndarray | None:
+    def image(self) -> np.ndarray | list[np.ndarray] | None:
         """The current input image (a copy of what was given, before resizing)."""
         return self._image
 
@@ -284,9 +286,7 @@ class FeatureMapExplorer(widgets.VBox):
         """Block until no computation is pending or running (for scripts and tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._req_lock:
-                idle = not self._loop_active
-            if idle and self._worker.join(0.01):
+            if not self._requests.active and self._worker.join(0.01):
                 return True
             self._worker.join(0.02)
         return False
@@ -294,15 +294,14 @@ class FeatureMapExplorer(widgets.VBox):
     @property
     def computing(self) -> bool:
         """True while a layer is being computed."""
-        return self._loop_active or self._worker.running
+        return self._requests.active or self._worker.running
 
     def close(self) -> None:
         """Stop the worker thread and close every control (safe to call twice)."""
         if getattr(self, "_closed", True):  # also: __del__ of a half-constructed widget
             return
         self._closed = True
-        with self._req_lock:
-            self._pending = None
+        self._requests.clear()
         self._worker.stop(timeout=30.0)
         for link in self._links:
             link.unlink()
@@ -425,36 +424,18 @@ class FeatureMapExplorer(widgets.VBox):
         return self.backend.activations(self._image, self.layer, key=self._image_key)[0]
 
     def _submit(self, request: tuple) -> None:
-        if self._closed:
-            return
-        with self._req_lock:
-            self._pending = request  # replaces an older request that has not started
-            if self._loop_active:
-                return
-            self._loop_active = True
-        self._worker.join()  # a previous loop has given up the flag; let its thread end
-        self._worker.start(self._compute_loop)
+        if not self._closed:
+            self._requests.submit(request)
 
-    def _compute_loop(self, ctx: Any) -> None:
-        # Results are rendered from inside the loop (not through publish) so that anything a
-        # render requests lands in ``_pending`` while the loop still owns the thread.
+    def _compute(self, ctx: Any, request: tuple) -> None:
+        """One request on the worker thread: compute, then render (or show the error)."""
+        layer, image, key = request
+        acts, error = None, None
         try:
-            while not ctx.stopped:
-                with self._req_lock:
-                    request, self._pending = self._pending, None
-                    if request is None:
-                        self._loop_active = False
-                        return
-                layer, image, key = request
-                acts, error = None, None
-                try:
-                    acts = self.backend.activations(image, layer, key=key)
-                except Exception as exc:  # shown in the widget; the loop goes on
-                    error = exc
-                self._on_computed(layer, key, acts, error)
-        finally:
-            with self._req_lock:
-                self._loop_active = False
+            acts = self.backend.activations(image, layer, key=key)
+        except Exception as exc:  # shown in the widget; the loop goes on
+            error = exc
+        self._on_computed(layer, key, acts, error)
 
     def _on_computed(
         self, layer: str, key: str, acts: np.ndarray | None, error: BaseException | None
@@ -465,6 +446,7 @@ class FeatureMapExplorer(widgets.VBox):
             if error is not None:
                 self._show_error(error)
                 return
+            assert acts is not None  # computed when there is no error
             try:
                 self._show(acts[0])  # these very arrays: no second cache lookup, no loop
             except Exception as exc:

@@ -42,13 +42,13 @@ from ..landscape import (
     random_directions,
 )
 from ..landscape.contours import bilinear, contour_lines
-from ..landscape.evaluator import get_forward
+from ..landscape.evaluator import prepare_for_background
 from ..landscape.surface import Line, Surface
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
-from .surface3d import make_surface_view
+from .surface3d import Kind, make_surface_view
 
 __all__ = ["LossLandscapeWidget", "watch"]
 
@@ -121,6 +121,8 @@ class LossLandscapeWidget(widgets.VBox):
         :class:`nbviz.landscape.distributed.Remote`: 2-D grids are evaluated there and the
         contours fill in as remote chunks finish.
 
+    Notes
+    -----
     Errors while computing are shown in :attr:`status` and kept in :attr:`error`. Call
     :meth:`close` to stop the worker.
     """
@@ -143,7 +145,7 @@ class LossLandscapeWidget(widgets.VBox):
                  extent: float | None = None, resolution: int = 21, spacing: str = "linear",
                  subset: int | None = None, seed: int = 0, levels: int = 20,
                  level_scale: str = "log", order: str = "coarse_to_fine", mode: str = "2d",
-                 view3d: str | None = "auto", autostart: bool = False, loss: Any = None,
+                 view3d: Kind | None = "auto", autostart: bool = False, loss: Any = None,
                  max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None,
                  regularization: bool = True) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
@@ -216,7 +218,7 @@ class LossLandscapeWidget(widgets.VBox):
             self.compute()
 
     # -- view construction -------------------------------------------------------------------
-    def _build_view(self, kinds: list, view3d: str | None) -> None:
+    def _build_view(self, kinds: list, view3d: Kind | None) -> None:
         self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
         self.color_scale = bqplot.ColorScale(scheme="viridis")
         self.step_scale = bqplot.ColorScale(colors=CIVIDIS)
@@ -524,7 +526,7 @@ class LossLandscapeWidget(widgets.VBox):
                 raise NbvizError(f"The given directions have {self._custom.n} direction(s); "
                                  f"{'1-D' if n == 1 else '2-D'} mode needs {n}.")
             request["dirs"] = self._custom
-        get_forward(self.model)  # reads the model's extra state once, on this thread
+        prepare_for_background(self.model)  # on the kernel thread, before the worker runs
         request.update(subset=self.subset or None, seed=self.seed, order=self.order,
                        resolution=self.resolution, spacing=self.spacing,
                        extent=None if self.auto_extent else self.extent, loaded=self._loaded)
@@ -729,6 +731,7 @@ class LossLandscapeWidget(widgets.VBox):
 
     def _draw_line(self) -> None:
         line = self.line
+        assert line is not None  # drawn only once a line exists
         with self.line_mark.hold_sync():
             self.line_mark.x, self.line_mark.y = line.ts, line.loss
         anchors = ((line.metadata.get("directions") or {}).get("anchors") or {})

@@ -145,9 +145,17 @@ class OptVisWidget(widgets.VBox):
         The model's input preprocessing, passed to :class:`~nbviz.optvis.Renderer` (default
         range: read from the model's own Rescaling/Normalization layer, see :mod:`nbviz.scaling`).
 
+    Notes
+    -----
     Errors (bad settings, an objective that raises, ...) are shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop the worker thread.
     """
+
+    # Gallery views, built in _build_views and rebuilt in _rebuild_tiles.
+    _tile_images: list[Any]
+    _tile_buttons: list[Any]
+    _tile_boxes: list[Any]
+    gallery_grid: Any
 
     layer = traitlets.Unicode()
     filter = traitlets.Int(0)
@@ -646,6 +654,7 @@ class OptVisWidget(widgets.VBox):
         for frame in renderer.frames(
             cfg.steps - renderer.step, every=self.frame_every, stop_event=ctx.stop_event
         ):
+            assert frame.image is not None  # frames() was asked with images
             images = to_uint8(frame.image)
             with self._lock:
                 self._last = frame.image
@@ -898,9 +907,9 @@ class OptVisWidget(widgets.VBox):
             format="png",
             layout=widgets.Layout(width="256px", height="256px", min_width="256px", object_fit="contain"),
         )
-        self._tile_images: list[widgets.Image] = []
-        self._tile_buttons: list[widgets.Button] = []
-        self._tile_boxes: list[widgets.VBox] = []
+        self._tile_images = []
+        self._tile_buttons = []
+        self._tile_boxes = []
         self.gallery_grid = widgets.GridBox(
             layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, 120px)")
         )

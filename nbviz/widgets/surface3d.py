@@ -229,6 +229,7 @@ class IpyvolumeSurfaceView(SurfaceView):
     # size changes are replaced, and nothing is hidden in the same message as new data.
 
     def _set_limits(self) -> None:
+        assert self.Z is not None and self.xs is not None and self.ys is not None  # set_data ran
         lo, hi = z_limits(self.Z, self.path[2] if self.path is not None else None)
         s = self.figure.scales
         with self.figure.hold_sync():
@@ -240,6 +241,7 @@ class IpyvolumeSurfaceView(SurfaceView):
         from nbviz.imaging import apply_colormap
 
         Z = self.Z
+        assert Z is not None and self.xs is not None and self.ys is not None  # set_data ran
         tris = grid_triangles(np.isfinite(Z))
         lo, hi = z_limits(Z)
         X, Y = np.meshgrid(self.xs, self.ys)  # (ny, nx) like Z
@@ -350,6 +352,7 @@ class MatplotlibSurfaceView(SurfaceView):
         ax.set_zlabel(self.zlabel)
         path_z = self.path[2] if (self.path is not None and self._show_path) else None
         if self.Z is not None:
+            assert self.xs is not None and self.ys is not None  # set with Z
             tris = grid_triangles(np.isfinite(self.Z))
             X, Y = np.meshgrid(self.xs, self.ys)
             lo, hi = z_limits(self.Z, path_z)
@@ -363,6 +366,7 @@ class MatplotlibSurfaceView(SurfaceView):
             ax.set_ylim(self.ys.min(), self.ys.max())
             ax.set_zlim(lo, hi)
         if path_z is not None and path_z.size:
+            assert self.path is not None
             a, b, z = self.path
             ax.plot(a, b, z, color="red", marker="o", markersize=2.5, linewidth=1.5, zorder=10)
         ax.view_init(elev=self.elev.value, azim=self.azim.value)

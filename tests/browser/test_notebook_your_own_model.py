@@ -4,26 +4,16 @@ landscape all render, with no page errors."""
 
 from __future__ import annotations
 
-import nbformat
-
-from .conftest import REPO, pixel_stats
-from .widget_support import kernel_value, wait_image_loaded
-
-NOTEBOOK = REPO / "notebooks" / "05-your-own-model.ipynb"
+from .conftest import pixel_stats
+from .widget_support import kernel_value, notebook_code, wait_decoded_images
 
 
 def test_your_own_model_notebook_renders_in_lab(lab):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code"]
-    lab.run_notebook("05-your-own-model.ipynb", cells, timeout=600)
+    name = "05-your-own-model.ipynb"
+    lab.run_notebook(name, notebook_code(name), timeout=600)
     page = lab.page
     # explorer input + inner feature map + optimized image: real, decoded images
-    page.wait_for_function(
-        """() => Array.from(document.querySelectorAll('.widget-image'))
-                   .filter(i => i.complete && i.naturalWidth > 0).length >= 3""",
-        timeout=120_000,
-    )
-    wait_image_loaded(page, ".widget-image")
+    wait_decoded_images(page, 3)
     # the watched landscape and the final one: heat maps with contour lines
     page.wait_for_function(
         """() => Array.from(document.querySelectorAll('.bqplot g.curve path.line'))

@@ -101,3 +101,21 @@ def wait_kernel_value(lab, expr: str, expected: str, timeout_s: float = 30.0) ->
         lab.page.wait_for_timeout(250)
         value = kernel_value(lab, expr)
     return value
+
+
+def notebook_code(name: str) -> list[str]:
+    """The code cells of ``notebooks/<name>`` (run as they are by a browser test)."""
+    import nbformat
+
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def wait_decoded_images(page, at_least: int, timeout_ms: int = 120_000) -> None:
+    """Wait until ``at_least`` image widgets hold a decoded picture (not an empty box)."""
+    page.wait_for_function(
+        """(n) => Array.from(document.querySelectorAll('.widget-image'))
+                   .filter(i => i.complete && i.naturalWidth > 0).length >= n""",
+        arg=at_least, timeout=timeout_ms,
+    )
+    wait_image_loaded(page, ".widget-image")

@@ -1,0 +1,78 @@
+"""The layout is the architecture: imports between nbviz modules run one way (no cycles, also
+through imports inside functions), and the headless backends never import widget code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nbviz"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(nbviz_only: bool = True) -> dict[str, set[str]]:
+    """``{module: modules it imports}`` (nbviz's own only by default), relative imports
+    resolved, at any depth (imports inside functions too)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                found.add(target)
+                found.update(f"{target}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = found
+    if not nbviz_only:
+        return graph
+    modules = set(graph)
+    return {m: {t for t in targets if t in modules and t != m} for m, targets in graph.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_imports_between_nbviz_modules_have_no_cycles():
+    graph = _imports()
+    # edges from a package __init__ to its own submodules are the package's re-exports
+    for m in graph:
+        graph[m] = {t for t in graph[m] if not t.startswith(m + ".")}
+    assert _cycles(graph) == []
+
+
+def test_backends_never_import_widgets():
+    graph = _imports()
+    backends = [m for m in graph if not m.startswith("nbviz.widgets") and m != "nbviz"]
+    offenders = {m: sorted(t for t in graph[m] if t.startswith("nbviz.widgets")) for m in backends}
+    assert {m: t for m, t in offenders.items() if t} == {}
+    ui = ("ipywidgets", "bqplot", "ipyvolume", "IPython.display")
+    for m, targets in _imports(nbviz_only=False).items():
+        if m in backends:
+            assert not [t for t in targets if t.startswith(ui)], m
