@@ -12,7 +12,8 @@ cache this view shares (its image and layer pickers drive both).
 The work lives in :mod:`nbviz.attribution` (one compiled
 :class:`~nbviz.attribution.Attributor` per layer, :class:`~nbviz.attribution.icons.ChannelIcons`);
 this module wires controls to it. Attribution runs on one :class:`~nbviz.worker.Worker`
-(a new request stops the running one: the latest wins), icons on another; SmoothGrad and
+(a new request stops the running one: the latest wins), icons on another through a
+:class:`~nbviz.worker.LatestRequestLoop` (a batch being rendered is finished); SmoothGrad and
 Integrated Gradients stream partial heatmaps, and Stop ends both.
 """
 
@@ -34,7 +35,7 @@ from ..attribution.icons import ICON_STEPS, ChannelIcons, IconFrame
 from ..errors import NbvizError
 from ..featuremaps import image_key
 from ..featuremaps.render import enlarge, overlay, render_view, to_png
-from ..worker import Worker
+from ..worker import LatestRequestLoop, Worker
 from .closing import close_widget_tree
 from .feature_maps import FeatureMapExplorer
 
@@ -126,13 +127,11 @@ class AttributionExplorer(widgets.VBox):
         self._lock = threading.RLock()
         self._request: _Request | None = None
         self._ranked: list[int] = []
-        self._icon_lock = threading.Lock()
-        self._icon_active = False
-        self._wanted_icons: tuple[str, list[int]] = ("", [])
         self._worker = Worker(on_frame=self._on_frame, on_error=self._on_error,
                               on_done=self._on_done, name="nbviz-attribution")
         self._icon_worker = Worker(on_frame=self._on_icons, on_error=self._on_error,
                                    name="nbviz-attribution-icons")
+        self._icon_loop = LatestRequestLoop(self._icon_worker, self._render_icons)
 
         self.class_dropdown = widgets.Dropdown(description="class",
                                                layout=widgets.Layout(width="340px"))
@@ -206,6 +205,7 @@ class AttributionExplorer(widgets.VBox):
     def stop(self) -> None:
         """Stop the attribution and the icon rendering (partial results stay shown)."""
         self._worker.stop(timeout=60.0)
+        self._icon_loop.clear()
         self._icon_worker.stop(timeout=60.0)
 
     def wait(self, timeout: float = 120.0, icons: bool = True) -> bool:
@@ -288,31 +288,12 @@ class AttributionExplorer(widgets.VBox):
             ctx.publish(_Frame(request, p.result.heatmap(), ranking, p.done, p.total,
                                time.perf_counter() - t0))
 
-    def _icon_job(self, ctx: Any) -> None:
-        """Render the icons the tiles show until none is missing (a new ranking while this
-        runs is picked up after the current batch: stopping would waste it)."""
-        try:
-            while not ctx.stopped:
-                with self._icon_lock:
-                    layer, channels = self._wanted_icons
-                    missing = self.icons.missing(layer, channels)
-                    if not missing:
-                        self._icon_active = False
-                        return
-                for frame in self.icons.iter_render(layer, missing, stop_event=ctx.stop_event):
-                    ctx.publish(frame)
-        finally:
-            with self._icon_lock:
-                self._icon_active = False
-
-    def _want_icons(self, layer: str, channels: list[int]) -> None:
-        with self._icon_lock:
-            self._wanted_icons = (layer, list(channels))
-            if self._icon_active or self._closed:
-                return
-            self._icon_active = True
-        self._icon_worker.join()  # a previous job has given up the flag; let its thread end
-        self._icon_worker.start(self._icon_job)
+    def _render_icons(self, ctx: Any, request: tuple[str, list[int]]) -> None:
+        """Render the missing icons of the filters a ranking shows (on the icon worker; a
+        newer ranking waits for this batch instead of wasting it, latest one wins)."""
+        layer, channels = request
+        for frame in self.icons.iter_render(layer, channels, stop_event=ctx.stop_event):
+            ctx.publish(frame)
 
     # -- views (set traits only) -----------------------------------------------------------
     def _on_frame(self, frame: _Frame) -> None:
@@ -346,8 +327,8 @@ class AttributionExplorer(widgets.VBox):
         for tile, c in zip(self.tiles, channels, strict=False):
             tile.show(layer, c, float(values[c]),
                       render_view(acts, c, "magma", "map", min_size=128), self.icons.get(layer, c))
-        if self.icons.missing(layer, channels):
-            self._want_icons(layer, channels)
+        if self.icons.missing(layer, channels) and not self._closed:
+            self._icon_loop.submit((layer, list(channels)))
 
     def _on_icons(self, frame: IconFrame) -> None:
         for tile in self.tiles:
