@@ -38,10 +38,15 @@ from .baselines import make_baselines
 from .results import AttributionMap, CamMap, IntegratedGradientsMap, LayerAttribution
 from .targets import ClassLogits, Tap, Target, resolve_target
 
-# Smilkov et al. 2017: "50 samples", "noise level 10-20%" of the input range ([0, 1] here).
+#: SmoothGrad's default sample count (Smilkov et al. 2017 use about 50).
 SMOOTHGRAD_SAMPLES = 50
+#: SmoothGrad's default noise: standard deviation as a share of the [0, 1] input range
+#: (Smilkov et al.: 10-20%).
 SMOOTHGRAD_NOISE = 0.15
-IG_STEPS = 64  # trapezoid rule; within 1% completeness on the demo model (tested)
+#: Integrated Gradients' default intervals (trapezoid rule): within 1% completeness on the
+#: demo model (tested).
+IG_STEPS = 64
+#: Bytes of activations and gradients one compiled call may use (sets samples per call).
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 BYTES_PER_VALUE = 4 * 3  # float32 activation + its gradient + what backprop keeps
 
@@ -56,6 +61,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Share of the samples done, 0..1."""
         return self.done / self.total if self.total else 1.0
 
 

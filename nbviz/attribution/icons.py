@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-ICON_STEPS = 128  # the optvis recipe's images are recognizable from about 128 steps on
+#: Optimization steps per icon: the optvis recipe's images are recognizable from about 128 on.
+ICON_STEPS = 128
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class AttributionMap:
     complete: bool = True
 
     def __len__(self) -> int:
+        """The number of images explained."""
         return len(self.values)
 
     def raw_maps(self) -> np.ndarray:
