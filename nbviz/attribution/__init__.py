@@ -31,7 +31,7 @@ from .api import (
 )
 from .baselines import make_baselines
 from .engine import IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, Attributor, Progress
-from .icons import ICON_STEPS, ChannelIcons
+from .icons import ICON_STEPS, ChannelIcons, IconFrame
 from .results import AttributionMap, CamMap, IntegratedGradientsMap, LayerAttribution
 from .targets import ClassLogits, ObjectiveTarget, Target, find_logits_layer
 
@@ -45,6 +45,7 @@ __all__ = [
     "CamMap",
     "ChannelIcons",
     "ClassLogits",
+    "IconFrame",
     "IntegratedGradientsMap",
     "LayerAttribution",
     "ObjectiveTarget",

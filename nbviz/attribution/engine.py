@@ -2,10 +2,10 @@
 
 Design: every method is a gradient of one *score per row* through **one** forward pass of a
 tap model (model input -> the layer's activations and the tensors the target needs, weights
-shared with the user's model, ``training=False``). Four ``tf.function``s with fixed input
-signatures are traced once each, on first use: noisy input gradients (saliency is SmoothGrad
-with one sample and no noise), path gradients (Integrated Gradients), layer gradients
-(Grad-CAM, Grad-CAM++, activation x gradient) and logits. Class indices, noise level, sample
+shared with the user's model, ``training=False``). Four compiled functions
+(``tf.function``) with fixed input signatures are traced once each, on first use: noisy input
+gradients (saliency is SmoothGrad with one sample and no noise), path gradients (Integrated
+Gradients), layer gradients (Grad-CAM, Grad-CAM++, activation x gradient) and logits. Class indices, noise level, sample
 count and seeds are tensor arguments and the batch axis is left open, so switching classes,
 images or settings never retraces; :attr:`Attributor.trace_count` shows it.
 

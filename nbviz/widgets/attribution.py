@@ -13,7 +13,7 @@ The work lives in :mod:`nbviz.attribution` (one compiled
 :class:`~nbviz.attribution.Attributor` per layer, :class:`~nbviz.attribution.icons.ChannelIcons`);
 this module wires controls to it. Attribution runs on one :class:`~nbviz.worker.Worker`
 (a new request stops the running one: the latest wins), icons on another through a
-:class:`~nbviz.worker.LatestRequestLoop` (a batch being rendered is finished); SmoothGrad and
+``nbviz.worker.LatestRequestLoop`` (a batch being rendered is finished); SmoothGrad and
 Integrated Gradients stream partial heatmaps, and Stop ends both.
 """
 
