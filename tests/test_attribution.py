@@ -134,8 +134,11 @@ def test_integrated_gradients_does_not_depend_on_how_the_path_is_batched(unchang
 
 def test_blurred_and_user_baselines(unchanged, data):
     x, _ = data
+    from scipy.ndimage import gaussian_filter
+
     blurred = attribution.integrated_gradients(unchanged, x[0], baseline="blurred", steps=8)
-    assert blurred.baselines.std() < x[0].std() and not np.allclose(blurred.baselines, 0)
+    expected = gaussian_filter(x[0], (6.4, 6.4, 0), mode="nearest", truncate=3.0)  # 64 px / 10
+    np.testing.assert_allclose(blurred.baselines[0], expected, atol=1e-5)
     grey = np.full((64, 64, 3), 0.5, np.float32)
     user = attribution.integrated_gradients(unchanged, x[0], baseline=grey, steps=8)
     np.testing.assert_allclose(user.baselines[0], grey)

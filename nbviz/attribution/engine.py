@@ -169,7 +169,9 @@ class Attributor:
         outs = self._tap_model(x, training=False)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
-        return dict(zip(self._taps, outs, strict=True))
+        taps = self._taps
+        assert taps is not None  # set with the tap model
+        return dict(zip(taps, outs, strict=True))
 
     def _input_grads(self, xs: Any, classes: Any) -> tuple[Any, Any]:
         tf = require_tensorflow()
@@ -229,7 +231,9 @@ class Attributor:
         return scores, tf.cast(acts, tf.float32), tf.cast(grads, tf.float32)
 
     def _logits(self, x01):
-        return self.target.logits(self._forward(x01))  # ClassLogits only (see predict)
+        target = self.target
+        assert isinstance(target, ClassLogits)  # predict() and _classes() check it first
+        return target.logits(self._forward(x01))
 
     # -- host side helpers ---------------------------------------------------------------------
     def images(self, images: Any) -> np.ndarray:
@@ -418,7 +422,7 @@ class Attributor:
         backward pass): activation x gradient per position and filter, with channel and
         spatial sums (Olah et al.'s building blocks), and Grad-CAM from the same arrays."""
         tf = require_tensorflow()
-        self._need_layer()
+        layer = self._need_layer()
         x = self.images(images)
         cls, values = self._classes(x, classes)
         scores, acts, grads = self._layer_fn(tf.constant(x), tf.constant(cls))
@@ -433,7 +437,7 @@ class Attributor:
                 "there is nothing to weight. Fix: check input_range= / preprocess=, or pick "
                 "another layer."
             )
-        return LayerAttribution(target=target, classes=values, layer=self.layer, images=x,
+        return LayerAttribution(target=target, classes=values, layer=layer, images=x,
                                 activations=acts, gradients=grads, scores=scores.numpy())
 
 

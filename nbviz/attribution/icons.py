@@ -90,6 +90,7 @@ class ChannelIcons:
                             batch=len(todo), size=self.size, value_range=self.value_range,
                             preprocess=self.preprocess, seed=self.seed)
         for frame in renderer.frames(self.steps, every=every, stop_event=stop_event):
+            assert frame.image is not None  # frames() fetches images by default
             if frame.final:
                 with self._lock:
                     for c, img in zip(todo, frame.image, strict=True):

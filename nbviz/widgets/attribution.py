@@ -114,8 +114,9 @@ class AttributionExplorer(widgets.VBox):
             model, image, preprocess=preprocess, input_range=input_range, samples=samples
         )
         prep = self.explorer.backend.preparer
-        self._options = dict(preprocess=prep.preprocess, input_range=prep.input_range,
-                             class_names=class_names)
+        self._options: dict[str, Any] = dict(
+            preprocess=prep.preprocess, input_range=prep.input_range, class_names=class_names
+        )
         self.model = model
         self._attributors: dict[str, Attributor] = {}
         self.icons = icons or ChannelIcons(model, steps=icon_steps, value_range=prep.input_range,
@@ -145,7 +146,7 @@ class AttributionExplorer(widgets.VBox):
         self.status = widgets.HTML()
         self.icon_note = widgets.HTML(f"<i>optimized images: {html.escape(self.icons.recipe)}</i>")
         self.tiles = [self._tile() for _ in range(int(top_filters))]
-        super().__init__(children=[
+        self._own_children = [
             widgets.HBox([self.class_dropdown, self.stop_button]),
             self.method_buttons,
             widgets.HBox([widgets.VBox([widgets.HTML("<b>attribution</b>"), self.heat_image]),
@@ -154,8 +155,8 @@ class AttributionExplorer(widgets.VBox):
                                             widgets.Layout(grid_template_columns="repeat(3, 150px)"))),
                                         self.icon_note])]),
             self.status,
-            self.explorer,
-        ])  # fmt: skip
+        ]  # fmt: skip
+        super().__init__(children=[*self._own_children, self.explorer])
 
         self.explorer.layer = layer if layer is not None else default_layer(model)
         self.method = method
@@ -229,7 +230,7 @@ class AttributionExplorer(widgets.VBox):
         self.explorer.input_image.unobserve(self._on_explorer_image, "value")
         if self._owns_explorer:
             self.explorer.close()
-        self.children = [c for c in self.children if c is not self.explorer]
+        self.set_trait("children", self._own_children)  # a shared explorer stays open
         close_widget_tree(self)
 
     # -- observers -------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class AttributionExplorer(widgets.VBox):
         except Exception as exc:
             self._show_error(exc)
             return
-        names = a.target.class_names
+        names = getattr(a.target, "class_names", None)
         options = [(f"{c}: {names[c] if names else 'class ' + str(c)}  {p:.1%}", c)
                    for c, p in top]
         self.class_dropdown.unobserve(self._on_class_pick, "value")
@@ -270,7 +271,7 @@ class AttributionExplorer(widgets.VBox):
         self.refresh()
 
     # -- work (worker threads) -------------------------------------------------------------
-    def _attribution_job(self, ctx: Any, request: _Request, image: np.ndarray) -> None:
+    def _attribution_job(self, ctx: Any, request: _Request, image: Any) -> None:
         t0 = time.perf_counter()
         a = self.attributor(request.layer)
         ranking = a.layer_attribution(image, request.cls)
@@ -345,8 +346,12 @@ class AttributionExplorer(widgets.VBox):
 
     def _tile(self) -> _Tile:
         tile = _Tile()
-        tile.button.on_click(lambda _: tile.channel is not None and self.select_filter(tile.channel))
+        tile.button.on_click(lambda _: self._on_tile_click(tile))
         return tile
+
+    def _on_tile_click(self, tile: _Tile) -> None:
+        if tile.channel is not None:
+            self.select_filter(tile.channel)
 
     def _set_status(self, text: str) -> None:
         self.status.value = f"<span style='font-family: monospace'>{text}</span>"
