@@ -607,3 +607,29 @@ def test_from_function_objective_equals_the_built_in_and_composes(tiny_convnet):
     assert np.isfinite(mixed.run(3).losses).all()
     with pytest.raises(LayerError, match="conv2"):
         optvis.Renderer(tiny_convnet, optvis.from_function(lambda T: T("cnv2"), ["cnv2"]))
+
+
+def test_headless_session_continues_a_stopped_run_and_restarts_when_settings_change(tiny_convnet):
+    import dataclasses
+    import threading
+
+    from nbviz.optvis.session import MODES, OptVisSession, RunConfig
+
+    session = OptVisSession(tiny_convnet, frame_every=4)
+    units = MODES["channel"].units(3, 16, 2)
+    cfg = RunConfig("conv2", "channel", units, 2, True, True, "none", 32, 0.05, 0, 16)
+    stop, ticks = threading.Event(), []
+
+    def publish(tick):
+        ticks.append(tick.step)
+        if tick.step >= 8:
+            stop.set()
+
+    first = session.run(cfg, stop, publish)
+    assert 8 <= first.step < 16 and ticks[-1] == first.step
+    again = session.run(cfg, None, lambda t: None)  # same settings: continues
+    assert again.step == 16 and again.steps_run == 16 - first.step
+    assert session.log.losses and len(session.log.losses) == 16
+    fresh = session.run(dataclasses.replace(cfg, seed=1), None, lambda t: None)
+    assert fresh.steps_run == 16 and len(session.renderers) == 1  # new seed: same trace
+    assert MODES["diversity"].units(5, 16, 3) == (5, 5, 5)

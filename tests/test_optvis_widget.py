@@ -135,18 +135,18 @@ def test_error_in_objective_is_shown_and_widget_stays_usable(make_widget):
 def test_renderer_is_reused_when_only_unit_seed_or_lr_change(make_widget):
     w = make_widget(steps=8)
     assert w.start() and w.wait(60)
-    (renderer,) = w._renderers.values()
+    (renderer,) = w.session.renderers.values()
     first = w.result_array()
     w.filter, w.seed, w.learning_rate = 5, 3, 0.1
     assert w.start() and w.wait(60)
-    assert list(w._renderers.values()) == [renderer]
+    assert list(w.session.renderers.values()) == [renderer]
     assert renderer.trace_count == 1
     assert renderer.unit_objectives()[0].indices == [5]
     assert float(renderer.optimizer.learning_rate.numpy()) == pytest.approx(0.1)
     assert w.step == 8 and not np.array_equal(first, w.result_array())
     w.size = 48  # a new image size needs a new renderer
     assert w.start() and w.wait(60)
-    assert len(w._renderers) == 2 and w.result_array().shape == (1, 48, 48, 3)
+    assert len(w.session.renderers) == 2 and w.result_array().shape == (1, 48, 48, 3)
 
 
 def test_same_settings_give_the_same_image(make_widget):
@@ -171,7 +171,7 @@ def test_gallery_of_four_filters_gives_four_live_tiles(make_widget):
         np.testing.assert_array_equal(decode_image(tile.value), to_uint8(row))
     assert [b.description for b in w._tile_buttons] == [f"open unit {u}" for u in (2, 3, 4, 5)]
     assert w.losses.shape == (16, 4)
-    (renderer,) = w._renderers.values()
+    (renderer,) = w.session.renderers.values()
     assert renderer.batch == 4 and renderer.unit_objectives()[0].indices == [2, 3, 4, 5]
 
     w._tile_buttons[1].click()  # open tile 1

@@ -21,10 +21,7 @@ to one filter with that tile's image shown.
 from __future__ import annotations
 
 import html
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import bqplot
@@ -36,75 +33,26 @@ from .. import export
 from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
 from ..imaging import encode_image, mosaic, to_uint8
 from ..layers import shape_label
-from ..optvis import Objective, Renderer, as_objective, objectives, transforms
+from ..optvis import Objective, objectives
+from ..optvis.session import (
+    MODES,
+    TRANSFORM_PRESETS,
+    ObjectiveFactory,
+    OptVisSession,
+    RunConfig,
+    RunSummary,
+    Tick,
+)
 from ..worker import Worker
 from .closing import close_widget_tree
 
 __all__ = ["OptVisWidget"]
 
-KIND_LABELS = {
-    "channel": "channel (mean over space)",
-    "neuron": "neuron (centre position)",
-    "class": "class logit / unit",
-    "diversity": "channel + diversity",
-}
-TRANSFORM_PRESETS: dict[str, Any] = {
-    "standard": "standard",  # Lucid's pad/jitter/scale/rotate/jitter
-    "jitter": [transforms.jitter(4)],
-    "none": "none",
-}
+KIND_LABELS = {name: mode.label for name, mode in MODES.items()}
 SIZES = [32, 48, 64, 96, 128, 160, 224, 256]
 DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
 GALLERY_COLUMNS = 4
 MAX_CURVE_POINTS = 400
-MAX_RENDERERS = 6  # compiled renderers kept per widget (each holds a traced graph)
-
-ObjectiveFactory = Callable[[str, Any], "Objective | str"]
-
-
-@dataclass(frozen=True)
-class _Config:
-    """Everything a run needs, snapshotted on the kernel thread when Start is pressed."""
-
-    layer: str
-    kind: str
-    units: tuple[int, ...]  # one per row (a single entry in single mode)
-    batch: int
-    fft: bool
-    decorrelate: bool
-    transforms: str
-    size: int
-    learning_rate: float
-    seed: int
-    steps: int
-
-    @property
-    def renderer_key(self) -> tuple:
-        """What needs a new renderer (a new trace); units, seed and learning rate do not."""
-        return (self.layer, self.kind, self.batch, self.fft, self.decorrelate, self.transforms, self.size)
-
-    @property
-    def state_key(self) -> tuple:
-        """What a paused run must share with the next Start for it to continue."""
-        return (*self.renderer_key, self.units, self.seed, self.learning_rate)
-
-
-@dataclass
-class _Tick:
-    """One published frame: what the view needs, computed on the worker thread."""
-
-    step: int
-    target: int
-    images: np.ndarray  # (B, H, W, C) uint8
-    steps_per_sec: float
-
-
-@dataclass
-class _Summary:
-    step: int
-    target: int
-    seconds: float
-    steps_run: int
 
 
 class OptVisWidget(widgets.VBox):
@@ -206,32 +154,20 @@ class OptVisWidget(widgets.VBox):
                 f"Model {model.name!r} has no layer with a channel axis to visualize. "
                 "Fix: pass a convolutional model."
             )
-        if int(frame_every) < 1 or int(max_frames) < 2:
-            raise ValueError("frame_every must be >= 1 and max_frames >= 2.")
         _check_gallery_size(gallery_size)
-        self.frame_every = int(frame_every)
-        self.diversity_weight = float(diversity_weight)
-        self.max_frames = int(max_frames)
+        #: The headless run: objective modes, renderer cache, continue rule, frame log.
+        self.session = OptVisSession(
+            model, objective=objective, preprocess=preprocess, value_range=value_range,
+            frame_every=frame_every, max_frames=max_frames, diversity_weight=diversity_weight,
+        )  # fmt: skip
+        self.frame_every = self.session.frame_every
+        self.max_frames = self.session.log.max_frames
+        self.diversity_weight = self.session.diversity_weight
         self.preprocess = preprocess
         self.value_range = value_range
         self.error: BaseException | None = None
         self._closed = False
-        self._fixed_objective: Objective | None = None
-        self._factory: ObjectiveFactory | None = None
-        self._set_objective(objective)
-
-        # State shared with the worker thread (guarded by _lock): recorded frames, losses, image.
-        self._lock = threading.Lock()
-        self._renderers: dict[tuple, Renderer] = {}
-        self._state_key: tuple | None = None  # the configuration of the renderer's current image
-        self._fresh = True
         self._units: tuple[int, ...] = ()
-        self._frames: list[np.ndarray] = []
-        self._frame_steps: list[int] = []
-        self._record_stride = 1
-        self._losses: list[np.ndarray] = []  # one (B,) row per step
-        self._last: np.ndarray | None = None  # (B, H, W, C) float32
-        self._rate = 0.0
         self._worker = Worker(
             on_frame=self._on_frame,
             on_error=self._on_error,
@@ -294,7 +230,7 @@ class OptVisWidget(widgets.VBox):
         self._label_tiles(cfg)
         self.set_trait("running", True)
         self._sync_buttons()
-        if not self._worker.start(lambda ctx: self._job(cfg, ctx)):
+        if not self._worker.start(lambda ctx: self._run(cfg, ctx)):
             self.set_trait("running", False)
             self._sync_buttons()
             return False
@@ -307,11 +243,8 @@ class OptVisWidget(widgets.VBox):
     def reset(self) -> None:
         """Stop, forget the current image, frames and loss curve; the next Start begins anew."""
         self.stop(timeout=30.0)
-        with self._lock:
-            self._fresh = True
-            self._state_key = None
-            self._frames, self._frame_steps, self._losses = [], [], []
-            self._last = None
+        self.session.forget()
+        self.session.log.clear()
         self.set_trait("step", 0)
         with self.image.hold_sync():
             self.image.format = "png"
@@ -336,36 +269,36 @@ class OptVisWidget(widgets.VBox):
         for link in self._links:
             link.unlink()
         close_widget_tree([*self.children, *self._tile_boxes])
-        self._renderers.clear()
+        self.session.renderers.clear()
         super().close()
 
     @property
     def objective(self) -> Objective | ObjectiveFactory | None:
         """The custom objective (or factory), ``None`` for the built-in kinds."""
-        return self._fixed_objective or self._factory
+        return self.session.objective
 
     @objective.setter
     def objective(self, value: Objective | str | ObjectiveFactory | None) -> None:
         if self._worker.running:
             raise RuntimeError("Stop the run before changing the objective.")
-        self._set_objective(value)
-        self._renderers.clear()
-        self._fresh = True
+        self.session.set_objective(value)
         self._sync_buttons()
 
     @property
     def frames(self) -> list[np.ndarray]:
         """Recorded frames, each (B, H, W, C) uint8 (at most ``max_frames``, evenly thinned)."""
-        with self._lock:
-            return list(self._frames)
+        log = self.session.log
+        with log.lock:
+            return list(log.frames)
 
     @property
     def losses(self) -> np.ndarray:
         """Objective value per step and row, shape (steps, B)."""
-        with self._lock:
-            if not self._losses:
+        log = self.session.log
+        with log.lock:
+            if not log.losses:
                 return np.zeros((0, max(1, len(self._units))), np.float32)
-            return np.asarray(self._losses, np.float32)
+            return np.asarray(log.losses, np.float32)
 
     @property
     def units(self) -> tuple[int, ...]:
@@ -374,8 +307,8 @@ class OptVisWidget(widgets.VBox):
 
     def result_array(self) -> np.ndarray:
         """The current image(s), (B, H, W, C) float32 in [0, 1] (a copy)."""
-        with self._lock:
-            last = self._last
+        with self.session.log.lock:
+            last = self.session.log.last
         if last is None:
             raise ImageError("Nothing rendered yet. Fix: press Start (or call start(); wait()).")
         return np.array(last, dtype=np.float32, copy=True)
@@ -405,13 +338,8 @@ class OptVisWidget(widgets.VBox):
             raise UnitError(f"There are {len(units)} tiles; valid tile indices are 0..{len(units) - 1}.")
         self.stop(timeout=30.0)
         unit = units[index]
-        with self._lock:
-            if self._last is not None and self._last.shape[0] > index:
-                self._last = self._last[index : index + 1]
-                self._frames = [f[index : index + 1] for f in self._frames]
-                self._losses = [row[index : index + 1] for row in self._losses]
-            self._fresh = True
-            self._state_key = None
+        self.session.log.keep_row(index)
+        self.session.forget()
         self._units = (unit,)
         self.gallery = False
         if self.kind != "diversity":
@@ -424,23 +352,7 @@ class OptVisWidget(widgets.VBox):
         )
 
     # -- settings ---------------------------------------------------------------------------
-    def _set_objective(self, value: Any) -> None:
-        self._fixed_objective, self._factory = None, None
-        if value is None:
-            return
-        if isinstance(value, (Objective, str)):
-            obj = as_objective(value)
-            obj.check(self._table)
-            self._fixed_objective = obj
-        elif callable(value):
-            self._factory = value
-        else:
-            raise TypeError(
-                f"objective is an Objective, a 'layer:unit' string or a callable "
-                f"f(layer, units) -> Objective; got {type(value).__name__}."
-            )
-
-    def _config(self) -> _Config:
+    def _config(self) -> RunConfig:
         """Validate the settings and freeze them for one run."""
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}.")
@@ -448,30 +360,23 @@ class OptVisWidget(widgets.VBox):
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.size < 8:
             raise ImageError(f"size must be at least 8 pixels, got {self.size}.")
-        fixed = self._fixed_objective
+        fixed = self.session.fixed
         if fixed is not None:
             batch = fixed.rows or (max(1, self.gallery_size) if self.gallery else 1)
             units = tuple(range(batch))
             layer, kind = "<custom>", "custom"
         else:
-            layer, kind = self.layer, self.kind
+            layer, kind, mode = self.layer, self.kind, MODES[self.kind]
+            if mode.needs_gallery and not self.gallery:
+                raise ValueError(
+                    f"The {kind} objective needs several rows. Fix: turn on gallery mode or "
+                    "pick another objective kind."
+                )
             channels = self._channels(layer)
-            if self.gallery:
-                n = max(1, min(self.gallery_size, channels))
-                if kind == "diversity":
-                    units = (self.filter,) * n
-                else:
-                    first = max(0, min(self.filter, channels - n))
-                    units = tuple(range(first, first + n))
-            else:
-                if kind == "diversity":
-                    raise ValueError(
-                        "The diversity objective needs several rows. Fix: turn on gallery mode "
-                        "or pick another objective kind."
-                    )
-                units = (self.filter,)
+            rows = max(1, min(self.gallery_size, channels)) if self.gallery else 1
+            units = mode.units(self.filter, channels, rows)
             batch = len(units)
-        return _Config(
+        return RunConfig(
             layer=layer,
             kind=kind,
             units=units,
@@ -522,7 +427,7 @@ class OptVisWidget(widgets.VBox):
     @traitlets.validate("filter")
     def _valid_filter(self, proposal: dict) -> int:
         value = int(proposal["value"])
-        if self.layer and self._fixed_objective is None:
+        if self.layer and self.session.fixed is None:
             n = self._channels(self.layer)
             if not 0 <= value < n:
                 exc = UnitError(
@@ -555,7 +460,7 @@ class OptVisWidget(widgets.VBox):
     @traitlets.validate("kind")
     def _valid_kind(self, proposal: dict) -> str:
         value = proposal["value"]
-        if self.layer and self._fixed_objective is None and value not in self._kind_options():
+        if self.layer and self.session.fixed is None and value not in self._kind_options():
             if value == "diversity" and not self.gallery:
                 why = "it needs gallery mode (several rows)"
             else:
@@ -590,102 +495,13 @@ class OptVisWidget(widgets.VBox):
         else:
             self.kind_dropdown.value = self.kind
 
-    # -- the job (worker thread) --------------------------------------------------------------
-    def _renderer_for(self, cfg: _Config) -> Renderer:
-        renderer = self._renderers.get(cfg.renderer_key)
-        if renderer is not None:
-            return renderer
-        self._set_status(f"building the renderer for <b>{html.escape(cfg.layer)}</b> ...")
-        renderer = Renderer(
-            self.model,
-            self._make_objective(cfg),
-            size=cfg.size,
-            batch=cfg.batch,
-            fft=cfg.fft,
-            decorrelate=cfg.decorrelate,
-            transforms=TRANSFORM_PRESETS[cfg.transforms],
-            learning_rate=cfg.learning_rate,
-            seed=cfg.seed,
-            preprocess=self.preprocess,
-            value_range=self.value_range,
-        ).compile()
-        while len(self._renderers) >= MAX_RENDERERS:  # oldest first: dicts keep insertion order
-            self._renderers.pop(next(iter(self._renderers)))
-        self._renderers[cfg.renderer_key] = renderer  # only once it traced without error
-        return renderer
-
-    def _make_objective(self, cfg: _Config) -> Objective:
-        if self._fixed_objective is not None:
-            return self._fixed_objective
-        units: Any = list(cfg.units) if cfg.batch > 1 else cfg.units[0]
-        if self._factory is not None:
-            return as_objective(self._factory(cfg.layer, units))
-        if cfg.kind == "channel":
-            return objectives.channel(cfg.layer, units)
-        if cfg.kind == "neuron":
-            return objectives.neuron(cfg.layer, units)
-        if cfg.kind == "class":
-            return objectives.class_logit(cfg.layer, units)
-        diversity = objectives.diversity(cfg.layer)
-        return objectives.channel(cfg.layer, cfg.units[0]) + self.diversity_weight * diversity
-
-    def _job(self, cfg: _Config, ctx: Any) -> _Summary:
-        renderer = self._renderer_for(cfg)
-        continuing = (
-            not self._fresh and self._state_key == cfg.state_key and 0 < renderer.step < cfg.steps
-        )
-        if not continuing:
-            if self._fixed_objective is None:
-                units = list(cfg.units) if cfg.kind != "diversity" else cfg.units[0]
-                renderer.set_channels(units, reset=False)
-            renderer.reset(cfg.seed)
-            # After reset(): it restores every optimizer variable, the learning rate included.
-            renderer.optimizer.learning_rate = cfg.learning_rate
-            with self._lock:
-                self._frames, self._frame_steps, self._losses = [], [], []
-                self._record_stride = max(1, -(-cfg.steps // (self.max_frames * self.frame_every)))
-                self._state_key, self._fresh = cfg.state_key, False
-        self._set_status(
-            f"{'continuing' if continuing else 'running'}: {html.escape(_describe(cfg, renderer))}"
-        )
-        start_step, t0 = renderer.step, time.perf_counter()
-        self._rate = 0.0
-        images = None
-        for frame in renderer.frames(
-            cfg.steps - renderer.step, every=self.frame_every, stop_event=ctx.stop_event
-        ):
-            assert frame.image is not None  # frames() was asked with images
-            images = to_uint8(frame.image)
-            with self._lock:
-                self._last = frame.image
-                self._losses.extend(np.asarray(frame.losses, np.float32))
-                self._record(frame.step, images, final=frame.final)
-            rate = (frame.step - start_step) / max(time.perf_counter() - t0, 1e-9)
-            self._rate = rate
-            ctx.publish(_Tick(frame.step, cfg.steps, images, rate))
-        if images is not None:
-            with self._lock:  # a stopped run keeps its last frame too (GIF export after Stop)
-                if not self._frame_steps or self._frame_steps[-1] != renderer.step:
-                    self._record(renderer.step, images, final=True)
-        return _Summary(renderer.step, cfg.steps, time.perf_counter() - t0, renderer.step - start_step)
-
-    def _record(self, step: int, images: np.ndarray, final: bool) -> None:
-        """Keep every ``_record_stride``-th frame; halve the list when it overflows."""
-        k = step // self.frame_every
-        if k % self._record_stride and not final:
-            return
-        if self._frames and np.array_equal(self._frames[-1], images):
-            return  # a GIF merges identical frames anyway; keep counts honest
-        self._frames.append(images)
-        self._frame_steps.append(step)
-        if len(self._frames) > self.max_frames:
-            keep = list(range(0, len(self._frames) - 1, 2)) + [len(self._frames) - 1]
-            self._frames = [self._frames[i] for i in keep]
-            self._frame_steps = [self._frame_steps[i] for i in keep]
-            self._record_stride *= 2
+    # -- the run (worker thread) ----------------------------------------------------------
+    def _run(self, cfg: RunConfig, ctx: Any) -> RunSummary:
+        return self.session.run(cfg, ctx.stop_event, ctx.publish,
+                                status=lambda text: self._set_status(html.escape(text)))
 
     # -- worker callbacks (worker thread: set traits only) ------------------------------------
-    def _on_frame(self, tick: _Tick) -> None:
+    def _on_frame(self, tick: Tick) -> None:
         if self._closed:
             return
         self._show_images(tick.images, "jpeg")
@@ -698,7 +514,7 @@ class OptVisWidget(widgets.VBox):
     def _on_error(self, exc: BaseException, tb: str) -> None:
         self._show_error(exc)
 
-    def _on_done(self, summary: _Summary | None, stopped: bool) -> None:
+    def _on_done(self, summary: RunSummary | None, stopped: bool) -> None:
         if self._closed:
             return
         if summary is not None:
@@ -731,21 +547,22 @@ class OptVisWidget(widgets.VBox):
                 self.image.value = encode_image(self._picture(images), fmt)
 
     def _show_final(self) -> None:
-        with self._lock:
-            last = self._last
+        with self.session.log.lock:
+            last = self.session.log.last
         if last is not None:
             self._show_images(to_uint8(last), "png")
 
     def _draw_curve(self) -> None:
-        with self._lock:
-            n = len(self._losses)
+        log = self.session.log
+        with log.lock:
+            n = len(log.losses)
             if n == 0:
                 return
             stride = max(1, n // MAX_CURVE_POINTS)
             idx = np.arange(0, n, stride)
             if idx[-1] != n - 1:
                 idx = np.append(idx, n - 1)
-            y = np.asarray([self._losses[i].mean() for i in idx], np.float64)
+            y = np.asarray([log.losses[i].mean() for i in idx], np.float64)
         with self.loss_line.hold_sync():
             self.loss_line.x = (idx + 1).astype(np.float64)
             self.loss_line.y = y
@@ -753,8 +570,8 @@ class OptVisWidget(widgets.VBox):
     def _rebuild_tiles(self) -> None:
         n = 0
         if self.gallery:
-            if self._fixed_objective is not None:
-                n = self._fixed_objective.rows or self.gallery_size
+            if self.session.fixed is not None:
+                n = self.session.fixed.rows or self.gallery_size
             else:
                 n = min(self.gallery_size, self._channels(self.layer))
         if n == len(self._tile_images):
@@ -773,7 +590,7 @@ class OptVisWidget(widgets.VBox):
             self._tile_boxes.append(widgets.VBox([img, button]))
         self.gallery_grid.children = self._tile_boxes
 
-    def _label_tiles(self, cfg: _Config) -> None:
+    def _label_tiles(self, cfg: RunConfig) -> None:
         if len(self._tile_buttons) != cfg.batch:
             self._rebuild_tiles()
         for i, button in enumerate(self._tile_buttons):
@@ -795,7 +612,7 @@ class OptVisWidget(widgets.VBox):
         running = self.running
         self.start_button.disabled = running
         self.stop_button.disabled = not running
-        custom = self._fixed_objective is not None
+        custom = self.session.fixed is not None
         for control in self._setup_controls():
             control.disabled = running
         for control in (self.layer_dropdown, self.filter_input, self.kind_dropdown):
@@ -974,15 +791,6 @@ def _layer_choices(table: objectives.LayerTable) -> list[tuple[str, tuple]]:
         for name in objectives.renderable_layers(table.model)
         if not isinstance(table.info(name).layer, keras.Model)
     ]
-
-
-def _describe(cfg: _Config, renderer: Renderer) -> str:
-    what = cfg.kind if cfg.kind != "custom" else repr(renderer.objective)
-    units = cfg.units[0] if cfg.batch == 1 else f"{cfg.batch} rows"
-    return (
-        f"{cfg.layer} {what} {units}, {cfg.size}px, "
-        f"{'spectral' if cfg.fft else 'pixel'}, transforms {cfg.transforms}, {cfg.steps} steps"
-    )
 
 
 def _check_gallery_size(value: Any) -> int:
