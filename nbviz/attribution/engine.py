@@ -188,7 +188,8 @@ class Attributor:
             )
         return grads, scores
 
-    def _noisy_grads(self, x01, classes, samples, sigma, seed):
+    def _noisy_grads(self, x01: Any, classes: Any, samples: Any, sigma: Any,
+                     seed: Any) -> tuple[Any, Any]:
         """Sum over ``samples`` noisy copies of each image of the input gradient, and of the
         scores: ``(N, H, W, C)``, ``(N,)``."""
         tf = require_tensorflow()
@@ -199,7 +200,8 @@ class Attributor:
         return (tf.reduce_sum(tf.reshape(grads, shape), axis=1),
                 tf.reduce_sum(tf.reshape(scores, [-1, samples]), axis=1))
 
-    def _path_grads(self, x01, baselines, alphas, weights, classes):
+    def _path_grads(self, x01: Any, baselines: Any, alphas: Any, weights: Any,
+                    classes: Any) -> Any:
         """``sum_k weights[k] * grad f(b + alphas[k] (x - b))`` per image ``(N, H, W, C)``."""
         tf = require_tensorflow()
         m = tf.shape(alphas)[0]
@@ -210,7 +212,7 @@ class Attributor:
         grads = tf.reshape(grads, tf.concat([[-1, m], tf.shape(x01)[1:]], 0))
         return tf.einsum("nm...,m->n...", grads, weights)
 
-    def _layer_grads(self, x01, classes):
+    def _layer_grads(self, x01: Any, classes: Any) -> tuple[Any, Any, Any]:
         """Scores ``(N,)``, the layer's activations and the scores' gradient there."""
         tf = require_tensorflow()
         if self.layer is None:
@@ -230,7 +232,7 @@ class Attributor:
             )
         return scores, tf.cast(acts, tf.float32), tf.cast(grads, tf.float32)
 
-    def _logits(self, x01):
+    def _logits(self, x01: Any) -> Any:
         target = self.target
         assert isinstance(target, ClassLogits)  # predict() and _classes() check it first
         return target.logits(self._forward(x01))
