@@ -6,6 +6,8 @@ Backends (no widget imports, usable headless):
 - :mod:`nbviz.optvis` -- feature visualization by gradient ascent (objectives / param /
   transforms / render).
 - :mod:`nbviz.landscape` -- loss landscapes (directions / grid / path / storage).
+- :mod:`nbviz.attribution` -- which pixels and filters drive a prediction (Grad-CAM,
+  saliency, SmoothGrad, Integrated Gradients, activation x gradient).
 - :mod:`nbviz.demo` -- the bundled demo convnet, its procedural data, the seed article's MLP.
 
 Widgets live in :mod:`nbviz.widgets` and are re-exported here lazily, so ``import nbviz``
@@ -25,6 +27,7 @@ quiet_tensorflow_import()  # TensorFlow's C++ start-up lines stay out of noteboo
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AttributionExplorer": "nbviz.widgets",
     "FeatureMapExplorer": "nbviz.widgets",
     "OptVisWidget": "nbviz.widgets",
     "LossLandscapeWidget": "nbviz.widgets",

@@ -18,7 +18,7 @@ import pytest
 from helpers import assert_weights_identical, weights_snapshot
 from landscape_support import mlp, parabola
 
-from nbviz import layers
+from nbviz import attribution, layers
 from nbviz.demo import load_application
 from nbviz.errors import (
     DataError,
@@ -382,6 +382,40 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("evaluate_grid/store-of-another-grid",
      lambda e: _grid(e, xs=grid_coords(4), store=e.surface_path), SurfaceFileError,
      "use another file path"),
+    # -- attribution ------------------------------------------------------------------------------
+    ("attribution/unknown-class", lambda e: attribution.grad_cam(e.conv, IMG, target=3),
+     UnitError, "class index in 0..2"),
+    ("attribution/negative-class", lambda e: attribution.saliency(e.conv, IMG, target=-1),
+     UnitError, "0..2"),
+    ("attribution/class-not-an-int", lambda e: attribution.saliency(e.conv, IMG, target=[1.5]),
+     UnitError, "0..2"),
+    ("attribution/grad-cam-on-dense", lambda e: attribution.grad_cam(e.conv, IMG, layer="logits"),
+     LayerError, "pick one of 'conv1'"),
+    ("attribution/grad-cam-unknown-layer",
+     lambda e: attribution.grad_cam(e.conv, IMG, layer="cnov1"), LayerError, "Did you mean"),
+    ("attribution/baseline-shape", lambda e: attribution.integrated_gradients(
+        e.conv, IMG, baseline=np.zeros((8, 8, 3))), ImageError, "baseline of shape (16, 16, 3)"),
+    ("attribution/baseline-name", lambda e: attribution.integrated_gradients(
+        e.conv, IMG, baseline="white"), ImageError, "'black', 'blurred'"),
+    ("attribution/zero-gradient-saliency", lambda e: attribution.saliency(_dead_relu_model(e), IMG),
+     ModelError, "model is flat there"),
+    ("attribution/zero-gradient-grad-cam",
+     lambda e: attribution.grad_cam(_dead_relu_model(e), IMG, target=0), ModelError,
+     "nothing to weight"),
+    ("attribution/zero-gradient-ig",
+     lambda e: attribution.integrated_gradients(_dead_relu_model(e), IMG, steps=4), ModelError,
+     "input_range="),
+    ("attribution/not-a-classifier", lambda e: attribution.saliency(e.mlp, np.zeros((4, 4))),
+     ModelError, "keras.Input((64, 64, 3))"),
+    ("attribution/objective-rows", lambda e: attribution.saliency(e.conv, IMG, "conv1:0,1"),
+     UnitError, "single index"),
+    ("attribution/objective-unknown-layer",
+     lambda e: attribution.saliency(e.conv, IMG, channel("cnov1", 0)), LayerError,
+     "Did you mean 'conv1'"),
+    ("attribution/smoothgrad-negative-noise",
+     lambda e: attribution.smoothgrad(e.conv, IMG, noise=-0.1), ValueError, "0.1-0.2"),
+    ("attribution/ig-steps-zero",
+     lambda e: attribution.integrated_gradients(e.conv, IMG, steps=0), ValueError, ">= 1"),
     # -- demo -------------------------------------------------------------------------------------
     ("load_application/unknown", lambda e: load_application("VGG17"), ModelError, "Did you mean"),
     ("load_application/weights-file-missing",
@@ -390,6 +424,14 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("load_application/classes-vs-imagenet",
      lambda e: load_application("VGG16", classes=10), ModelError, "include_top=False"),
 ]
+
+
+def _dead_relu_model(e):
+    """A convnet whose ReLUs are off for every image: every gradient is exactly zero."""
+    model = _convnet(e.keras, name="dead")
+    kernel, bias = model.get_layer("conv1").get_weights()
+    model.get_layer("conv1").set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
+    return model
 
 
 def _any_size_convnet(keras):

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
+    "AttributionExplorer": "nbviz.widgets.attribution",
     "FeatureMapExplorer": "nbviz.widgets.feature_maps",
     "OptVisWidget": "nbviz.widgets.optvis",
     "LossLandscapeWidget": "nbviz.widgets.landscape",
