@@ -53,6 +53,16 @@ class ModelForward:
         out, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
         return out
 
+    def with_losses(self, weights: Sequence[Any], x: Any) -> tuple[Any, Any]:
+        """The output and the sum of the model's regularization losses at ``weights`` (None
+        when it has none)."""
+        tf = require_tensorflow()
+        trainable = [weights[i] for i in self.trainable_pos]
+        non_trainable = [weights[e] if isinstance(e, int) else e for e in self.non_trainable]
+        out, _, losses = self.model.stateless_call(trainable, non_trainable, x, training=False,
+                                                   return_losses=True)
+        return out, (tf.add_n([tf.cast(v, tf.float32) for v in losses]) if losses else None)
+
 
 def per_example(values: Any) -> Any:
     """Reduce a loss/metric output to one value per example (mean over trailing axes)."""
