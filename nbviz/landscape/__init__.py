@@ -4,7 +4,8 @@
   interpolation between two models or the plane of three; :mod:`.pca` -- PCA directions of a
   training path (Gram-matrix trick).
 - :mod:`.grid` -- :func:`iter_grid` (a generator of finished chunks, resumable, cancellable),
-  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates.
+  :func:`evaluate_grid`, :func:`evaluate_line`; :mod:`.coords` -- grid coordinates;
+  :func:`loss_at_weights` -- the loss (with regularization, as ``model.evaluate``) at any weights.
 - :mod:`.path` -- :class:`WeightPathRecorder` (a Keras callback) and :func:`project_path`.
 - :mod:`.storage` -- :class:`SurfaceFile` (resumable HDF5), saved directions.
 - :mod:`.plot` -- matplotlib figures like the seed article's.
@@ -26,6 +27,7 @@ from .directions import (
     plane_directions,
     random_directions,
 )
+from .evaluator import loss_at_weights
 from .grid import evaluate_grid, evaluate_line, iter_grid
 from .hessian import HessianOperator
 from .path import WeightPathRecorder, as_path_matrix, project_path
@@ -71,6 +73,7 @@ __all__ = [
     "iter_grid",
     "iter_trace",
     "load_directions",
+    "loss_at_weights",
     "normalize_directions",
     "pca_directions",
     "plane_directions",

@@ -167,6 +167,7 @@ class Job:
     strategy: str
     jit_compile: bool
     max_chunk: int
+    regularization: bool = True
     token: str = ""  # identifies the prepared run (cache key on workers)
 
 
@@ -201,15 +202,17 @@ def _prepare_job(job: Job) -> _Run:
         )
     _COUNTS["runs_prepared"] += 1
     return _prepare(model, job.x, job.y, job.directions, job.loss, job.metrics, job.batch_size,
-                    None, 0, job.strategy, job.jit_compile, None, job.max_chunk)
+                    None, 0, job.strategy, job.jit_compile, None, job.max_chunk,
+                    job.regularization)
 
 
 def evaluate_chunk(job: Job, coords: np.ndarray) -> np.ndarray:
     """Raw stats ``(n_points, n_stats)`` of the grid points ``coords`` (n_points, 2).
 
     Runs on a worker: the model and compiled evaluator are built once per process and job
-    (cached), then each call is stateless. Columns: sum of the loss, sum of its square, then
-    the sum of each metric, over all examples (the driver turns them into means).
+    (cached), then each call is stateless. Columns: sum of the loss, sum of its square, the
+    regularization loss per batch times its examples, then the sum of each metric, over all
+    examples (the driver turns them into means).
     """
     with _CACHE_LOCK:  # one thread builds; dask workers may run several tasks at once
         run = _remember(_RUNS, job.token, lambda: _prepare_job(job))
@@ -314,10 +317,10 @@ def _make_job(source: ModelSource, model: Any, run: _Run, x: Any, y: Any, direct
     idx = subset_indices(n_total, subset, seed)
     job = Job(source, take(x, idx), take(y, idx), directions, loss, tuple(metrics),
               run.info["loss"], run.batches.batch_size, run.evaluator.strategy,
-              run.evaluator.jit_compile, run.chunk)
+              run.evaluator.jit_compile, run.chunk, run.evaluator.regularization)
     token = hashlib.sha256(repr((
         source.key, directions.hash(), run.info["data_fingerprint"], repr(loss), repr(metrics),
-        job.batch_size, job.strategy, job.jit_compile, job.max_chunk,
+        job.batch_size, job.strategy, job.jit_compile, job.max_chunk, job.regularization,
     )).encode())
     job.token = token.hexdigest()[:24]
     return job

@@ -11,6 +11,12 @@ coordinates, so its variables are never assigned. Two strategies:
 
 Compiled functions take the origin and directions as arguments and are cached per model, so
 new directions or a new origin reuse the same trace.
+
+The loss at a point includes the model's regularization losses (weight regularizers, activity
+regularizers, ``add_loss`` terms) by default, as ``model.evaluate`` reports it:
+:func:`loss_at_weights` is the one definition of that number, and the grid's per-point
+statistics are built from the same two pieces (:meth:`ModelForward.outputs_and_regularization`
+and :func:`per_example`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from .._tf import require_keras, require_tensorflow
 from ..errors import DataError, ModelError
 from ..layers import iter_layers
 from .data import Batches, spec
-from .losses import ExampleFn, resolve_metrics
+from .losses import ExampleFn, resolve_loss, resolve_metrics
 
 STRATEGIES = ("auto", "vectorized", "per_point")
-N_LOSS_STATS = 2  # sum and sum of squares of the per-example loss
+# Sum and sum of squares of the per-example data loss, and the regularization loss summed
+# per batch weighted by its examples (the loss at a point is data mean + regularization mean).
+N_LOSS_STATS = 3
 
 
 class ModelForward:
@@ -47,21 +55,29 @@ class ModelForward:
             for v in model.non_trainable_variables
         ]
 
-    def __call__(self, weights: Sequence[Any], x: Any) -> Any:
+    def _split(self, weights: Sequence[Any]) -> tuple[list, list]:
         trainable = [weights[i] for i in self.trainable_pos]
         non_trainable = [weights[e] if isinstance(e, int) else e for e in self.non_trainable]
-        out, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
+        return trainable, non_trainable
+
+    def __call__(self, weights: Sequence[Any], x: Any) -> Any:
+        out, _ = self.model.stateless_call(*self._split(weights), x, training=False)
         return out
 
-    def with_losses(self, weights: Sequence[Any], x: Any) -> tuple[Any, Any]:
-        """The output and the sum of the model's regularization losses at ``weights`` (None
-        when it has none)."""
+    def outputs_and_regularization(self, weights: Sequence[Any], x: Any) -> tuple[Any, Any, int]:
+        """``(outputs, regularization, n_terms)`` at ``weights``.
+
+        ``regularization`` is the float32 sum of the model's losses at these weights: weight
+        regularizers (computed from the given weights, not the model's variables), activity
+        regularizers and ``add_loss`` terms of this forward pass, as ``model.evaluate`` adds
+        them; 0.0 when there are none. ``n_terms`` counts them.
+        """
         tf = require_tensorflow()
-        trainable = [weights[i] for i in self.trainable_pos]
-        non_trainable = [weights[e] if isinstance(e, int) else e for e in self.non_trainable]
-        out, _, losses = self.model.stateless_call(trainable, non_trainable, x, training=False,
+        out, _, losses = self.model.stateless_call(*self._split(weights), x, training=False,
                                                    return_losses=True)
-        return out, (tf.add_n([tf.cast(v, tf.float32) for v in losses]) if losses else None)
+        losses = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in losses]
+        reg = tf.add_n(losses) if losses else tf.constant(0.0, tf.float32)
+        return out, reg, len(losses)
 
 
 def per_example(values: Any) -> Any:
@@ -73,15 +89,38 @@ def per_example(values: Any) -> Any:
     return values
 
 
+def loss_at_weights(model: Any, weights: Sequence[Any], x: Any, y: Any, *, loss: Any = None,
+                    regularization: bool = True) -> Any:
+    """The loss of ``model`` on ``(x, y)`` at ``weights``, as ``model.evaluate`` computes it.
+
+    ``weights`` are tensors (or arrays) in ``model.weights`` order; the model is called with
+    ``stateless_call(..., training=False)`` and never modified. The result is a float32 scalar
+    tensor: the mean of the per-example ``loss`` (default the compiled loss) plus, when
+    ``regularization`` is true, the model's regularization losses at these weights (see
+    :meth:`ModelForward.outputs_and_regularization`). Differentiable with respect to
+    ``weights`` (use it under a ``tf.GradientTape`` or inside a ``tf.function``).
+    """
+    tf = require_tensorflow()
+    fn = resolve_loss(model, loss) if not isinstance(loss, ExampleFn) else loss
+    forward = get_forward(model)
+    weights = [tf.convert_to_tensor(w) for w in weights]
+    if regularization:
+        out, reg, _ = forward.outputs_and_regularization(weights, x)
+    else:
+        out, reg = forward(weights, x), tf.constant(0.0, tf.float32)
+    return tf.reduce_mean(per_example(fn.fn(y, out))) + reg
+
+
 def probe(forward: ModelForward, origin: list, x: Any, y: Any, loss: ExampleFn,
-          metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn]]:
+          metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn], int]:
     """Run the model, the loss and the metrics eagerly on a couple of examples.
 
-    Returns the output shape, whether the loss gives one value per example, and the resolved
-    metrics. Turns shape problems into :class:`DataError` with the shapes involved.
+    Returns the output shape, whether the loss gives one value per example, the resolved
+    metrics and the number of regularization terms of the model. Turns shape problems into
+    :class:`DataError` with the shapes involved.
     """
     try:
-        out = forward(origin, x)
+        out, _, n_reg = forward.outputs_and_regularization(origin, x)
     except Exception as exc:  # noqa: BLE001 - any failure here means the data does not fit
         raise DataError(
             f"Model {forward.model.name!r} cannot run on x of shape "
@@ -116,16 +155,18 @@ def probe(forward: ModelForward, origin: list, x: Any, y: Any, loss: ExampleFn,
                     f"The metric {fn.name!r} reduces over the batch; grid metrics must return "
                     "one value per example. Fix: pass a function (y_true, y_pred) -> (batch,)."
                 )
-    return out_shape, per_ex, fns
+    return out_shape, per_ex, fns, n_reg
 
 
 class GridEvaluator:
-    """Sums of the per-example loss (and its square) and of each metric, per grid point."""
+    """Sums of the per-example loss (and its square), of the regularization loss (weighted by
+    the batch's examples) and of each metric, per grid point."""
 
     def __init__(self, forward: ModelForward, shapes: Sequence[tuple], perturbed_idx: Sequence[int],
                  loss: ExampleFn, metrics: Sequence[ExampleFn], per_example_loss: bool,
-                 strategy: str, jit_compile: bool) -> None:
+                 strategy: str, jit_compile: bool, regularization: bool = True) -> None:
         self.forward = forward
+        self.regularization = regularization
         self.shapes = [tuple(s) for s in shapes]
         self.perturbed_idx = list(perturbed_idx)
         self.loss = loss
@@ -139,7 +180,10 @@ class GridEvaluator:
     # -- graph pieces ------------------------------------------------------------------------
     def _stats(self, weights: list, x: Any, y: Any, mask: Any) -> Any:
         tf = require_tensorflow()
-        out = self.forward(weights, x)
+        if self.regularization:
+            out, reg, _ = self.forward.outputs_and_regularization(weights, x)
+        else:
+            out, reg = self.forward(weights, x), tf.constant(0.0, tf.float32)
         valid = mask > 0
         count = tf.reduce_sum(mask)
 
@@ -151,6 +195,7 @@ class GridEvaluator:
             stats = [masked_sum(loss), masked_sum(loss * loss)]
         else:  # a batch mean: no padding in this mode, so count is the batch size
             stats = [loss * count, tf.constant(np.nan, tf.float32)]
+        stats.append(reg * count)
         stats += [masked_sum(per_example(m.fn(y, out))) for m in self.metrics]
         return tf.stack(stats)
 
@@ -333,7 +378,7 @@ def get_forward(model: Any) -> ModelForward:
 
 
 def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
-                 metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn]]:
+                 metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn], int]:
     """:func:`probe`, remembered per model, loss, metrics and data shapes (an eager call of
     the model costs more than a small warm grid)."""
     forward = get_forward(model)
@@ -353,13 +398,14 @@ def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
 
 def get_evaluator(model: Any, shapes: Sequence[tuple], perturbed_idx: Sequence[int],
                   loss: ExampleFn, metrics: Sequence[ExampleFn], per_example_loss: bool,
-                  strategy: str, jit_compile: bool) -> GridEvaluator:
+                  strategy: str, jit_compile: bool, regularization: bool = True) -> GridEvaluator:
     """A cached :class:`GridEvaluator` (same model and settings reuse the compiled function)."""
-    key = (tuple(perturbed_idx), loss, tuple(metrics), per_example_loss, strategy, jit_compile)
+    key = (tuple(perturbed_idx), loss, tuple(metrics), per_example_loss, strategy, jit_compile,
+           regularization)
     forward = get_forward(model)
     with _CACHE_LOCK:
         entry = _CACHE.setdefault(model, {})
         if key not in entry:
             entry[key] = GridEvaluator(forward, shapes, perturbed_idx, loss, metrics,
-                                       per_example_loss, strategy, jit_compile)
+                                       per_example_loss, strategy, jit_compile, regularization)
         return entry[key]

@@ -61,7 +61,8 @@ class _Run:
 
 def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metrics: Sequence[Any],
              batch_size: int | None, subset: int | float | None, seed: int, strategy: str,
-             jit_compile: bool | None, memory_budget: int | None, max_chunk: int) -> _Run:
+             jit_compile: bool | None, memory_budget: int | None, max_chunk: int,
+             regularization: bool = True) -> _Run:
     tf = require_tensorflow()
     directions.check_model(model)
     loss_fn = resolve_loss(model, loss)
@@ -72,7 +73,7 @@ def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metr
 
     origin = [tf.constant(o) for o in directions.origin]
     k = np.arange(min(n, 2))
-    out_shape, per_ex, metric_fns = cached_probe(model, origin, take(x, k), take(y, k), loss_fn,
+    out_shape, per_ex, metric_fns, n_reg = cached_probe(model, origin, take(x, k), take(y, k), loss_fn,
                                                  metrics)
     y = align_targets(y, out_shape)
 
@@ -87,7 +88,7 @@ def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metr
     # A loss that reduces over the batch cannot mask padding: batches must be exact.
     batches = make_batches(x, y, n, bs, pad=per_ex)
     evaluator = get_evaluator(model, directions.layout.shapes, perturbed, loss_fn, metric_fns,
-                              per_ex, strategy, bool(jit_compile))
+                              per_ex, strategy, bool(jit_compile), bool(regularization))
     dirs = [tf.constant(np.stack([v[i].reshape(-1) for v in directions.vectors])) for i in perturbed]
     info = {
         "loss": loss_fn.name,
@@ -101,17 +102,25 @@ def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metr
         "strategy": strategy,
         "chunk": int(chunk),
         "per_example_loss": bool(per_ex),
+        # The loss includes the model's regularization losses (as model.evaluate does) when
+        # "regularization" is true and the model has any ("regularization_terms" > 0).
+        "regularization": bool(regularization),
+        "regularization_terms": int(n_reg),
     }
     return _Run(evaluator, batches, origin, dirs, chunk, idx is not None, n, n_total,
                 [m.name for m in metric_fns], info)
 
 
 def _finish(run: _Run, stats: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
-    """Means (non-finite -> NaN), metric means and the standard error from summed stats."""
+    """Means (non-finite -> NaN), metric means and the standard error from summed stats.
+
+    The loss is the data loss's mean plus the regularization loss (exact: no standard error).
+    """
     n = run.n_used
     with np.errstate(invalid="ignore", over="ignore"):
         mean = stats[:, 0] / n
-        loss = np.where(np.isfinite(mean), mean, np.nan)
+        total = mean + stats[:, 2] / n
+        loss = np.where(np.isfinite(total), total, np.nan)
         metrics = {}
         for j, name in enumerate(run.metric_names):
             v = stats[:, N_LOSS_STATS + j] / n
@@ -164,7 +173,7 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
               store: str | os.PathLike | SurfaceFile | None = None,
               stop_event: threading.Event | None = None, memory_budget: int | None = None,
               max_chunk: int = 256, jit_compile: bool | None = None,
-              executor: Any = None) -> Iterator[GridUpdate]:
+              executor: Any = None, regularization: bool = True) -> Iterator[GridUpdate]:
     """Evaluate ``loss`` at every ``(xs[ix], ys[iy])`` of a 2-direction plane, chunk by chunk.
 
     Parameters
@@ -181,6 +190,11 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
     loss, metrics:
         A loss (default: the model's compiled loss) and metric names/functions
         (``"accuracy"`` gives an accuracy surface).
+    regularization:
+        Add the model's regularization losses (``kernel_regularizer``, activity regularizers,
+        ``add_loss``) at each point, as ``model.evaluate`` does (default). ``False``: the data
+        loss alone. Recorded in ``surface.metadata["regularization"]`` (and
+        ``"regularization_terms"``, how many the model has).
     batch_size, memory_budget, max_chunk:
         Examples per forward pass, bytes one chunk may use (default a quarter of the free
         memory), and the most grid points evaluated at once.
@@ -215,7 +229,7 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
     if xs.ndim != 1 or ys.ndim != 1 or not len(xs) or not len(ys):
         raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
     run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
-                   jit_compile, memory_budget, max_chunk)
+                   jit_compile, memory_budget, max_chunk, regularization)
     nx = len(xs)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
     coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
@@ -319,13 +333,13 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
                   metrics: Sequence[Any] = (), batch_size: int | None = None,
                   subset: int | float | None = None, strategy: str = "auto",
                   memory_budget: int | None = None, max_chunk: int = 256,
-                  jit_compile: bool | None = None) -> Line:
+                  jit_compile: bool | None = None, regularization: bool = True) -> Line:
     """The loss along one direction: ``origin + t * d`` for every ``t`` in ``ts``.
 
     ``directions`` defaults to one filter-normalized random direction (``seed``); use
     :func:`interpolation_directions` for the line between two models (t=0 and t=1).
     ``ts`` defaults to 41 points over [-1, 1] (random) or [-0.5, 1.5] (interpolation).
-    ``seed`` also seeds ``subset``.
+    ``seed`` also seeds ``subset``. ``regularization``: as in :func:`iter_grid`.
     """
     if directions is None:
         directions = random_directions(model, n=1, seed=seed)
@@ -336,7 +350,7 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
               else grid_coords(41, 1.0))
     ts = np.asarray(ts, float)
     run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
-                   jit_compile, memory_budget, max_chunk)
+                   jit_compile, memory_budget, max_chunk, regularization)
     loss_v = np.full(len(ts), np.nan)
     metric_v = {m: np.full(len(ts), np.nan) for m in run.metric_names}
     stderr_v = np.full(len(ts), np.nan) if run.subset else None

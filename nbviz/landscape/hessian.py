@@ -30,7 +30,7 @@ import numpy as np
 from .._tf import require_tensorflow
 from ..errors import ModelError
 from .data import align_targets, check_data, make_batches, subset_indices, take
-from .evaluator import available_memory, cached_probe, choose_strategy, get_forward, per_example
+from .evaluator import available_memory, cached_probe, choose_strategy, loss_at_weights
 from .losses import ExampleFn, resolve_loss
 from .weights import WeightLayout, snapshot_weights
 
@@ -92,15 +92,15 @@ def trainable_mask(layout: WeightLayout, tensors: Sequence[bool] | None = None) 
 class _Compiled:
     """The compiled loss/gradient and HVP functions of one model, loss and mode."""
 
-    def __init__(self, forward: Any, shapes: Sequence[tuple], idx: Sequence[int],
-                 loss: ExampleFn, per_example_loss: bool, mode: str) -> None:
+    def __init__(self, model: Any, shapes: Sequence[tuple], idx: Sequence[int],
+                 loss: ExampleFn, regularization: bool, mode: str) -> None:
         tf = require_tensorflow()
-        self.forward = forward
+        self.model = model
         self.shapes = [tuple(shapes[i]) for i in idx]
         self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
         self.idx = list(idx)
         self.loss = loss
-        self.per_example_loss = per_example_loss
+        self.regularization = regularization
         self.mode = mode
         self.gradient = tf.function(self._gradient, autograph=False)
         self.hvp = tf.function(self._hvp, autograph=False)
@@ -116,30 +116,25 @@ class _Compiled:
         tf = require_tensorflow()
         return tf.concat([tf.reshape(tf.cast(p, tf.float32), [-1]) for p in parts], 0)
 
-    def batch_loss(self, params: list, fixed: list, x: Any, y: Any, mask: Any, scale: Any) -> Any:
-        """This batch's share of the mean loss: sum of its per-example losses times ``scale``
-        (1 / examples), plus its share (count * scale) of the regularization losses."""
+    def batch_loss(self, params: list, fixed: list, x: Any, y: Any, scale: Any) -> Any:
+        """This batch's share of the loss over all examples: :func:`.loss_at_weights` (the
+        grids' loss: the mean over the batch plus the regularization losses) times the
+        batch's share of the examples, ``batch * scale`` (``scale`` = 1 / examples)."""
         tf = require_tensorflow()
         weights = list(fixed)
         for j, i in enumerate(self.idx):
             weights[i] = tf.cast(params[j], fixed[i].dtype)
-        out, reg = self.forward.with_losses(weights, x)
-        count = tf.reduce_sum(mask)
-        values = per_example(self.loss.fn(y, out))
-        if self.per_example_loss:
-            total = tf.reduce_sum(tf.where(mask > 0, values, tf.zeros_like(values))) * scale
-        else:  # a loss that averages over the batch itself: batches are unpadded
-            total = values * count * scale
-        if reg is not None:
-            total = total + tf.cast(reg, tf.float32) * count * scale
-        return total
+        value = loss_at_weights(self.model, weights, x, y, loss=self.loss,
+                                regularization=self.regularization)
+        count = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
+        return value * count * scale
 
-    def _value_and_grad(self, params: list, fixed: list, x: Any, y: Any, mask: Any,
+    def _value_and_grad(self, params: list, fixed: list, x: Any, y: Any,
                         scale: Any) -> tuple[Any, list]:
         tf = require_tensorflow()
         with tf.GradientTape() as tape:
             tape.watch(params)
-            value = self.batch_loss(params, fixed, x, y, mask, scale)
+            value = self.batch_loss(params, fixed, x, y, scale)
         raw = tape.gradient(value, params)
         if all(g is None for g in raw):
             raise ModelError(
@@ -151,21 +146,21 @@ class _Compiled:
         return value, grads
 
     # -- compiled ------------------------------------------------------------------------------
-    def _gradient(self, flat: Any, fixed: list, x: Any, y: Any, mask: Any, scale: Any) -> tuple:
-        value, grads = self._value_and_grad(self.split(flat), fixed, x, y, mask, scale)
+    def _gradient(self, flat: Any, fixed: list, x: Any, y: Any, scale: Any) -> tuple:
+        value, grads = self._value_and_grad(self.split(flat), fixed, x, y, scale)
         return value, self.concat(grads)
 
-    def _hvp(self, flat: Any, v: Any, fixed: list, x: Any, y: Any, mask: Any, scale: Any) -> Any:
+    def _hvp(self, flat: Any, v: Any, fixed: list, x: Any, y: Any, scale: Any) -> Any:
         tf = require_tensorflow()
         params, tangents = self.split(flat), self.split(v)
         zero = tf.UnconnectedGradients.ZERO
         if self.mode == "forward_over_reverse":
             with tf.autodiff.ForwardAccumulator(params, tangents) as acc:
-                _, grads = self._value_and_grad(params, fixed, x, y, mask, scale)
+                _, grads = self._value_and_grad(params, fixed, x, y, scale)
             return self.concat(acc.jvp(grads, unconnected_gradients=zero))
         with tf.GradientTape() as outer:
             outer.watch(params)
-            _, grads = self._value_and_grad(params, fixed, x, y, mask, scale)
+            _, grads = self._value_and_grad(params, fixed, x, y, scale)
             gv = tf.add_n([tf.reduce_sum(g * t) for g, t in zip(grads, tangents, strict=True)])
         return self.concat(outer.gradient(gv, params, unconnected_gradients=zero))
 
@@ -180,13 +175,12 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _compiled(model: Any, shapes: Sequence[tuple], idx: Sequence[int], loss: ExampleFn,
-              per_example_loss: bool, mode: str) -> _Compiled:
-    key = (tuple(idx), loss, per_example_loss, mode)
-    forward = get_forward(model)
+              regularization: bool, mode: str) -> _Compiled:
+    key = (tuple(idx), loss, regularization, mode)
     with _CACHE_LOCK:
         entry = _CACHE.setdefault(model, {})
         if key not in entry:
-            entry[key] = _Compiled(forward, shapes, idx, loss, per_example_loss, mode)
+            entry[key] = _Compiled(model, shapes, idx, loss, regularization, mode)
         return entry[key]
 
 
@@ -226,12 +220,15 @@ class HessianOperator:
         the free memory, capped at 4096).
     mode:
         ``"auto"``, ``"forward_over_reverse"`` or ``"reverse_over_reverse"``.
+    regularization:
+        Include the model's regularization losses (default, as the loss grids do).
     """
 
     def __init__(self, model: Any, x: Any, y: Any, *, loss: Any = None,
                  weights: Sequence[np.ndarray] | None = None, tensors: Sequence[bool] | None = None,
                  subset: int | float | None = None, seed: int = 0, batch_size: int | None = None,
-                 memory_budget: int | None = None, mode: str = "auto") -> None:
+                 memory_budget: int | None = None, mode: str = "auto",
+                 regularization: bool = True) -> None:
         from .evaluator import activation_floats
 
         tf = require_tensorflow()
@@ -248,15 +245,16 @@ class HessianOperator:
         self.layout.check(weights, "weights")
         self._fixed = [tf.constant(w) for w in weights]
         k = np.arange(min(self.n_examples, 2))
-        out_shape, per_ex, _ = cached_probe(model, self._fixed, take(x, k), take(y, k),
-                                            self.loss_fn, ())
+        out_shape, _, _, _ = cached_probe(model, self._fixed, take(x, k), take(y, k),
+                                          self.loss_fn, ())
         y = align_targets(y, out_shape)
         budget = int(memory_budget) if memory_budget else min(available_memory() // 4, 2**30)
         bs = plan_batch_size(self.n_examples, activation_floats(model), budget, batch_size)
-        self.batches = make_batches(x, y, self.n_examples, bs, pad=per_ex)
+        # Unpadded: the last, smaller batch (if any) is traced once more.
+        self.batches = make_batches(x, y, self.n_examples, bs, pad=False)
         self.mode = choose_mode(model, mode)
-        self.compiled = _compiled(model, self.layout.shapes, self.idx, self.loss_fn, per_ex,
-                                  self.mode)
+        self.compiled = _compiled(model, self.layout.shapes, self.idx, self.loss_fn,
+                                  bool(regularization), self.mode)
         self._scale = tf.constant(1.0 / self.n_examples, tf.float32)
         self._flat = tf.constant(self._flat_params(weights))
         self.n_products = 0
@@ -265,7 +263,7 @@ class HessianOperator:
             "n_total": int(n_total), "subset": None if idx is None else int(self.n_examples),
             "subset_seed": None if idx is None else int(seed),
             "batch_size": int(self.batches.batch_size), "n_batches": len(self.batches),
-            "mode": self.mode, "n_params": self.n,
+            "mode": self.mode, "n_params": self.n, "regularization": bool(regularization),
         }
         self.gradient()  # checks differentiability now, with the error's fix
 
@@ -318,8 +316,8 @@ class HessianOperator:
     def gradient(self) -> tuple[float, np.ndarray]:
         """``(loss, gradient)`` at the current point (float64)."""
         value, grad = 0.0, np.zeros(self.n)
-        for x, y, m in self.batches.items:
-            v, g = self.compiled.gradient(self._flat, self._fixed, x, y, m, self._scale)
+        for x, y, _ in self.batches.items:
+            v, g = self.compiled.gradient(self._flat, self._fixed, x, y, self._scale)
             value += float(v.numpy())
             grad += g.numpy()
         return value, grad
@@ -334,8 +332,8 @@ class HessianOperator:
             raise ValueError(f"Expected a vector of {self.n} entries, got shape {v.shape}.")
         tv = tf.constant(v.astype(np.float32))
         out = np.zeros(self.n)
-        for x, y, m in self.batches.items:
-            out += self.compiled.hvp(self._flat, tv, self._fixed, x, y, m, self._scale).numpy()
+        for x, y, _ in self.batches.items:
+            out += self.compiled.hvp(self._flat, tv, self._fixed, x, y, self._scale).numpy()
         self.n_products += 1
         return out
 
@@ -352,20 +350,20 @@ class HessianOperator:
         tf = require_tensorflow()
         c = self.compiled
 
-        def jac(flat, fixed, x, y, mask, scale):
+        def jac(flat, fixed, x, y, scale):
             with tf.GradientTape() as outer:
                 outer.watch(flat)
                 with tf.GradientTape() as inner:
                     inner.watch(flat)
-                    value = c.batch_loss(c.split(flat), fixed, x, y, mask, scale)
+                    value = c.batch_loss(c.split(flat), fixed, x, y, scale)
                 g = inner.gradient(value, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return outer.jacobian(g, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO,
                                   experimental_use_pfor=self.n <= 2048)
 
         fn = tf.function(jac, autograph=False)
         out = np.zeros((self.n, self.n))
-        for x, y, m in self.batches.items:
-            out += fn(self._flat, self._fixed, x, y, m, self._scale).numpy()
+        for x, y, _ in self.batches.items:
+            out += fn(self._flat, self._fixed, x, y, self._scale).numpy()
         return (out + out.T) / 2
 
 

@@ -113,6 +113,12 @@ def _check_layout(layout: WeightLayout, model: Any, path: Any) -> None:
         )
 
 
+def regularization_included(info: dict) -> bool:
+    """Whether a run's loss included regularization losses (files from before nbviz recorded
+    it, and models without any, count as not)."""
+    return bool(info.get("regularization", False)) and int(info.get("regularization_terms", 0)) > 0
+
+
 # -- surface files ---------------------------------------------------------------------------------
 class SurfaceFile:
     """A resumable loss-surface file. Use :meth:`create`, :meth:`open` or :meth:`for_grid`."""
@@ -231,6 +237,11 @@ class SurfaceFile:
         for key in ("loss", "data_fingerprint", "n_examples"):
             if self.info.get(key) != info.get(key):
                 problems.append(f"its {key} is {self.info.get(key)!r}, not {info.get(key)!r}")
+        if regularization_included(self.info) != regularization_included(info):
+            problems.append(
+                "its loss " + ("includes" if regularization_included(self.info) else "leaves out")
+                + " the model's regularization losses (regularization="
+                + f"{regularization_included(self.info)})")
         if problems:
             raise SurfaceFileError(
                 f"{self.path!r} holds another surface: " + "; ".join(problems) + ". Fix: use "

@@ -120,6 +120,8 @@ class LandscapeWatcher(WeightPathRecorder):
     jit_compile:
         XLA for the grid function. Off by default: for the small grids and subsets of a watch,
         compiling with XLA costs more CPU (taken from training) than it saves.
+    regularization:
+        Include the model's regularization losses (default, as ``model.evaluate``).
     """
 
     def __init__(self, x: Any, y: Any, *, directions: str = "pca", resolution: int = 21,
@@ -129,6 +131,7 @@ class LandscapeWatcher(WeightPathRecorder):
                  path_interval_s: float = 0.25, memory_budget_mb: float = 256.0,
                  overflow: str = "thin", loss: Any = None, seed: int = 0,
                  order: str = "coarse_to_fine", jit_compile: bool = False,
+                 regularization: bool = True,
                  on_path: Callable[[PathFrame], None] | None = None,
                  on_surface: Callable[[SurfaceFrame], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
@@ -154,6 +157,7 @@ class LandscapeWatcher(WeightPathRecorder):
         self.seed = int(seed)
         self.order = order
         self.jit_compile = jit_compile
+        self.regularization = bool(regularization)
         self.on_path = on_path
         self.on_surface = on_surface
         self.on_error = on_error
@@ -357,7 +361,8 @@ class LandscapeWatcher(WeightPathRecorder):
         last_publish = time.monotonic()
         for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
                                 order=self.order, stop_event=ctx.stop_event,
-                                jit_compile=self.jit_compile):
+                                jit_compile=self.jit_compile,
+                                regularization=self.regularization):
             frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
                                  update.total, update.elapsed_s, final,
                                  {"kind": dirs.kind, "extent": extent})

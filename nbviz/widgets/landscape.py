@@ -113,6 +113,9 @@ class LossLandscapeWidget(widgets.VBox):
         Compute right away.
     loss, max_chunk, max_fps:
         The loss (default the model's), grid points per chunk and view updates per second.
+    regularization:
+        Include the model's regularization losses in the loss, as ``model.evaluate`` does
+        (default); ``False`` for the data loss alone.
     executor:
         Optional ``dask.distributed`` Client, ``concurrent.futures.Executor`` or
         :class:`nbviz.landscape.distributed.Remote`: 2-D grids are evaluated there and the
@@ -141,12 +144,14 @@ class LossLandscapeWidget(widgets.VBox):
                  subset: int | None = None, seed: int = 0, levels: int = 20,
                  level_scale: str = "log", order: str = "coarse_to_fine", mode: str = "2d",
                  view3d: str | None = "auto", autostart: bool = False, loss: Any = None,
-                 max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None) -> None:
+                 max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None,
+                 regularization: bool = True) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
         self.model, self.x, self.y = model, x, y
         self.path = path
         self.other = other
         self.loss = loss
+        self.regularization = bool(regularization)
         self.max_chunk = int(max_chunk)
         self.executor = executor
         self.error: BaseException | None = None
@@ -395,7 +400,7 @@ class LossLandscapeWidget(widgets.VBox):
             extent=None if self.auto_extent else self.extent, spacing=self.spacing,
             subset=subset or None, every_k_batches=every_k_batches, recompute_s=recompute_s,
             recompute_every=recompute_every, max_duty=max_duty, loss=self.loss, seed=self.seed,
-            on_path=self._on_watch_path, on_surface=self._on_watch_surface,
+            regularization=self.regularization, on_path=self._on_watch_path, on_surface=self._on_watch_surface,
             on_error=self._on_worker_error, **kwargs)
         self.path = self.watcher
         self._quiet_set(mode="2d")
@@ -537,7 +542,8 @@ class LossLandscapeWidget(widgets.VBox):
             coords, residual = project_path(r["path"], dirs)
         ctx.publish(("path", dirs, coords, r["steps"], residual))
         kw = {"loss": self.loss, "subset": r["subset"], "seed": r["seed"],
-              "stop_event": ctx.stop_event, "max_chunk": self.max_chunk}
+              "stop_event": ctx.stop_event, "max_chunk": self.max_chunk,
+              "regularization": self.regularization}
         if r["mode"] == "1d":
             if dirs.kind == "interpolation":
                 ts = (np.linspace(-0.5, 1.5, r["resolution"]) if r["extent"] is None
