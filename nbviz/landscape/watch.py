@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import PathError
 from ..worker import JobContext, Worker
 from .coords import grid_coords
+from .curvature import hessian_directions
 from .data import check_data, subset_indices, take
 from .directions import Directions, random_directions
 from .evaluator import get_forward
@@ -41,7 +42,7 @@ from .pca import pca_directions
 from .surface import Surface
 from .weights import WeightLayout, snapshot_weights
 
-WATCH_DIRECTIONS = ("pca", "random")
+WATCH_DIRECTIONS = ("pca", "random", "hessian")
 PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
 PCA_MAX_SNAPSHOTS = 96  # PCA of an evenly thinned path: the plane barely moves, the cost does
 
@@ -96,7 +97,9 @@ class LandscapeWatcher(WeightPathRecorder):
         once (``None``: all).
     directions:
         ``"pca"`` (of the path so far, centred on the latest snapshot; random directions are
-        used until the path has 3 snapshots) or ``"random"`` (filter-normalized, ``seed``).
+        used until the path has 3 snapshots), ``"random"`` (filter-normalized, ``seed``) or
+        ``"hessian"`` (the top-2 Hessian eigenvectors at the latest snapshot, on the subset;
+        see :func:`~.curvature.hessian_directions`).
     resolution, extent, spacing:
         The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
         ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
@@ -333,8 +336,14 @@ class LandscapeWatcher(WeightPathRecorder):
                 self._loop = False
 
     def make_directions(self, path: np.ndarray) -> Directions:
-        """Directions around the last row of ``path`` (PCA once it has 3 rows, else random)."""
+        """Directions around the last row of ``path`` (PCA once it has 3 rows, else random;
+        or the top Hessian eigenvectors there)."""
         layout = self.layout or WeightLayout.from_model(self.model)
+        if self.kind == "hessian":
+            x, y = self._data
+            return hessian_directions(self.model, x, y, n=2, loss=self.loss, subset=None,
+                                      seed=self.seed, origin=layout.unflatten(path[-1]),
+                                      regularization=self.regularization)
         if self.kind == "pca" and len(path) >= 3:
             rows = thin_rows(len(path), PCA_MAX_SNAPSHOTS)
             try:
