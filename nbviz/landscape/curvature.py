@@ -101,7 +101,7 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
     starts from a vector (e.g. the previous top eigenvector). With ``preconditioner`` (a
     positive vector ``p``) the eigenpairs are those of ``P^-1 H``, computed on the symmetric
     ``P^-1/2 H P^-1/2`` (same eigenvalues; vectors are returned mapped back, ``P^-1/2 u``,
-    normalized). The last update carries the :class:`EigenResult`; a stop event ends the run
+    normalized; ``start`` is given in the same space). The last update carries the :class:`EigenResult`; a stop event ends the run
     after the current product with ``converged=False``.
     """
     n = op.n
@@ -115,6 +115,8 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
         if p.shape != (n,) or not np.all(p > 0):
             raise ValueError(f"preconditioner must be {n} positive entries.")
         scale = 1.0 / np.sqrt(p)
+        if start is not None:  # given in the weights' space: into the symmetric one
+            start = np.asarray(start, np.float64).reshape(-1) / scale
 
     def matvec(v: np.ndarray) -> np.ndarray:
         if scale is None:

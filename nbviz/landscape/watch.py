@@ -178,6 +178,7 @@ class LandscapeWatcher(WeightPathRecorder):
         self._pending: tuple | None = None
         self._loop = False
         self._data: tuple[Any, Any] | None = None
+        self.companions: list[Any] = []
         self._worker = Worker(on_frame=self._deliver, on_error=self._error, max_fps=8.0,
                               name="nbviz-watch")
 
@@ -188,6 +189,19 @@ class LandscapeWatcher(WeightPathRecorder):
             x, y, n = check_data(model, self.x, self.y)
             idx = subset_indices(n, self.subset, self.seed)
             self._data = (take(x, idx), take(y, idx))
+        for c in self.companions:
+            c.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        for c in self.companions:
+            c.set_params(params)
+
+    def attach(self, callback: Any) -> None:
+        """Drive another callback (e.g. a :class:`~.sharpness.SharpnessTracker`) from this
+        one's training hooks, so that one object passed to ``fit`` does both; it is waited
+        for and closed with this one."""
+        self.companions.append(callback)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -197,6 +211,8 @@ class LandscapeWatcher(WeightPathRecorder):
         self._publish_path(force=True)
         if self._dirs is None:
             self._request(final=False)
+        for c in self.companions:
+            c.on_train_begin(logs)
 
     # Work at the start of a batch, like the recorder: defining on_train_batch_end would make
     # Keras wait for every step's logs (it turns off asynchronous callback dispatch).
@@ -207,11 +223,15 @@ class LandscapeWatcher(WeightPathRecorder):
             self._publish_path()
         if self._due(now):
             self._request(final=False)
+        for c in self.companions:
+            c.on_train_batch_begin(batch, logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         super().on_train_end(logs)
         self._publish_path(force=True)
         self._request(final=True)
+        for c in self.companions:
+            c.on_train_end(logs)
 
     # -- control -----------------------------------------------------------------------------
     @property
@@ -224,7 +244,8 @@ class LandscapeWatcher(WeightPathRecorder):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if not self._loop and self._worker.join(0.01):
-                return True
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return all(c.wait(left) for c in self.companions if hasattr(c, "wait"))
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self._worker.join(0.02)
@@ -236,8 +257,11 @@ class LandscapeWatcher(WeightPathRecorder):
         return self._worker.stop(timeout)
 
     def close(self) -> None:
-        """Stop the background thread and delete any spill file."""
+        """Stop the background thread (and companions') and delete any spill file."""
         self.stop()
+        for c in self.companions:
+            if hasattr(c, "close"):
+                c.close()
         super().close()
 
     def path_frame(self) -> PathFrame:

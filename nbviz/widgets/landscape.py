@@ -884,13 +884,17 @@ def axis_labels(dirs: Directions) -> list[str]:
     return [f"direction {i + 1} ({dirs.kind})" for i in range(dirs.n)]
 
 
-def watch(model: Any, x: Any, y: Any, *, display: bool = True, **kwargs: Any) -> LandscapeWatcher:
+def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,
+          **kwargs: Any) -> LandscapeWatcher:
     """Show the loss landscape of ``model`` live while it trains; returns the Keras callback.
 
     ``model.fit(x, y, callbacks=[nbviz.watch(model, x, y)])``. Widget options (``directions``,
     ``resolution``, ``extent``, ``levels`` ...) and :meth:`LossLandscapeWidget.watch` options
     (``every_k_batches``, ``recompute_s``, ``subset`` ...) may be mixed in ``kwargs``. The
-    widget is ``callback.widget``.
+    widget is ``callback.widget``. With ``sharpness`` (True, a number of batches between
+    estimates, or a dict of :class:`~nbviz.landscape.sharpness.SharpnessTracker` options) the
+    top Hessian eigenvalue is estimated live and plotted below the landscape with the
+    stability line of the model's optimizer (``callback.sharpness``, the tracker).
     """
     watch_keys = {"every_k_batches", "recompute_s", "recompute_every", "subset", "max_duty",
                   "prime", "memory_budget_mb", "overflow", "path_interval_s", "order"}
@@ -898,6 +902,11 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, **kwargs: Any) ->
     widget = LossLandscapeWidget(model, x, y, **kwargs)
     callback = widget.watch(**watch_kw)
     callback.widget = widget
+    callback.sharpness = None
+    if sharpness:
+        from .sharpness_view import add_sharpness
+
+        add_sharpness(widget, callback, sharpness)
     if display:
         from IPython.display import display as show
 
