@@ -163,6 +163,9 @@ class SharpnessTracker(keras.callbacks.Callback):
     tol, max_products:
         Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value, or
         after ``max_products`` Hessian-vector products.
+    full_batch:
+        Whether training is full-batch descent (the thresholds' setting); default: when
+        ``fit`` runs one step an epoch and the subset is all the data.
     background:
         Compute on a background worker (skipping due estimates while one runs); False
         computes each one on the training thread.
@@ -174,7 +177,7 @@ class SharpnessTracker(keras.callbacks.Callback):
     def __init__(self, x: Any, y: Any, *, every_k_batches: int = 10, subset: int | None = 256,
                  batch_size: int | None = None, seed: int = 0, loss: Any = None,
                  regularization: bool = True, tol: float = 1e-3, max_products: int = 20,
-                 background: bool = True,
+                 full_batch: bool | None = None, background: bool = True,
                  on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
         super().__init__()
@@ -186,6 +189,7 @@ class SharpnessTracker(keras.callbacks.Callback):
         self.loss, self.regularization = loss, bool(regularization)
         self.tol, self.max_products = float(tol), int(max_products)
         self.background = bool(background)
+        self.full_batch = full_batch
         self.on_estimate, self.on_error = on_estimate, on_error
         self.history: list[SharpnessEstimate] = []
         self.skipped = 0
@@ -210,7 +214,8 @@ class SharpnessTracker(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         steps = (self.params or {}).get("steps")
-        self._full_batch = steps == 1 and len(self._data[1]) == self._n_total
+        auto = steps == 1 and len(self._data[1]) == self._n_total
+        self._full_batch = auto if self.full_batch is None else bool(self.full_batch)
         if self.op is None:  # built (and traced) on the training thread, before any step
             x, y = self._data
             self.op = HessianOperator(self.model, x, y, loss=self.loss, seed=self.seed,
