@@ -161,8 +161,9 @@ class SharpnessTracker(keras.callbacks.Callback):
         Batches between estimates (the first is taken before the first batch, the last at
         the end of training).
     tol, max_products:
-        Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value, or
-        after ``max_products`` Hessian-vector products.
+        Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value (the
+        residual bounds the eigenvalue's error: 1% by default), or after ``max_products``
+        Hessian-vector products.
     full_batch:
         Whether training is full-batch descent (the thresholds' setting); default: when
         ``fit`` runs one step an epoch and the subset is all the data.
@@ -176,7 +177,7 @@ class SharpnessTracker(keras.callbacks.Callback):
 
     def __init__(self, x: Any, y: Any, *, every_k_batches: int = 10, subset: int | None = 256,
                  batch_size: int | None = None, seed: int = 0, loss: Any = None,
-                 regularization: bool = True, tol: float = 1e-3, max_products: int = 20,
+                 regularization: bool = True, tol: float = 1e-2, max_products: int = 20,
                  full_batch: bool | None = None, background: bool = True,
                  on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
@@ -193,6 +194,7 @@ class SharpnessTracker(keras.callbacks.Callback):
         self.on_estimate, self.on_error = on_estimate, on_error
         self.history: list[SharpnessEstimate] = []
         self.skipped = 0
+        self.setup_s = 0.0  # time of the last on_train_begin (operator, first estimate)
         self.error: BaseException | None = None
         self.op: HessianOperator | None = None
         self._data: tuple[Any, Any] | None = None
@@ -216,12 +218,23 @@ class SharpnessTracker(keras.callbacks.Callback):
         steps = (self.params or {}).get("steps")
         auto = steps == 1 and len(self._data[1]) == self._n_total
         self._full_batch = auto if self.full_batch is None else bool(self.full_batch)
+        t0 = time.perf_counter()
+        self.prime(self.model)
+        self._request()
+        self.setup_s = time.perf_counter() - t0
+
+    def prime(self, model: Any) -> None:
+        """Build the Hessian operator for ``model`` now (tracing its compiled functions once
+        per model); ``fit`` does it at its start otherwise. Only while the model is not
+        training."""
         if self.op is None:  # built (and traced) on the training thread, before any step
+            if self.model is None:
+                self.set_model(model)
             x, y = self._data
-            self.op = HessianOperator(self.model, x, y, loss=self.loss, seed=self.seed,
+            self.op = HessianOperator(model, x, y, loss=self.loss, seed=self.seed,
                                       batch_size=self.batch_size,
                                       regularization=self.regularization)
-        self._request()
+            self.op.matvec(np.ones(self.op.n))
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._batches and self._batches % self.every_k_batches == 0:
