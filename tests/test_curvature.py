@@ -105,6 +105,7 @@ def test_products_reuse_one_trace_for_new_vectors_weights_and_operators(small):
     model, x, y, _ = small
     op = HessianOperator(model, x, y)
     op.matvec(np.ones(op.n))
+    op.gradient()
     traces = op.compiled.traces()
     rng = np.random.default_rng(0)
     for _ in range(3):

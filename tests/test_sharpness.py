@@ -85,7 +85,7 @@ def test_adam_gets_the_preconditioned_sharpness_from_its_variables():
     assert last.threshold.value == pytest.approx(38 / 0.01)
     # At the end of training: the top eigenvalue of P^-1 H with P from Adam's velocities.
     op = HessianOperator(model, x, y, subset=64, seed=0)
-    p = adam_preconditioner(model.optimizer, model, op)
+    p = adam_preconditioner(model.optimizer, model, op.idx)
     assert p is not None and p.shape == (op.n,) and np.all(p > 0)
     h = op.dense()
     exact = np.max(np.linalg.eigvals(h / p[:, None]).real)

@@ -11,7 +11,8 @@
 - :mod:`.plot` -- matplotlib figures like the seed article's.
 - :mod:`.hessian` -- :class:`HessianOperator` (Hessian-vector products); :mod:`.curvature` --
   top / most negative eigenpairs by Lanczos, :func:`hessian_directions`; :mod:`.spectrum` --
-  trace (Hutch++) and spectral density (stochastic Lanczos quadrature).
+  trace (Hutch++) and spectral density (stochastic Lanczos quadrature); :mod:`.sharpness` --
+  :class:`SharpnessTracker` (live sharpness during ``fit``) and stability thresholds.
 
 Everything returns plain numpy arrays; nothing here imports widgets.
 """
@@ -33,6 +34,7 @@ from .hessian import HessianOperator
 from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
 from .plot import plot_contour, plot_line, plot_path, plot_surface
+from .sharpness import SharpnessEstimate, SharpnessTracker, stability_threshold
 from .spectrum import (
     SpectralDensity,
     TraceResult,
@@ -52,6 +54,8 @@ __all__ = [
     "GridUpdate",
     "HessianOperator",
     "Line",
+    "SharpnessEstimate",
+    "SharpnessTracker",
     "SpectralDensity",
     "Surface",
     "SurfaceFile",
@@ -86,5 +90,6 @@ __all__ = [
     "random_directions",
     "save_directions",
     "snapshot_weights",
+    "stability_threshold",
     "weights_hash",
 ]

@@ -265,7 +265,10 @@ class HessianOperator:
             "batch_size": int(self.batches.batch_size), "n_batches": len(self.batches),
             "mode": self.mode, "n_params": self.n, "regularization": bool(regularization),
         }
-        self.gradient()  # checks differentiability now, with the error's fix
+        # Trace the product now: it checks that the loss is differentiable (with the error's
+        # fix) and keeps the compiling out of the first real product.
+        self.matvec(np.zeros(self.n))
+        self.n_products = 0
 
     # -- the space -------------------------------------------------------------------------------
     @property

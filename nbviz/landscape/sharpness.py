@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,9 @@ from .._tf import require_keras
 from ..worker import JobContext, Worker
 from .curvature import iter_eigen
 from .data import check_data, subset_indices, take
-from .hessian import HessianOperator
+from .evaluator import get_forward
+from .hessian import HessianOperator, trainable_mask
+from .weights import WeightLayout, snapshot_weights
 
 keras = require_keras()
 
@@ -106,8 +108,9 @@ def stability_threshold(optimizer: Any, full_batch: bool = True) -> Threshold:
     return _no_line("sharpness", f"{name}: no known line")
 
 
-def adam_preconditioner(optimizer: Any, model: Any, op: HessianOperator) -> np.ndarray | None:
-    """Adam's diagonal preconditioner ``sqrt(v_hat) + eps_hat`` over ``op``'s space, or None.
+def adam_preconditioner(optimizer: Any, model: Any, idx: Sequence[int]) -> np.ndarray | None:
+    """Adam's diagonal preconditioner ``sqrt(v_hat) + eps_hat`` over the tensors ``idx`` of
+    ``model.weights`` (a :class:`HessianOperator`'s ``idx``), flattened, or None.
 
     The second moments are the optimizer's public ``variables`` whose path is
     ``<optimizer>/<variable path with "/" as "_">_velocity``; with Keras' update
@@ -123,7 +126,7 @@ def adam_preconditioner(optimizer: Any, model: Any, op: HessianOperator) -> np.n
     correction = 1.0 - float(optimizer.beta_2) ** t
     parts = []
     weights = list(model.weights)
-    for i in op.idx:
+    for i in idx:
         key = f"{prefix}/{str(weights[i].path).replace('/', '_')}_velocity"
         v = by_path.get(key)
         if v is None:
@@ -162,7 +165,8 @@ class SharpnessTracker(keras.callbacks.Callback):
         the end of training).
     tol, max_products:
         Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value (the
-        residual bounds the eigenvalue's error: 1% by default), or after ``max_products``
+        residual bounds the distance to an eigenvalue: 3% by default; the estimates are
+        tested to be within 5% of a converged eigsh), or after ``max_products``
         Hessian-vector products.
     full_batch:
         Whether training is full-batch descent (the thresholds' setting); default: when
@@ -177,7 +181,7 @@ class SharpnessTracker(keras.callbacks.Callback):
 
     def __init__(self, x: Any, y: Any, *, every_k_batches: int = 10, subset: int | None = 256,
                  batch_size: int | None = None, seed: int = 0, loss: Any = None,
-                 regularization: bool = True, tol: float = 1e-2, max_products: int = 20,
+                 regularization: bool = True, tol: float = 3e-2, max_products: int = 20,
                  full_batch: bool | None = None, background: bool = True,
                  on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
@@ -194,9 +198,10 @@ class SharpnessTracker(keras.callbacks.Callback):
         self.on_estimate, self.on_error = on_estimate, on_error
         self.history: list[SharpnessEstimate] = []
         self.skipped = 0
-        self.setup_s = 0.0  # time of the last on_train_begin (operator, first estimate)
+        self.setup_s = 0.0  # training-thread time of the last on_train_begin
         self.error: BaseException | None = None
         self.op: HessianOperator | None = None
+        self._idx: list[int] | None = None  # positions of the trainable tensors in model.weights
         self._data: tuple[Any, Any] | None = None
         self._vector: np.ndarray | None = None
         self._vector_kind = ""
@@ -219,22 +224,27 @@ class SharpnessTracker(keras.callbacks.Callback):
         auto = steps == 1 and len(self._data[1]) == self._n_total
         self._full_batch = auto if self.full_batch is None else bool(self.full_batch)
         t0 = time.perf_counter()
-        self.prime(self.model)
+        # Read the model's extra state once, here; the operator itself is built (and traced)
+        # by the first estimate, on the worker when in the background, from the snapshot.
+        get_forward(self.model)
+        self._idx = [i for i, m in enumerate(trainable_mask(WeightLayout.from_model(self.model)))
+                     if m]
         self._request()
         self.setup_s = time.perf_counter() - t0
 
     def prime(self, model: Any) -> None:
-        """Build the Hessian operator for ``model`` now (tracing its compiled functions once
-        per model); ``fit`` does it at its start otherwise. Only while the model is not
-        training."""
-        if self.op is None:  # built (and traced) on the training thread, before any step
+        """Build the Hessian operator for ``model`` now, at its current weights, and trace
+        its compiled functions (once per model); otherwise the first estimate does. Only
+        while the model is not training."""
+        if self.op is None:
             if self.model is None:
                 self.set_model(model)
-            x, y = self._data
-            self.op = HessianOperator(model, x, y, loss=self.loss, seed=self.seed,
-                                      batch_size=self.batch_size,
-                                      regularization=self.regularization)
-            self.op.matvec(np.ones(self.op.n))
+            self.op = self._operator(snapshot_weights(model))
+
+    def _operator(self, weights: list[np.ndarray]) -> HessianOperator:
+        x, y = self._data
+        return HessianOperator(self.model, x, y, loss=self.loss, weights=weights, seed=self.seed,
+                               batch_size=self.batch_size, regularization=self.regularization)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._batches and self._batches % self.every_k_batches == 0:
@@ -273,7 +283,7 @@ class SharpnessTracker(keras.callbacks.Callback):
         threshold = stability_threshold(opt, self._full_batch)
         pre = None
         if threshold.quantity == "preconditioned sharpness":
-            pre = adam_preconditioner(opt, self.model, self.op)
+            pre = adam_preconditioner(opt, self.model, self._idx)
             if pre is None:  # before Adam's first step: no preconditioner yet
                 threshold = _no_line("preconditioned sharpness", "Adam before its first step")
         lr = current_lr(opt) if opt is not None else None
@@ -282,7 +292,7 @@ class SharpnessTracker(keras.callbacks.Callback):
                 "lr": lr}
 
     def _request(self) -> None:
-        if self.op is None:
+        if self._idx is None:
             return
         if self.background and self._worker.running:
             self.skipped += 1
@@ -298,6 +308,8 @@ class SharpnessTracker(keras.callbacks.Callback):
 
     def _estimate(self, snap: dict[str, Any], ctx: JobContext | None) -> SharpnessEstimate:
         t0 = time.perf_counter()
+        if self.op is None:
+            self.op = self._operator(snap["weights"])
         op = self.op
         op.set_weights(snap["weights"])
         kind = "pre" if snap["pre"] is not None else "plain"
