@@ -2,20 +2,24 @@
 
 Design note. The Hessian of a network is never formed: everything in :mod:`.curvature` and
 :mod:`.spectrum` only needs ``v -> H v``. :class:`HessianOperator` computes it on a fixed data
-set (optionally a seeded subset) in fixed-shape, memory-bounded batches, as the average over
-all examples of the per-example loss *plus the model's regularization losses*, in inference mode
-(``training=False``) -- the same loss the landscape grids show. The model is only called through
+set (optionally a seeded subset) in memory-bounded batches (one size, but for a smaller last
+one: at most two traces), as the average over all examples of the per-example loss *plus the
+model's regularization losses*, in inference mode (``training=False``): the loss the landscape
+grids show, from their one definition, :func:`.evaluator.loss_at_weights`. The model is only
+called through
 ``model.stateless_call`` with weight tensors passed as arguments of one compiled function, so
 its variables are never assigned, and new vectors or new weights reuse the same trace.
 
 Forward-over-reverse (a ``tf.autodiff.ForwardAccumulator`` around the ``GradientTape``
 gradient) versus reverse-over-reverse (the gradient of ``grad . v``): both are exact; their cost
-relative to one gradient was measured on this machine (2 CPU cores, TF 2.21,
-``benchmarks/curvature.py``): on the seed MLP (1024 examples) forward-over-reverse 1.1x a
-gradient, reverse-over-reverse 1.4x; on the demo convnet (64 images) forward-over-reverse 2.8x,
-reverse-over-reverse 2.3x (TF's forward-mode rules for convolutions are slow). XLA made every
-variant slower (1.4-4x). So ``mode="auto"`` picks reverse-over-reverse for models with
-convolutions or recurrent layers and forward-over-reverse otherwise, without XLA.
+relative to one gradient was measured on this machine (2 shared CPU cores, TF 2.21, best of
+interleaved rounds, ``benchmarks/curvature.py``, several runs). Seed MLP (8.5k parameters, 1024
+examples): forward-over-reverse 1.1-2.2x, reverse-over-reverse 1.4-2.2x, no consistent winner.
+Demo convnet (61k parameters, 64 images): forward-over-reverse 1.9-2.9x, reverse-over-reverse
+1.7-2.4x (TF's forward-mode rules for convolutions are slow). XLA made every variant slower
+(1.4-4x). So ``mode="auto"`` picks reverse-over-reverse for models with convolutions or
+recurrent layers, and forward-over-reverse otherwise: as fast there, and it holds less memory
+(the reverse-over-reverse outer tape also records the whole backward pass).
 """
 
 from __future__ import annotations
