@@ -94,6 +94,7 @@ def _start_vector(n: int, start: np.ndarray | None, seed: int) -> np.ndarray:
 def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
                max_products: int | None = None, start: np.ndarray | None = None,
                seed: int = 0, preconditioner: np.ndarray | None = None,
+               value_tol: float | None = None,
                stop_event: threading.Event | None = None) -> Iterator[EigenUpdate]:
     """Lanczos on ``op`` for the ``k`` largest eigenpairs and the most negative eigenvalue.
 
@@ -101,7 +102,10 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
     starts from a vector (e.g. the previous top eigenvector). With ``preconditioner`` (a
     positive vector ``p``) the eigenpairs are those of ``P^-1 H``, computed on the symmetric
     ``P^-1/2 H P^-1/2`` (same eigenvalues; vectors are returned mapped back, ``P^-1/2 u``,
-    normalized; ``start`` is given in the same space). The last update carries the :class:`EigenResult`; a stop event ends the run
+    normalized; ``start`` is given in the same space). ``value_tol`` also stops when the top
+    ``k`` Ritz values moved less than ``value_tol`` times the largest since the previous
+    product (Ritz values settle well before their residuals shrink: cheap estimates from a
+    warm start). The last update carries the :class:`EigenResult`; a stop event ends the run
     after the current product with ``converged=False``.
     """
     n = op.n
@@ -126,7 +130,7 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
     t0 = time.perf_counter()
     step = None
     converged = False
-    theta = s = None
+    theta = s = previous = None
     steps = lanczos(matvec, _start_vector(n, start, seed), max_products)
     try:
         for step in steps:
@@ -136,7 +140,11 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
             res = step.residuals(s[:, wanted])
             size = max(float(np.max(np.abs(theta))), 1e-30)
             rel = float(np.max(res) / size)
-            converged = step.exhausted or (step.m >= k and rel <= tol)
+            top = theta[::-1][:kk]
+            settled = (value_tol is not None and previous is not None and step.m > k
+                       and np.all(np.abs(top - previous) <= value_tol * size))
+            previous = top.copy()
+            converged = step.exhausted or (step.m >= k and rel <= tol) or bool(settled)
             done = converged or step.m >= max_products
             update = EigenUpdate(step.m, max_products, theta[::-1][:kk].copy(), float(theta[0]),
                                  rel, time.perf_counter() - t0)

@@ -167,7 +167,8 @@ class SharpnessTracker(keras.callbacks.Callback):
         Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value (the
         residual bounds the distance to an eigenvalue: 3% by default; the estimates are
         tested to be within 5% of a converged eigsh), or after ``max_products``
-        Hessian-vector products.
+        Hessian-vector products; warm-started estimates also stop when the top Ritz value
+        moved less than ``value_tol`` (relative) in the last product.
     full_batch:
         Whether training is full-batch descent (the thresholds' setting); default: when
         ``fit`` runs one step an epoch and the subset is all the data.
@@ -181,7 +182,8 @@ class SharpnessTracker(keras.callbacks.Callback):
 
     def __init__(self, x: Any, y: Any, *, every_k_batches: int = 10, subset: int | None = 256,
                  batch_size: int | None = None, seed: int = 0, loss: Any = None,
-                 regularization: bool = True, tol: float = 3e-2, max_products: int = 20,
+                 regularization: bool = True, tol: float = 3e-2, value_tol: float | None = 2e-3,
+                 max_products: int = 20,
                  full_batch: bool | None = None, background: bool = True,
                  on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
                  on_error: Callable[[BaseException, str], None] | None = None) -> None:
@@ -193,6 +195,7 @@ class SharpnessTracker(keras.callbacks.Callback):
         self.subset, self.batch_size, self.seed = subset, batch_size, int(seed)
         self.loss, self.regularization = loss, bool(regularization)
         self.tol, self.max_products = float(tol), int(max_products)
+        self.value_tol = value_tol
         self.background = bool(background)
         self.full_batch = full_batch
         self.on_estimate, self.on_error = on_estimate, on_error
@@ -318,6 +321,7 @@ class SharpnessTracker(keras.callbacks.Callback):
         result = None
         for update in iter_eigen(op, 1, tol=self.tol, max_products=self.max_products,
                                  start=start, seed=self.seed, preconditioner=snap["pre"],
+                                 value_tol=self.value_tol if start is not None else None,
                                  stop_event=None if ctx is None else ctx.stop_event):
             result = update.result
         if result is None:
