@@ -8,6 +8,7 @@ and the Python-side cost of one slider step (slice + colormap + PNG encode).
 
     python benchmarks/feature_maps.py           # VGG16 (weights=None, 128 px) + demo model
     python benchmarks/feature_maps.py --quick   # fewer repeats and sampled filters
+    python benchmarks/feature_maps.py --fingerprint  # only the weight-change check per step
 """
 
 from __future__ import annotations
@@ -158,11 +159,38 @@ def bench_widget_step(model, image, layer, quick, preprocess=None):
         e.close()
 
 
+def bench_fingerprint(quick):
+    """The weight-change check every cached lookup makes, on full VGG16 (138 M parameters):
+    nbviz's sampled fingerprint vs the naive way (hash every weight)."""
+    import keras
+
+    from nbviz.fingerprint import WeightFingerprint
+    from nbviz.landscape import weights_hash
+
+    vgg = keras.applications.VGG16(weights=None)
+    fp = WeightFingerprint(vgg)
+    fp.changed()
+    repeats = 50 if quick else 300
+    sampled = _median_time(fp.changed, repeats) * 1e3
+    naive = _median_time(lambda: weights_hash([v.numpy() for v in vgg.weights]),
+                         3 if quick else 5) * 1e3
+    n = sum(int(np.prod(v.shape)) for v in vgg.weights)
+    print(f"weight-change check per cached step, VGG16 ({n / 1e6:.0f} M parameters): "
+          f"sampled fingerprint {sampled:.2f} ms median, naive full hash {naive:.0f} ms "
+          f"({naive / sampled:.0f}x)")
+    return sampled
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sampled filters")
     parser.add_argument("--size", type=int, default=128, help="VGG16 input size (default 128)")
+    parser.add_argument("--fingerprint", action="store_true",
+                        help="only time the weight-change check of a cached step")
     args = parser.parse_args(argv)
+    if args.fingerprint:
+        bench_fingerprint(args.quick)
+        return
 
     import keras
     import tensorflow as tf

@@ -5,8 +5,11 @@ the backward pass. This times, side by side, a loop of ``sigmoid(image) . w`` gr
 on the spectrum variable (nothing else), with colour decorrelation:
 
 * ``pixels``         -- no spectrum at all: the floor of the loop itself.
-* ``nbviz``          -- what ``nbviz.optvis.param.fft_image`` does: two plain matmuls with the
-  colour mix folded into the second, gradients through stored transposes.
+* ``nbviz``          -- what ``nbviz.optvis.param.fft_image`` does up to ``MATMUL_MAX_SIZE``:
+  two plain matmuls with the colour mix folded into the second, gradients through stored
+  transposes (dense DFT matrices: ``n^3`` work, ``n^2`` memory).
+* ``nbviz fft``      -- ``fft_image(method="fft")``, what it does above ``MATMUL_MAX_SIZE``:
+  ``tf.signal.irfft2d`` on the same variable layout (``n^2 log n``).
 * ``irfft2d``        -- ``tf.signal.irfft2d`` on channels-first data, a transpose to channels
   last, then the colour mix (what Lucid does in TF1).
 * ``irfft2d (XLA)``  -- the same, compiled with XLA (forward and gradient).
@@ -14,7 +17,12 @@ on the spectrum variable (nothing else), with colour decorrelation:
 It is the evidence behind the optvis recipe's cost on small models: on the demo model's
 64 px, ~1 ms step, even the fastest way here is above 15% of the whole step.
 
-Run: ``python benchmarks/optvis_spectrum.py [--sizes 64 128]``.
+Run: ``python benchmarks/optvis_spectrum.py [--sizes 64 128]``; the crossover that sets
+``MATMUL_MAX_SIZE``: ``--sizes 128 256 384 512 --steps 20 --repeats 3`` (the matmul way's
+matrices alone take 2 x (2n)^2 + 2 x (3n)^2 floats: 60 MiB at 512 px, 6 GiB at 4096 px).
+Measured (2 cores, load ~9, best of 3-5), nbviz matmul vs nbviz fft, us per step: 128 px
+1503 vs 2418, 192 px 3844 vs 4603, 208 px 10492 vs 10428, 224 px 8655 vs 6830, 256 px 10817
+vs 5674, 512 px 214149 vs 64138: the crossover is ~200 px (``param.MATMUL_MAX_SIZE``).
 """
 
 from __future__ import annotations
@@ -69,12 +77,16 @@ def variants(size: int) -> dict:
     rng = np.random.default_rng(0)
     probe = tf.constant(rng.normal(size=(1, size, size, 3)).astype(np.float32))
     pixels = tf.Variable(rng.normal(0, 0.01, (1, size, size, 3)).astype(np.float32))
-    nbviz = param.fft_image((1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED)
+    nbviz = param.fft_image((1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED,
+                            method="matmul")
+    nbviz_fft = param.fft_image((1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED,
+                                method="fft")
     sig_var, sig_image = signal_image(size, rng)
     xla_var, xla_image = signal_image(size, rng)
     return {
         "pixels": step_loop(pixels, lambda: tf.identity(pixels), probe),
         "nbviz": step_loop(nbviz.variables[0], nbviz.image, probe),
+        "nbviz fft": step_loop(nbviz_fft.variables[0], nbviz_fft.image, probe),
         "irfft2d": step_loop(sig_var, sig_image, probe),
         "irfft2d (XLA)": step_loop(
             xla_var, tf.function(xla_image, jit_compile=True, autograph=False), probe

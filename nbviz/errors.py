@@ -52,6 +52,23 @@ class DistributedError(NbvizError, RuntimeError):
     """Remote workers failed a task more often than allowed, or the executor is unusable."""
 
 
+class NbvizWarning(UserWarning):
+    """Base class of nbviz warnings: the result is computed under an assumption the message
+    names, with the fix that makes it explicit (and silences the warning)."""
+
+
+class ImageRangeWarning(NbvizWarning):
+    """An image's values were read under a guessed range (e.g. floats holding 0..255)."""
+
+
+class StaleOriginWarning(NbvizWarning):
+    """Directions were made from weights the model no longer has (it trained on since)."""
+
+
+class CostWarning(NbvizWarning):
+    """A request will take far more time or memory than it needs to."""
+
+
 def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
     """Return up to ``n`` candidates that look like ``name`` (for "did you mean" hints)."""
     import difflib

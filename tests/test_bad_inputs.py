@@ -342,17 +342,30 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("SurfaceFile.open/missing", lambda e: SurfaceFile.open(str(e.tmp / "nope.h5")),
      SurfaceFileError, "check the path"),
     ("SurfaceFile.open/not-hdf5", lambda e: SurfaceFile.open(_file(e, "junk.h5", b"junk" * 64)),
-     SurfaceFileError, "delete it or choose another path"),
+     SurfaceFileError, "not an HDF5 file"),
     ("SurfaceFile.open/truncated", lambda e: SurfaceFile.open(_truncated(e)), SurfaceFileError,
      "delete it or choose another path"),
     ("SurfaceFile.open/foreign-hdf5", lambda e: SurfaceFile.open(_foreign_h5(e)), SurfaceFileError,
-     "not an nbviz surface file"),
+     "leave that file be"),
     ("SurfaceFile.open/missing-dataset", lambda e: SurfaceFile.open(_missing_dataset(e)),
      SurfaceFileError, "incomplete"),
     ("SurfaceFile.open/a-directory", lambda e: SurfaceFile.open(str(e.tmp)), SurfaceFileError,
      "choose another path"),
     ("SurfaceFile.open/other-model", lambda e: SurfaceFile.open(e.surface_path, model=e.conv),
      SurfaceFileError, "use another file path for this model"),
+    ("evaluate_grid/store-in-missing-directory",
+     lambda e: _grid(e, store=str(e.tmp / "no" / "such" / "dir" / "s.h5")), SurfaceFileError,
+     "os.makedirs"),
+    ("evaluate_grid/ragged-list-data", lambda e: _grid(e, x=[[0.0], [1.0, 2.0]] * 16),
+     DataError, "every example the same shape"),
+    ("FeatureMaps/missing-image-file",
+     lambda e: _fm(e).activations(str(e.tmp / "nope.png"), "conv1"), ImageError, "check the path"),
+    ("FeatureMaps/different-sizes-any-size-model",
+     lambda e: FeatureMaps(_any_size_convnet(e.keras)).activations(
+         [np.zeros((8, 8, 3)), np.zeros((9, 9, 3))], "conv1"), ImageError, "resize them to one size"),
+    ("FeatureMaps/negative-int-pixels",
+     lambda e: _fm(e).activations(np.full((16, 16, 3), -3), "conv1"), ImageError,
+     "scale it to floats in [0, 1]"),
     ("evaluate_grid/store-of-another-grid",
      lambda e: _grid(e, xs=grid_coords(4), store=e.surface_path), SurfaceFileError,
      "use another file path"),
@@ -374,6 +387,11 @@ CASES: list[tuple[str, Any, type, str]] = [
     ("load_application/classes-vs-imagenet",
      lambda e: load_application("VGG16", classes=10), ModelError, "include_top=False"),
 ]
+
+
+def _any_size_convnet(keras):
+    inp = keras.Input((None, None, 3))
+    return keras.Model(inp, keras.layers.Conv2D(2, 3, name="conv1")(inp), name="any_size")
 
 
 def _reuse_recorder(e):

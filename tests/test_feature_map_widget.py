@@ -184,8 +184,8 @@ def test_errors_are_shown_and_the_widget_survives(explorer):
         explorer.set_image(np.zeros(7))
     assert "rank 1" in explorer.status.value
     with pytest.raises(ImageError):
-        explorer.image = np.zeros((32, 32, 2))
-    assert "2 channels" in explorer.status.value
+        explorer.image = np.zeros((32, 32, 5))
+    assert "5 channels" in explorer.status.value
     with pytest.raises(ValueError, match="colormap"):
         explorer.cmap = "no-such-map"
     assert explorer.cmap == "magma"

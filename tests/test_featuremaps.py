@@ -284,8 +284,8 @@ def test_filter_out_of_range(tiny_convnet, bad):
     [
         ((32,), "rank 1"),
         ((1, 1, 32, 32, 3), "rank 5"),
-        ((32, 32, 2), "has 2 channels"),
-        ((2, 32, 32, 2), "2 channels but the model takes 3"),
+        ((32, 32, 5), "has 5 channels"),  # 2 channels are gray + alpha (test_user_inputs.py)
+        ((2, 32, 32, 5), "5 channels but the model takes 3"),
         ((32, 32, 5), "5 channels"),
         ((0, 32, 32, 3), "empty"),
     ],

@@ -147,5 +147,5 @@ def test_save_and_load_directions(tmp_path):
     with pytest.raises(SurfaceFileError, match="written for model"):
         load_directions(tmp_path / "d.h5", model=mlp(0, width=8))
     (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
-    with pytest.raises(SurfaceFileError, match="not a readable HDF5"):
+    with pytest.raises(SurfaceFileError, match="not an HDF5 file"):
         load_directions(tmp_path / "junk.h5")

@@ -120,14 +120,15 @@ def test_pca_matches_sklearn_and_numpy_svd():
     cols = np.concatenate([np.arange(s, e) for s, e in layout.ranges(
         [len(t.shape) >= 2 for t in layout.tensors])])
 
-    d = pca_directions(rec, model, center="mean")
-    ref = PCA(n_components=2, svd_solver="full").fit(m[:, cols].astype(np.float64))
+    d = pca_directions(rec, model)  # default: Li et al.'s code, sklearn PCA of w_i - w_final
+    ref = PCA(n_components=2, svd_solver="full").fit((m[:, cols] - m[-1, cols]).astype(np.float64))
+    assert d.metadata["center"] == "mean" and "sklearn" in d.metadata["explained_variance_of"]
     got = d.flat()[:, cols]
     np.testing.assert_allclose(_sign_align(got, ref.components_), ref.components_, atol=2e-4)
     np.testing.assert_allclose(d.explained_variance, ref.explained_variance_ratio_, rtol=1e-4)
     assert np.all(d.flat()[:, np.setdiff1d(np.arange(layout.n_params), cols)] == 0)
 
-    f = pca_directions(rec, model)  # Li et al.: rows w_i - w_final
+    f = pca_directions(rec, model, center="final")  # uncentred SVD of w_i - w_final
     _, s, vt = np.linalg.svd((m[:, cols] - m[-1, cols]).astype(np.float64), full_matrices=False)
     np.testing.assert_allclose(_sign_align(f.flat()[:, cols], vt[:2]), vt[:2], atol=2e-4)
     np.testing.assert_allclose(f.explained_variance, (s**2 / np.sum(s**2))[:2], rtol=1e-4)
@@ -172,7 +173,8 @@ def test_grid_in_a_thread_during_fit_uses_the_directions_origin():
 
     def job():
         try:
-            result["s"] = evaluate_grid(model, x, y, d, grid_coords(7), grid_coords(5))
+            result["s"] = evaluate_grid(model, x, y, d, grid_coords(7), grid_coords(5),
+                                        origin="directions")
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -184,5 +186,5 @@ def test_grid_in_a_thread_during_fit_uses_the_directions_origin():
     finally:
         t.join(60)
     assert not errors and len(rec) == 25
-    after = evaluate_grid(model, x, y, d, grid_coords(7), grid_coords(5))
+    after = evaluate_grid(model, x, y, d, grid_coords(7), grid_coords(5), origin="directions")
     np.testing.assert_allclose(result["s"].Z, after.Z, rtol=1e-6)

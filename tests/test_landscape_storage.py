@@ -134,7 +134,7 @@ def test_foreign_stale_and_corrupted_files_are_refused(tmp_path):
 
     junk = tmp_path / "junk.h5"
     junk.write_bytes(os.urandom(2048))
-    with pytest.raises(SurfaceFileError, match="Fix: delete it"):
+    with pytest.raises(SurfaceFileError, match="not an HDF5 file"):
         evaluate_grid(model, x, y, random_directions(model), XS, YS, store=junk)
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:

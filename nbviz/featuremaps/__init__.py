@@ -5,7 +5,8 @@ The backend of :class:`nbviz.widgets.FeatureMapExplorer`; no widget imports, usa
 - :mod:`~nbviz.featuremaps.activations`: :class:`FeatureMaps`, one cached extractor per layer
   (or set of layers), activations cached per (layer, image).
 - :mod:`~nbviz.featuremaps.preprocess`: image standardization and the model's preprocessing
-  hooks (:func:`prepare_image`).
+  hooks (:func:`prepare_image`); :mod:`~nbviz.featuremaps.reading`: how images are read
+  (dtypes and ranges, PIL modes, paths, tensors, lists: :func:`read_images`).
 - :mod:`~nbviz.featuremaps.render`: normalization, colormaps, overlays, mosaics, PNG bytes,
   matplotlib figures (:func:`show_feature_map`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from .activations import CacheStats, FeatureMaps, check_filter, feature_maps_for, image_key
 from .preprocess import ImagePreparer, ImageSpec, prepare_image
+from .reading import read_images
 from .render import (
     NORMALIZATIONS,
     colorize,
@@ -45,6 +47,7 @@ __all__ = [
     "normalize_maps",
     "overlay",
     "prepare_image",
+    "read_images",
     "render_grid",
     "render_map",
     "render_view",

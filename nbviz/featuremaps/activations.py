@@ -6,6 +6,9 @@ one. :class:`FeatureMaps` builds one extractor per layer (or per set of layers) 
 is reused (new images never retrace; the first look is eager, to skip the tracing latency), and
 keeps the resulting arrays in an LRU cache bounded in bytes, keyed
 by (layer, image content). Showing another filter of the same layer is then a numpy slice.
+Every lookup first checks a cheap fingerprint of the model's weights (:mod:`nbviz.fingerprint`,
+~0.4 ms on VGG16) and drops the cache when ``fit``, ``set_weights``, ``load_weights`` or an
+``assign`` changed them, so maps never show old weights.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .._tf import require_tensorflow
+from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, LayerError, UnitError, closest_names, format_choices
+from ..fingerprint import WeightFingerprint
 from ..layers import LayerInfo, build_extractor, iter_layers, require_spatial, spatial_layers
 from .preprocess import ImagePreparer, ImageSpec, Preprocess
+from .reading import read_images
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 
@@ -37,15 +42,22 @@ class CacheStats:
     cache_misses: int = 0
     extractors_built: int = 0
     traces: int = 0  # tf.function traces: one per reused extractor (first calls are eager)
+    weight_changes: int = 0  # times the cache was dropped because the model's weights changed
 
 
 def image_key(images: Any) -> str:
-    """A content hash of an image or batch (dtype, shape and bytes), used as cache key."""
-    a = np.ascontiguousarray(images)
+    """A content hash of an image or batch (dtype, shape and bytes), used as cache key.
+
+    Hashes the pixels as :func:`~nbviz.featuremaps.reading.read_images` reads them (a file
+    path by its content, a PIL image by its converted pixels, a list image by image).
+    """
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{a.dtype.str}{a.shape}".encode())
-    if a.size:  # a zero-size view cannot be cast; an empty batch fails later with a clear error
-        h.update(memoryview(a).cast("B"))
+    read = read_images(images)
+    for part in read if isinstance(read, list) else [read]:
+        a = np.ascontiguousarray(part)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        if a.size and a.dtype.kind != "O":  # zero-size/object arrays fail later, clearly
+            h.update(memoryview(a).cast("B"))
     return h.hexdigest()
 
 
@@ -131,6 +143,7 @@ class FeatureMaps:
         self._extractors: dict[tuple[str, ...], Any] = {}
         self._build_lock = threading.RLock()
         self._infos: dict[str, LayerInfo] = {}
+        self._weights_seen = WeightFingerprint(model)
 
     # -- layers ------------------------------------------------------------------------------
     def layers(self) -> list[LayerInfo]:
@@ -177,6 +190,7 @@ class FeatureMaps:
     def cached(self, layer: str, key: str) -> np.ndarray | None:
         """The cached activations of ``layer`` for the image with key ``key``, or ``None``."""
         name = self.layer_info(layer).name
+        self._drop_if_weights_changed()
         return self._cache.get((name, key))
 
     def activations(self, images: Any, layer: str, key: str | None = None) -> np.ndarray:
@@ -192,7 +206,10 @@ class FeatureMaps:
     ) -> dict[str, np.ndarray]:
         """Activations of several layers from *one* forward pass: ``{full name: (N, H, W, C)}``."""
         names = [self.layer_info(n).name for n in layers]
-        key = image_key(images) if key is None else key
+        if key is None:
+            images = read_images(images)  # a path or PIL image is read once, for key and pixels
+            key = image_key(images)
+        self._drop_if_weights_changed()
         out: dict[str, np.ndarray] = {}
         missing: list[str] = []
         for n in dict.fromkeys(names):
@@ -231,11 +248,18 @@ class FeatureMaps:
         return self._cache.nbytes
 
     # -- internals ---------------------------------------------------------------------------
+    def _drop_if_weights_changed(self) -> None:
+        """Forget every cached activation once the model's weights changed since last look."""
+        if self._weights_seen.changed():
+            self._cache.clear()
+            self.stats.weight_changes += 1
+
     def _extractor(self, names: tuple[str, ...]) -> _Extractor:
         with self._build_lock:
             ex = self._extractors.get(names)
             if ex is None:
-                ex = _Extractor(build_extractor(self.model, list(names)), self.spec, self.stats)
+                model = images_in(build_extractor(self.model, list(names)), self.spec)
+                ex = _Extractor(model, self.spec, self.stats)
                 self._extractors[names] = ex
                 self.stats.extractors_built += 1
             return ex
@@ -285,6 +309,17 @@ class _Extractor:
     def _outputs(self, x: Any) -> list[Any]:
         out = self.model(x, training=False)
         return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def images_in(extractor: Any, spec: ImageSpec) -> Any:
+    """``extractor`` taking ``spec``'s images: for a model that reshapes a non-image input
+    into images (``spec.input_shape``), images are reshaped back to that input first."""
+    if spec.input_shape is None:
+        return extractor
+    keras = require_keras()
+    inp = keras.Input((spec.height, spec.width, spec.channels), name="nbviz_image")
+    flat = keras.layers.Reshape(spec.input_shape, name="nbviz_to_model_input")(inp)
+    return keras.Model(inp, extractor(flat), name=f"{extractor.name}_on_images")
 
 
 def check_filter(filter: Any, channels: int, layer: str = "") -> int:

@@ -1,14 +1,16 @@
 """Turn user images into what a model expects.
 
-Conventions (the same as matplotlib's ``imshow``): ``uint8`` (and other integer) images hold
-values in ``[0, 255]`` (``[0, dtype max]``); float images hold values in ``[0, 1]``. Every image is
+Conventions: ``uint8`` images hold values in ``[0, 255]``, ``uint16`` in ``[0, 65535]``, float
+images in ``[0, 1]``; other dtypes and ranges (int64 pixels, floats in 0..255, PIL modes, file
+paths, tensors, lists) are read by the rules of :mod:`.reading`. Every image is
 first *standardized* to a float32 batch in ``[0, 1]`` with the model's height, width and channel
 count (:meth:`ImagePreparer.standardize`: this is also what widgets display), then scaled to the
 model's value range and passed through the model's own ``preprocess_input`` if one is given
 (:meth:`ImagePreparer.to_model`).
 
-Accepted shapes: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)``, ``(H, W, 4)`` (alpha is dropped), and
-batches of those with a leading ``N`` axis. RGB becomes grayscale (ITU-R 601 luma) when the
+Accepted shapes: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 2)`` (gray + alpha), ``(H, W, 3)``,
+``(H, W, 4)`` (alpha is dropped), batches of those with a leading ``N`` axis, and lists of
+images (of any sizes: each is resized to the model's size). RGB becomes grayscale (ITU-R 601 luma) when the
 model wants one channel, and grayscale is repeated when it wants three.
 """
 
@@ -20,27 +22,55 @@ from typing import Any
 
 import numpy as np
 
-from .._tf import require_tensorflow
+from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, ModelError
 from ..layers import check_channels_last, check_model_input
+from .reading import read_images, unit_scale
 
 Preprocess = Callable[[Any], Any]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+def reshaped_image_input(model: Any) -> tuple[str, tuple[int, int, int]] | None:
+    """``(layer name, (H, W, C))`` when the model's first layer is a ``Reshape`` that turns its
+    non-image input (e.g. ``Input((28, 28))`` or ``Input((784,))``) into images, else None."""
+    keras = require_keras()
+    shape = tuple(check_model_input(model))
+    first = next((layer for layer in model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)), None)
+    if len(shape) == 4 or not isinstance(first, keras.layers.Reshape):
+        return None
+    target = tuple(first.target_shape)
+    known = all(d is not None for d in shape[1:])
+    if len(target) != 3 or any(d is None or d < 1 for d in target) or not known:
+        return None
+    if int(np.prod(target)) != int(np.prod(shape[1:])):
+        return None
+    return first.name, tuple(int(d) for d in target)
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """The image a model takes: ``None`` where the model leaves a dimension open."""
+    """The image a model takes: ``None`` where the model leaves a dimension open.
+
+    ``input_shape`` is the model's own input shape (without the batch axis) when it is not
+    the image itself: a model whose first layer reshapes e.g. ``(28, 28)`` into ``(28, 28, 1)``
+    images (:func:`reshaped_image_input`); ``None`` for image inputs.
+    """
 
     height: int | None
     width: int | None
     channels: int | None
+    input_shape: tuple[int, ...] | None = None
 
     @classmethod
     def from_model(cls, model: Any) -> ImageSpec:
         """Read the spec from the model's single input; :class:`ModelError` if not an image."""
         shape = check_model_input(model)
+        reshaped = reshaped_image_input(model)
+        if reshaped is not None:
+            return cls(*reshaped[1], input_shape=tuple(int(d) for d in shape[1:]))
         if len(shape) != 4:
             raise ModelError(
                 f"Model {model.name!r} takes inputs of shape {shape}, not images "
@@ -61,33 +91,36 @@ class ImageSpec:
         return f"({h}, {w}, {c})"
 
 
-def to_unit_float(image: np.ndarray) -> np.ndarray:
-    """Integers from ``[0, dtype max]`` (``bool`` as 0/1) to float32 in ``[0, 1]``; floats as is."""
+def to_unit_float(image: Any) -> np.ndarray:
+    """Pixels to float32 in ``[0, 1]`` by dtype and range (``uint8`` / 255, ``uint16`` / 65535,
+    ``bool`` 0/1, int64 0..255 / 255, float 0..255 / 255 with a warning...: see
+    :mod:`.reading`)."""
     a = np.asarray(image)
-    if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if np.issubdtype(a.dtype, np.integer):
-        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
-    if np.issubdtype(a.dtype, np.floating):
-        return a.astype(np.float32, copy=False)
-    raise ImageError(
-        f"Images must hold numbers (uint8 in [0, 255] or floats in [0, 1]); got dtype {a.dtype}. "
-        "Fix: convert with np.asarray(image, dtype=np.float32) / 255."
-    )
+    scale = unit_scale(a)
+    x = a.astype(np.float32, copy=a.dtype != np.float32)
+    return x if scale == 1.0 else x / np.float32(scale)
 
 
 def as_batch(images: Any, spec: ImageSpec | None = None) -> tuple[np.ndarray, bool]:
     """Return ``(batch of shape (N, H, W, C), was_single)``; :class:`ImageError` on bad rank."""
-    a = np.asarray(images)
+    a = read_images(images)
+    if isinstance(a, list):
+        raise ImageError(
+            f"The {len(a)} images have different sizes or dtypes "
+            f"({sorted({(p.shape, str(p.dtype)) for p in a})}) and cannot be one batch. "
+            "Fix: resize them to one size, or pass them to ImagePreparer.standardize, which "
+            "resizes each to the model's size."
+        )
     want = f" The model takes {spec.describe()} images." if spec is not None else ""
     if a.ndim == 2:
         return a[None, :, :, None], True
     if a.ndim == 3:
-        if a.shape[-1] in (1, 3, 4) or (spec is not None and a.shape[-1] == spec.channels):
+        if a.shape[-1] in (1, 2, 3, 4) or (spec is not None and a.shape[-1] == spec.channels):
             return a[None], True
         raise ImageError(
             f"An image of shape {a.shape} has {a.shape[-1]} channels; images are (height, width) "
-            f"grayscale or (height, width, channels) with 1, 3 or 4 channels, channels last.{want} "
+            f"grayscale or (height, width, channels) with 1 (gray), 2 (gray + alpha), 3 (RGB) or "
+            f"4 (RGBA) channels, channels last.{want} "
             "Fix: for channels-first arrays use np.moveaxis(image, 0, -1)."
         )
     if a.ndim == 4:
@@ -104,8 +137,13 @@ def as_batch(images: Any, spec: ImageSpec | None = None) -> tuple[np.ndarray, bo
 
 
 def match_channels(batch: np.ndarray, channels: int | None) -> np.ndarray:
-    """Convert a (N, H, W, C) float batch to ``channels`` channels (drop alpha, gray <-> RGB)."""
+    """Convert a (N, H, W, C) float batch to ``channels`` channels (drop alpha, gray <-> RGB).
+
+    ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) unless it is the model's own.
+    """
     c = batch.shape[-1]
+    if c == 2 and channels != 2:  # gray + alpha: drop the alpha
+        batch, c = batch[..., :1], 1
     if channels is None or c == channels:
         return batch[..., :3] if channels is None and c == 4 else batch
     if c == 4 and channels == 3:
@@ -115,8 +153,8 @@ def match_channels(batch: np.ndarray, channels: int | None) -> np.ndarray:
     if c == 1 and channels == 3:
         return np.repeat(batch, 3, axis=-1)
     raise ImageError(
-        f"The image has {c} channels but the model takes {channels}; only grayscale (1), RGB (3) "
-        f"and RGBA (4) images are converted automatically. Fix: pass an image with {channels} "
+        f"The image has {c} channels but the model takes {channels}; only grayscale (1), gray + "
+        f"alpha (2), RGB (3) and RGBA (4) images are converted automatically. Fix: pass an image with {channels} "
         "channels, channels last."
     )
 
@@ -165,7 +203,14 @@ class ImagePreparer:
         self.resize = resize
 
     def standardize(self, images: Any) -> tuple[np.ndarray, bool]:
-        """``(float32 batch in [0, 1] at the model's size and channels, was_single)``."""
+        """``(float32 batch in [0, 1] at the model's size and channels, was_single)``.
+
+        ``images``: anything :func:`~nbviz.featuremaps.reading.read_images` reads; a list of
+        images of different sizes is resized image by image.
+        """
+        images = read_images(images)
+        if isinstance(images, list):
+            return self._standardize_each(images), False
         batch, single = as_batch(images, self.spec)
         if batch.shape[0] == 0:
             raise ImageError("The batch of images is empty. Fix: pass at least one image.")
@@ -181,6 +226,17 @@ class ImagePreparer:
                 )
             x = resize_batch(x, size)
         return np.ascontiguousarray(x, dtype=np.float32), single
+
+    def _standardize_each(self, images: list[np.ndarray]) -> np.ndarray:
+        parts = [self.standardize(image)[0] for image in images]
+        sizes = {p.shape[1:] for p in parts}
+        if len(sizes) > 1:
+            raise ImageError(
+                f"The images have different sizes {sorted(s[:2] for s in sizes)} and the model "
+                f"takes any size {self.spec.describe()}, so they cannot be one batch. Fix: "
+                "resize them to one size first, or pass them one at a time."
+            )
+        return np.concatenate(parts, axis=0)
 
     def to_model(self, batch01: np.ndarray) -> np.ndarray:
         """Scale a standardized batch to ``input_range`` and apply ``preprocess``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .coords import ascending
 from .plot import contour_levels
 
 SCALES = ("log", "linear")
@@ -73,6 +74,7 @@ def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | n
     z = np.asarray(z, float)
     if z.shape != (len(ys), len(xs)):
         raise ValueError(f"z must have shape (len(ys), len(xs)) = ({len(ys)}, {len(xs)}), got {z.shape}.")
+    xs, ys, (z,) = ascending(xs, ys, z)
     if np.ndim(levels) == 0:
         lv, is_log = choose_levels(z, int(levels), scale)
     else:
@@ -101,7 +103,7 @@ def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | n
 def bilinear(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``z`` interpolated bilinearly at points ``(a[i], b[i])``; NaN outside the grid or next
     to a missing cell (used to lift a training path onto a 3-D surface)."""
-    xs, ys, z = np.asarray(xs, float), np.asarray(ys, float), np.asarray(z, float)
+    xs, ys, (z,) = ascending(xs, ys, np.asarray(z, float))
     a, b = np.asarray(a, float).reshape(-1), np.asarray(b, float).reshape(-1)
     out = np.full(len(a), np.nan)
     if len(xs) < 2 or len(ys) < 2 or not len(a):

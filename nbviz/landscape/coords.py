@@ -57,3 +57,15 @@ def cell_order(ny: int, nx: int, order: str = "raster") -> np.ndarray:
     iy, ix = np.divmod(flat, nx)
     level = np.minimum(_level(iy, ny), _level(ix, nx))
     return flat[np.argsort(-level, kind="stable")]
+
+
+def ascending(xs: np.ndarray, ys: np.ndarray,
+              *grids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``xs`` and ``ys`` sorted ascending, and each ``grid[iy, ix]`` permuted to match (the
+    inputs themselves when already ascending). Contour tracing, interpolation and axis limits
+    assume ascending coordinates; a grid may be evaluated in any order."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    ox, oy = np.argsort(xs, kind="stable"), np.argsort(ys, kind="stable")
+    if np.all(np.diff(ox) > 0) and np.all(np.diff(oy) > 0):
+        return xs, ys, list(grids)
+    return xs[ox], ys[oy], [None if g is None else np.asarray(g)[np.ix_(oy, ox)] for g in grids]

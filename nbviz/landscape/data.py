@@ -41,6 +41,23 @@ def _as_array(a: Any) -> np.ndarray:
     return arr
 
 
+def _one_array(value: Any, slots: int) -> Any:
+    """Python lists for a single-input (or single-output) model are one array of examples
+    (``x.tolist()``), not one array per input; ``[array]`` stays a list of one input."""
+    if slots != 1 or not isinstance(value, (list, tuple)) or not value:
+        return value
+    if len(value) == 1 and hasattr(value[0], "shape") and np.ndim(value[0]) >= 1:
+        return value
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged
+        raise DataError(
+            f"The list of {len(value)} examples is ragged ({str(exc).splitlines()[0]}). Fix: "
+            "pass one numpy array with a leading example axis, every example the same shape."
+        ) from None
+    return arr if arr.dtype != object else value
+
+
 def check_data(model: Any, x: Any, y: Any) -> tuple[Any, Any, int]:
     """Numpy copies of ``x`` and ``y`` (floats as float32) and the example count.
 
@@ -54,11 +71,16 @@ def check_data(model: Any, x: Any, y: Any) -> tuple[Any, Any, int]:
             "x/y must be arrays, not a tf.data.Dataset. Fix: take a fixed sample, e.g. "
             "x, y = map(np.concatenate, zip(*ds.take(8).as_numpy_iterator()))."
         )
-    x = _map(_as_array, x)
-    y = _map(_as_array, y)
+    inputs = list(getattr(model, "inputs", None) or [])
+    outputs = list(getattr(model, "outputs", None) or [None])
+    x = _map(_as_array, _one_array(x, len(inputs)))
+    y = _map(_as_array, _one_array(y, len(outputs)))
     xs, ys = _leaves(x), _leaves(y)
     if any(a.ndim == 0 for a in xs + ys):
-        raise DataError("x and y need a leading example axis; got a scalar.")
+        raise DataError(
+            "x and y need a leading example axis; got a scalar. Fix: pass arrays of shape "
+            "(n_examples, ...), e.g. np.asarray(x)[:, None] for one value per example."
+        )
     n = len(xs[0])
     lengths = {len(a) for a in xs + ys}
     if len(lengths) != 1:
@@ -68,7 +90,6 @@ def check_data(model: Any, x: Any, y: Any) -> tuple[Any, Any, int]:
         )
     if n == 0:
         raise DataError("x and y are empty. Fix: pass at least one example.")
-    inputs = list(getattr(model, "inputs", None) or [])
     if len(inputs) != len(xs):
         raise DataError(
             f"Model {model.name!r} has {len(inputs)} input(s) but x has {len(xs)} array(s). "

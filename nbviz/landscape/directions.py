@@ -94,6 +94,12 @@ class Directions:
                 "parameters. Fix: make the directions from this model (random_directions(model))."
             )
 
+    def with_origin(self, origin: Sequence[np.ndarray]) -> Directions:
+        """The same directions around another origin (e.g. the model's current weights)."""
+        return Directions(self.vectors, [np.array(w, copy=True) for w in origin], self.layout,
+                          self.kind, self.seed, self.normalization, self.explained_variance,
+                          {**self.metadata, "recentred": True})
+
     def describe(self) -> dict[str, Any]:
         """JSON-able metadata: kind, seed, normalization, explained variance, origin hash..."""
         ev = None if self.explained_variance is None else [float(e) for e in self.explained_variance]

@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_tensorflow
+from ..errors import StaleOriginWarning
+from ..fingerprint import fingerprint_of
 from .coords import cell_order, grid_coords
 from .data import align_targets, check_data, fingerprint, make_batches, subset_indices, take
 from .directions import Directions, random_directions
@@ -39,7 +42,10 @@ from .evaluator import (
 from .losses import resolve_loss
 from .storage import SurfaceFile
 from .surface import GridUpdate, Line, Surface
+from .weights import snapshot_weights
 
+ORIGINS = (None, "directions", "model")
+STALE_KINDS = ("random", "pca")  # directions whose origin is "the model's weights at the time"
 PER_POINT_CHUNK_SECONDS = 0.5  # per-point chunks grow to about this long, for steady updates
 
 
@@ -57,6 +63,32 @@ class _Run:
     n_total: int
     metric_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_origin(model: Any, directions: Directions, origin: str | None) -> Directions:
+    """The directions to evaluate around, by ``origin``.
+
+    ``None``: the directions' own origin, with a :class:`StaleOriginWarning` when random or
+    PCA directions were made at weights the model no longer has (it trained on since; the
+    origin of interpolation, plane and custom directions is a deliberate choice);
+    ``"directions"``: the same, silently (an explicit choice); ``"model"``: the same directions
+    around the model's current weights.
+    """
+    if origin not in ORIGINS:
+        raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}.")
+    if origin == "directions":
+        return directions
+    if origin == "model":
+        return directions.with_origin(snapshot_weights(model))
+    if directions.kind in STALE_KINDS and not fingerprint_of(model).matches(directions.origin):
+        warnings.warn(StaleOriginWarning(
+            f"The {directions.kind} directions were made at other weights than model "
+            f"{model.name!r} has now (it was trained, or its weights were set, since): the "
+            "landscape is centred on the directions' origin, not on the current weights. Fix: "
+            "origin='model' to centre it on the current weights, origin='directions' to keep "
+            "the old centre (silences this), or make new directions from the model."
+        ), stacklevel=3)
+    return directions
 
 
 def _prepare(model: Any, x: Any, y: Any, directions: Directions, loss: Any, metrics: Sequence[Any],
@@ -173,7 +205,8 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
               store: str | os.PathLike | SurfaceFile | None = None,
               stop_event: threading.Event | None = None, memory_budget: int | None = None,
               max_chunk: int = 256, jit_compile: bool | None = None,
-              executor: Any = None, regularization: bool = True) -> Iterator[GridUpdate]:
+              executor: Any = None, regularization: bool = True,
+              origin: str | None = None) -> Iterator[GridUpdate]:
     """Evaluate ``loss`` at every ``(xs[ix], ys[iy])`` of a 2-direction plane, chunk by chunk.
 
     Parameters
@@ -195,6 +228,11 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
         ``add_loss``) at each point, as ``model.evaluate`` does (default). ``False``: the data
         loss alone. Recorded in ``surface.metadata["regularization"]`` (and
         ``"regularization_terms"``, how many the model has).
+    origin:
+        Where the plane is centred: ``None`` (default) the directions' origin, warning
+        (:class:`~nbviz.errors.StaleOriginWarning`) when the model's weights changed since
+        the directions were made; ``"directions"`` the same without the warning; ``"model"``
+        the model's current weights (the same direction vectors, moved there).
     batch_size, memory_budget, max_chunk:
         Examples per forward pass, bytes one chunk may use (default a quarter of the free
         memory), and the most grid points evaluated at once.
@@ -228,6 +266,8 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions, xs: Sequence[f
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     if xs.ndim != 1 or ys.ndim != 1 or not len(xs) or not len(ys):
         raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
+    directions.check_model(model)
+    directions = resolve_origin(model, directions, origin)
     run = _prepare(model, x, y, directions, loss, metrics, batch_size, subset, seed, strategy,
                    jit_compile, memory_budget, max_chunk, regularization)
     nx = len(xs)
@@ -333,18 +373,22 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
                   metrics: Sequence[Any] = (), batch_size: int | None = None,
                   subset: int | float | None = None, strategy: str = "auto",
                   memory_budget: int | None = None, max_chunk: int = 256,
-                  jit_compile: bool | None = None, regularization: bool = True) -> Line:
+                  jit_compile: bool | None = None, regularization: bool = True,
+                  origin: str | None = None) -> Line:
     """The loss along one direction: ``origin + t * d`` for every ``t`` in ``ts``.
 
     ``directions`` defaults to one filter-normalized random direction (``seed``); use
     :func:`interpolation_directions` for the line between two models (t=0 and t=1).
     ``ts`` defaults to 41 points over [-1, 1] (random) or [-0.5, 1.5] (interpolation).
-    ``seed`` also seeds ``subset``. ``regularization``: as in :func:`iter_grid`.
+    ``seed`` also seeds ``subset``. ``regularization``, ``origin``: as in :func:`iter_grid`
+    (``origin`` only applies to given directions).
     """
     if directions is None:
         directions = random_directions(model, n=1, seed=seed)
     if directions.n != 1:
         raise ValueError(f"A line needs 1 direction, got {directions.n}.")
+    directions.check_model(model)
+    directions = resolve_origin(model, directions, origin)
     if ts is None:
         ts = (np.linspace(-0.5, 1.5, 41) if directions.kind == "interpolation"
               else grid_coords(41, 1.0))

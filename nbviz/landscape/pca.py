@@ -17,7 +17,11 @@ from .directions import Directions, normalize_directions, selected_tensors
 from .path import as_path_matrix, column_blocks
 from .weights import WeightLayout
 
-CENTERS = ("final", "mean")
+CENTERS = ("mean", "final")
+EXPLAINED = {
+    "mean": "variance of the path around its mean (sklearn PCA, as Li et al.)",
+    "final": "second moment of the path around the final weights",
+}
 
 
 def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
@@ -54,17 +58,32 @@ def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
 
 
 def pca_directions(path: Any, model: Any, final: Any = None, n_components: int = 2,
-                   center: str = "final", normalization: str = "none", perturb_1d: bool = False,
+                   center: str = "mean", normalization: str = "none", perturb_1d: bool = False,
                    perturb_non_trainable: bool = False) -> Directions:
-    """The principal directions of a training path, centred on the final weights (Li et al.).
+    """The principal directions of a training path; the grid is centred on the final weights.
 
     ``path``: a :class:`WeightPathRecorder`, an (n, n_params) array, or a list of weight
     lists. ``final``: the grid's origin (weights list or flat vector); default the last
-    snapshot. ``center="final"`` takes rows ``w_i - final`` (Li et al.); ``"mean"`` centres on
-    the mean snapshot, which is what ``sklearn.decomposition.PCA`` does. Components are unit
-    vectors over the selected tensors (trainable, >= 2-D unless asked), signed so that the
-    path starts at negative coordinates; ``normalization`` may rescale them like random
-    directions (the seed renormalizes per tensor). ``explained_variance`` holds the ratios.
+    snapshot.
+
+    ``center`` says which point the principal axes are fitted around:
+
+    - ``"mean"`` (default, Li et al.'s code and the seed article): the path's mean snapshot.
+      Li et al. take rows ``w_i - final`` and fit ``sklearn.decomposition.PCA``, which
+      subtracts the mean row again, so their axes are those of the path around its mean;
+      ``explained_variance`` is then sklearn's ``explained_variance_ratio_`` (fractions of
+      the path's variance around its mean).
+    - ``"final"``: the final weights themselves (an uncentred SVD of ``w_i - final``). The
+      first axis then tends to point from the final weights back along the path, which
+      captures more of the path's distance from the plot's centre; ``explained_variance`` is
+      then the fraction of the path's second moment around the final weights (not a
+      variance, and not comparable with sklearn's numbers).
+
+    Either way the grid's origin is ``final``. ``metadata["explained_variance_of"]`` says
+    which quantity the ratios are of. Components are unit vectors over the selected tensors
+    (trainable, >= 2-D unless asked), signed so that the path starts at negative
+    coordinates; ``normalization`` may rescale them like random directions (the seed
+    renormalizes per tensor).
     """
     if center not in CENTERS:
         raise ValueError(f"center must be one of {CENTERS}, got {center!r}.")
@@ -102,6 +121,7 @@ def pca_directions(path: Any, model: Any, final: Any = None, n_components: int =
         vectors, origin, layout, kind="pca", normalization=normalization,
         explained_variance=ratios,
         metadata={"center": center, "n_snapshots": int(matrix.shape[0]),
+                  "explained_variance_of": EXPLAINED[center],
                   "eigenvalues": [float(v) for v in lam], "perturb_1d": bool(perturb_1d),
                   "perturb_non_trainable": bool(perturb_non_trainable)},
     )

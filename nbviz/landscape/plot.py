@@ -55,6 +55,7 @@ def plot_contour(surface: Surface, ax: Any = None, levels: int = 20, log: bool |
     from matplotlib.colors import LogNorm
 
     ax = _new_axes() if ax is None else ax
+    surface = surface.ascending()  # any evaluation order; contours and limits need ascending
     z = np.ma.masked_invalid(surface.loss)
     if np.isfinite(surface.loss).sum() >= 4 and len(surface.xs) > 1 and len(surface.ys) > 1:
         lv, is_log = contour_levels(surface.loss, levels, log)
@@ -101,6 +102,7 @@ def plot_surface(surface: Surface, ax: Any = None, cmap: str = "viridis", log: b
     ax = _new_axes("3d", (6.0, 5.0)) if ax is None else ax
     if not hasattr(ax, "plot_surface"):
         raise ValueError("plot_surface needs a 3-D Axes: fig.add_subplot(projection='3d').")
+    surface = surface.ascending()
     z = np.array(surface.loss, dtype=float)
     if log:
         with np.errstate(divide="ignore", invalid="ignore"):

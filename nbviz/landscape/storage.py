@@ -36,15 +36,91 @@ def _h5py():
     return h5py
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CORRUPT_MARKERS = ("truncated file", "file signature not found", "bad object header",
+                   "bad symbol table", "unable to read")
+
+
+def _has_hdf5_signature(path: str) -> bool:
+    """True when ``path`` starts like an HDF5 file (signature at 0, 512, 1024, ...)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head == HDF5_SIGNATURE:
+                return True
+            size, offset = os.path.getsize(path), 512
+            while offset + 8 <= size and offset <= 2**20:
+                f.seek(offset)
+                if f.read(8) == HDF5_SIGNATURE:
+                    return True
+                offset *= 2
+    except OSError:
+        return False
+    return False
+
+
+def open_error(path: str | os.PathLike, mode: str, exc: BaseException) -> SurfaceFileError:
+    """The :class:`SurfaceFileError` that names why ``path`` could not be opened or created.
+
+    Only a file that is provably not a (complete) HDF5 file is called corrupted and may be
+    deleted; a locked, unreadable or unwritable file is healthy and is never to be deleted.
+    """
+    name = os.fspath(path)
+    text = str(exc)
+    errno_ = getattr(exc, "errno", None)
+    parent = os.path.dirname(os.path.abspath(name))
+    writing = mode != "r"
+    if "unable to lock file" in text or errno_ in (11, 35):  # EAGAIN / EWOULDBLOCK
+        return SurfaceFileError(
+            f"{name!r} is locked by another process (another notebook, script or nbviz run "
+            "has it open, e.g. still computing that grid). The file is not damaged: do not "
+            "delete it. Fix: let that run finish or close it there (SurfaceFile.close(), or "
+            "restart that kernel), then retry; or use another path for this run."
+        )
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(name):
+        return SurfaceFileError(f"{name!r} is a directory. Fix: choose another path, a file "
+                                "name such as 'surface.h5' inside it.")
+    if isinstance(exc, FileNotFoundError) or errno_ == 2:
+        if not os.path.isdir(parent):
+            return SurfaceFileError(
+                f"Cannot {'create' if writing else 'open'} {name!r}: the directory {parent!r} "
+                "does not exist. Fix: create it first (os.makedirs(path, exist_ok=True)) or "
+                "choose another path."
+            )
+        return SurfaceFileError(f"Cannot {'create' if writing else 'open'} {name!r} ({text}). "
+                                "Fix: choose a path in a normal, writable directory.")
+    if isinstance(exc, PermissionError) or errno_ in (1, 13, 30):  # EPERM / EACCES / EROFS
+        what = "write" if writing else "read"
+        return SurfaceFileError(
+            f"No permission to {what} {name!r} ({text.split('(')[0].strip() or 'denied'}; "
+            f"a read-only location or file). Fix: choose a writable path, e.g. in your home "
+            f"or working directory, or change its permissions"
+            + ("; to only read an existing surface, open it with mode='r'." if writing else ".")
+        )
+    if os.path.isfile(name) and not _has_hdf5_signature(name):
+        return SurfaceFileError(
+            f"{name!r} is not an HDF5 file (another format, or overwritten): {text}. Fix: "
+            "choose another path, or delete it if you do not need it; it will be recomputed."
+        )
+    if any(m in text.lower() for m in CORRUPT_MARKERS):
+        return SurfaceFileError(
+            f"{name!r} is an HDF5 file that cannot be read (corrupted or truncated, e.g. a "
+            f"copy that did not finish): {text}. Fix: delete it or choose another path; it "
+            "will be recomputed."
+        )
+    return SurfaceFileError(
+        f"{name!r} could not be opened ({type(exc).__name__}: {text}). It may be in use by "
+        "another program or on a failing disk. Fix: close other programs that use it and "
+        "retry, or choose another path."
+    )
+
+
 def _open_h5(path: str | os.PathLike, mode: str):
     h5py = _h5py()
     try:
         return h5py.File(path, mode)
     except (OSError, ValueError) as exc:
-        raise SurfaceFileError(
-            f"{os.fspath(path)!r} is not a readable HDF5 file (corrupted, truncated or another "
-            f"format): {exc}. Fix: delete it or choose another path; it will be recomputed."
-        ) from exc
+        raise open_error(path, mode, exc) from exc
 
 
 # -- directions <-> HDF5 group -------------------------------------------------------------------
@@ -83,7 +159,7 @@ def read_directions(group: Any) -> Directions:
 
 def save_directions(path: str | os.PathLike, directions: Directions) -> None:
     """Save directions to their own HDF5 file (reload with :func:`load_directions`)."""
-    with _h5py().File(path, "w") as f:
+    with _open_h5(path, "w") as f:
         f.attrs["format"] = DIRECTIONS_FORMAT
         write_directions(f, directions)
 
@@ -109,7 +185,8 @@ def _check_layout(layout: WeightLayout, model: Any, path: Any) -> None:
             f"{os.fspath(path)!r} was written for model {layout.model_name!r} "
             f"({layout.n_params} parameters in {len(layout)} tensors), not for model "
             f"{mine.model_name!r} ({mine.n_params} parameters in {len(mine)} tensors). "
-            "Fix: use another file path for this model, or delete the file."
+            "Fix: use another file path for this model (that file holds the other model's "
+            "surface)."
         )
 
 
@@ -137,10 +214,17 @@ class SurfaceFile:
             self.metrics = {k: np.asarray(v[...], dtype=float) for k, v in h5["metrics"].items()}
             self.info: dict[str, Any] = json.loads(h5.attrs["info"])
         except (KeyError, ValueError, TypeError) as exc:
+            ours = h5.attrs.get("format") == FORMAT
             h5.close()
+            if not ours:
+                raise SurfaceFileError(
+                    f"{self.path!r} is an HDF5 file but not an nbviz surface file (it holds "
+                    "other data). Fix: choose another path for the surface; leave that file be."
+                ) from exc
             raise SurfaceFileError(
-                f"{self.path!r} is not an nbviz surface file or is incomplete (missing {exc}). "
-                "Fix: delete it or choose another path."
+                f"{self.path!r} is an nbviz surface file but incomplete (missing {exc}; written "
+                "by a run that was killed while creating it, or edited). Fix: delete it or "
+                "choose another path; it will be recomputed."
             ) from exc
         self._directions: Directions | None = None
 
@@ -158,8 +242,7 @@ class SurfaceFile:
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
         shape = (len(ys), len(xs))
         nan = np.full(shape, np.nan)
-        h5py = _h5py()
-        with h5py.File(path, "w") as f:
+        with _open_h5(path, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -245,7 +328,7 @@ class SurfaceFile:
         if problems:
             raise SurfaceFileError(
                 f"{self.path!r} holds another surface: " + "; ".join(problems) + ". Fix: use "
-                "another file path (or delete this one); to resume it, pass the same model, data, "
+                "another file path for this one; to resume that one, pass the same model, data, "
                 "loss and grid, with the directions stored in it (SurfaceFile.open(path).directions)."
             )
 

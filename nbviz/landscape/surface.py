@@ -67,6 +67,20 @@ class Surface:
         if self.stderr is not None and stderr is not None:
             self.stderr[iy, ix] = stderr
 
+    def ascending(self) -> Surface:
+        """This surface with ascending ``xs`` and ``ys`` (its grids permuted to match): itself
+        when already ascending, else a copy. Plots and contours need ascending coordinates."""
+        from .coords import ascending
+
+        if np.all(np.diff(self.xs) > 0) and np.all(np.diff(self.ys) > 0):
+            return self
+        names = list(self.metrics)
+        xs, ys, grids = ascending(self.xs, self.ys, self.loss, self.done, self.stderr,
+                                  *(self.metrics[n] for n in names))
+        loss, done, stderr, *metrics = grids
+        return Surface(xs, ys, loss, done, dict(zip(names, metrics, strict=True)), stderr,
+                       self.directions, copy.deepcopy(self.metadata))
+
     def copy(self) -> Surface:
         """A copy of the arrays (the directions are shared, they are never modified)."""
         return Surface(self.xs.copy(), self.ys.copy(), self.loss.copy(), self.done.copy(),

@@ -96,10 +96,10 @@ class LandscapeWatcher(WeightPathRecorder):
         Data the landscape is computed on; a seeded subset of ``subset`` examples is taken
         once (``None``: all).
     directions:
-        ``"pca"`` (of the path so far, centred on the latest snapshot; random directions are
-        used until the path has 3 snapshots), ``"random"`` (filter-normalized, ``seed``) or
-        ``"hessian"`` (the top-2 Hessian eigenvectors at the latest snapshot, on the subset;
-        see :func:`~.curvature.hessian_directions`).
+        ``"pca"`` (axes of the path so far around its mean, plotted around the latest
+        snapshot; random directions are used until the path has 3 snapshots), ``"random"``
+        (filter-normalized, ``seed``) or ``"hessian"`` (the top-2 Hessian eigenvectors at the
+        latest snapshot, on the subset; see :func:`~.curvature.hessian_directions`).
     resolution, extent, spacing:
         The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
         ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
@@ -395,7 +395,8 @@ class LandscapeWatcher(WeightPathRecorder):
         for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
                                 order=self.order, stop_event=ctx.stop_event,
                                 jit_compile=self.jit_compile,
-                                regularization=self.regularization):
+                                regularization=self.regularization,
+                                origin="directions"):  # training moves on meanwhile: intended
             frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
                                  update.total, update.elapsed_s, final,
                                  {"kind": dirs.kind, "extent": extent})

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._tf import require_keras, require_tensorflow
 from ..errors import LayerError, ModelError, UnitError, format_choices
+from ..featuremaps.preprocess import reshaped_image_input
 from ..layers import LayerInfo, check_model_input, find_layer, iter_layers
 
 IndexLike = int | Sequence[int] | np.ndarray
@@ -185,6 +186,16 @@ def renderable_layers(model: Any) -> dict[str, int]:
 def check_image_model(model: Any) -> tuple:
     """The model's input shape if it takes images ``(B, H, W, C)``, else a :class:`ModelError`."""
     shape = check_model_input(model)
+    reshaped = reshaped_image_input(model) if len(shape) != 4 else None
+    if reshaped is not None:
+        layer, image = reshaped
+        raise ModelError(
+            f"Model {model.name!r} takes {shape} and its first layer {layer!r} reshapes that "
+            f"into {image} images; feature visualization optimizes the model's input itself, "
+            f"so it needs the image input. Fix: rebuild it on the image, reusing the trained "
+            f"layers: keras.Sequential([keras.Input({image})] + model.layers[1:]) "
+            "(feature maps work on the model as it is)."
+        )
     if len(shape) != 4 or shape[-1] is None:
         raise ModelError(
             f"Feature visualization needs a model whose input is an image batch "

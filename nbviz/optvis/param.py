@@ -5,7 +5,9 @@ Following Lucid (tensorflow/lucid ``optvis.param``):
 * :func:`pixel_image` -- one free variable per pixel (the seed article's choice).
 * :func:`fft_image` -- spectral parameterization: the variables are rFFT coefficients scaled
   by ``1 / max(|f|, 1 / max(H, W)) ** decay_power`` times ``sqrt(H * W)``; the inverse FFT
-  (as two small real matmuls) divided by 4 gives the image. Equal steps on every coefficient then change low
+  divided by 4 gives the image. Up to :data:`MATMUL_MAX_SIZE` pixels a side the inverse FFT
+  is two small real matmuls (dense DFT matrices: faster there, but their cost grows as
+  ``n^3`` and their memory as ``n^2``); above it, ``tf.signal.irfft2d`` (``n^2 log n``). Equal steps on every coefficient then change low
   frequencies more than high ones, which removes the high-frequency noise of pixel ascent.
 * :func:`to_valid_rgb` -- optional colour decorrelation (the square root of ImageNet's colour
   correlation) followed by a sigmoid (or a straight-through clip) into ``[0, 1]``.
@@ -18,6 +20,7 @@ render step, so no image ever goes through the host while optimizing.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_tensorflow
-from ..errors import ImageError
+from ..errors import CostWarning, ImageError
 
 # Square root of ImageNet's colour correlation matrix (Lucid), columns are colour "basis"
 # vectors; normalized by the largest column norm (~0.462) so a unit step stays in range.
@@ -37,6 +40,14 @@ COLOR_CORRELATION_NORMALIZED = COLOR_CORRELATION_SVD_SQRT / MAX_NORM_SVD_SQRT
 COLOR_MEAN = np.asarray([0.48, 0.46, 0.41], dtype=np.float32)
 
 DEFAULT_SD = 0.01
+# Largest side computed with dense DFT matmuls; above it tf.signal.irfft2d is faster (and the
+# matrices and their stored transposes grow as n^2: 6 GiB at 4096 px). Measured with
+# benchmarks/optvis_spectrum.py on 2 CPU cores, spectrum step forward + backward, matmul vs
+# irfft2d: 1.5 vs 2.4 ms at 128 px, 3.8 vs 4.6 at 192, even at 208, 8.7 vs 6.8 at 224,
+# 214 vs 64 ms at 512.
+MATMUL_MAX_SIZE = 200
+SPECTRUM_METHODS = ("auto", "matmul", "fft")
+OVERSIZE_FACTOR = 4  # a render side above this many times the model's input side warns
 
 
 @dataclass
@@ -166,6 +177,7 @@ def fft_image(
     decay_power: float = 1.0,
     seed: int | None = None,
     color: np.ndarray | None = None,
+    method: str = "auto",
 ) -> ImageParam:
     """Spectral parameterization (Lucid): optimize rFFT coefficients with ``1/f`` scaling.
 
@@ -176,9 +188,16 @@ def fft_image(
     :data:`COLOR_CORRELATION_NORMALIZED`), folded into the inverse transform for free.
     The variable is ``(2H, B, K, C)`` with ``K = W // 2 + 1``: the real parts of the
     ``H x K`` rFFT coefficients, then their imaginary parts (see :func:`irfft2d_matrices`).
+    ``method``: ``"matmul"`` (dense DFT matrices), ``"fft"`` (``tf.signal.irfft2d``) or
+    ``"auto"``: matmul up to :data:`MATMUL_MAX_SIZE` pixels a side. Both give the same image
+    for the same variable (to float rounding).
     """
     tf = require_tensorflow()
     b, h, w, c = _check_shape(shape)
+    if method not in SPECTRUM_METHODS:
+        raise ValueError(f"method must be one of {SPECTRUM_METHODS}, got {method!r}.")
+    if method == "auto":
+        method = "matmul" if max(h, w) <= MATMUL_MAX_SIZE else "fft"
     if color is not None and np.shape(color) != (c, c):
         raise ImageError(f"color must be a ({c}, {c}) matrix for {c} channels, got {np.shape(color)}.")
     sd = DEFAULT_SD if sd is None else float(sd)
@@ -192,6 +211,10 @@ def fft_image(
         return [rng.normal(0.0, sd, var_shape).astype(np.float32)]
 
     var = tf.Variable(init(np.random.default_rng(seed))[0], name="nbviz_spectrum")
+    desc = f"fft(sd={sd}, decay_power={decay_power}, method={method!r})"
+    if method == "fft":
+        image_fn = _irfft2d_image(var, scale, (b, h, w, c), color)
+        return ImageParam([var], image_fn, (b, h, w, c), desc, init, batch_axes=(1,))
     y, x = irfft2d_matrices(h, w, color, c)
     scale_t = tf.constant(np.concatenate([scale, scale], axis=0)[:, None, :, None])
     along_y, along_x = _constant_matmul(y, left=True), _constant_matmul(x / 4.0, left=False)
@@ -204,8 +227,64 @@ def fft_image(
         img = tf.reshape(img, [h, b, w, c])
         return tf.transpose(img, (1, 0, 2, 3)) if b > 1 else tf.reshape(img, [1, h, w, c])
 
-    desc = f"fft(sd={sd}, decay_power={decay_power})"
     return ImageParam([var], image_fn, (b, h, w, c), desc, init, batch_axes=(1,))
+
+
+def _irfft2d_image(var: Any, scale: np.ndarray, shape: tuple[int, int, int, int],
+                   color: np.ndarray | None) -> Callable[[], Any]:
+    """The image of the ``(2H, B, K, C)`` spectrum ``var`` by ``tf.signal.irfft2d`` (large
+    sizes: ``n^2 log n`` instead of the dense matrices' ``n^3``)."""
+    tf = require_tensorflow()
+    b, h, w, c = shape
+    scale_t = tf.constant(scale[None, None])  # (1, 1, H, K)
+    mix = None if color is None else tf.constant(np.asarray(color, np.float32).T)
+
+    def image_fn():
+        spec = tf.transpose(var, (1, 3, 0, 2))  # (B, C, 2H, K)
+        spec = tf.complex(spec[:, :, :h] * scale_t, spec[:, :, h:] * scale_t)
+        img = tf.signal.irfft2d(spec, fft_length=[h, w]) / 4.0  # (B, C, H, W)
+        img = tf.transpose(img, (0, 2, 3, 1))
+        if mix is not None:
+            img = tf.reshape(tf.reshape(img, [-1, c]) @ mix, [b, h, w, c])
+        return img
+
+    return image_fn
+
+
+def step_bytes(h: int, w: int, batch: int = 1, channels: int = 3) -> int:
+    """Rough memory of optimizing one ``batch x h x w x channels`` spectral image with Adam:
+    the spectrum, its gradient and two Adam moments, the image and its intermediates, and
+    for the dense-matrix way (sides up to :data:`MATMUL_MAX_SIZE`) the DFT matrices."""
+    k = w // 2 + 1
+    spectrum = 2 * h * batch * k * channels
+    pixels = batch * h * w * channels
+    floats = 4 * spectrum + 6 * pixels
+    if max(h, w) <= MATMUL_MAX_SIZE:
+        floats += 2 * (2 * h) ** 2 + 2 * (2 * k * channels) * (w * channels)
+    return 4 * int(floats)
+
+
+def warn_if_oversized(hw: tuple[int, int], model_hw: tuple[int, int] | None, batch: int,
+                      channels: int) -> None:
+    """A :class:`~nbviz.errors.CostWarning` when a render of ``hw`` is far larger than the
+    model's fixed input ``model_hw``: the model only sees it resampled to its own size every
+    step, so the extra pixels add cost and memory but no detail the model can judge."""
+    if model_hw is None:
+        return
+    ratio = (hw[0] * hw[1]) / float(model_hw[0] * model_hw[1])
+    if max(hw[0] / model_hw[0], hw[1] / model_hw[1]) <= OVERSIZE_FACTOR:
+        return
+    need = step_bytes(hw[0], hw[1], batch, channels)
+    base = step_bytes(model_hw[0], model_hw[1], batch, channels)
+    warnings.warn(CostWarning(
+        f"Render size {hw[0]}x{hw[1]} is {ratio:,.0f}x the pixels of the model's "
+        f"{model_hw[0]}x{model_hw[1]} input, which sees it resampled to "
+        f"{model_hw[0]}x{model_hw[1]} every step: about {need / 2**30:.2f} GiB for the image "
+        f"and its optimizer state (vs {base / 2**20:.1f} MiB at the model's size) and "
+        f"roughly {ratio:,.0f}x the work per step of the image part, for detail the model "
+        f"cannot see. Fix: size={max(model_hw)} (up to {OVERSIZE_FACTOR * max(model_hw)} for "
+        "a finer picture), and enlarge the result for display."
+    ), stacklevel=3)
 
 
 def _clip_straight_through(t):
@@ -260,19 +339,22 @@ def image(
     sd: float | None = None,
     decay_power: float = 1.0,
     seed: int | None = None,
+    method: str = "auto",
 ) -> ImageParam:
     """A ready-to-optimize image of ``batch`` rows, ``h x w`` pixels, ``channels`` channels.
 
     Spectral (``fft``) and colour-decorrelated by default (Lucid's recipe). Decorrelation
     is skipped automatically unless ``channels == 3`` (grayscale models get one channel).
-    ``image()`` of the result is in ``[0, 1]``.
+    ``image()`` of the result is in ``[0, 1]``. ``method``: how the spectrum becomes pixels
+    (see :func:`fft_image`).
     """
     w = h if w is None else w
     shape = _check_shape((batch, h, w, channels))
     decorrelate = bool(decorrelate and shape[-1] == 3)
     if fft:  # the colour mixing goes into the spectrum: one small matmul, no extra reshapes
         color = COLOR_CORRELATION_NORMALIZED if decorrelate else None
-        base = fft_image(shape, sd=sd, decay_power=decay_power, seed=seed, color=color)
+        base = fft_image(shape, sd=sd, decay_power=decay_power, seed=seed, color=color,
+                         method=method)
     else:
         base = pixel_image(shape, sd=sd, seed=seed)
     mix_pixels = decorrelate and not fft

@@ -305,6 +305,7 @@ class Renderer:
         default_hw = self.model_hw or (DEFAULT_SIZE, DEFAULT_SIZE)
         if param is None:
             hw = _as_hw(size, default_hw)
+            param_mod.warn_if_oversized(hw, self.model_hw, batch, self.channels)
             param = param_mod.image(
                 hw[0], hw[1], batch=batch, channels=self.channels, fft=fft,
                 decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
@@ -342,6 +343,11 @@ class Renderer:
         self.seed = seed
         self.rng = _generator(seed)
         self.extractor, self.taps = _build_taps(model, self.table, sorted(self.objective.layers))
+        if optimizer is None and not (np.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueError(
+                f"learning_rate must be a positive, finite number, got {learning_rate}. Fix: "
+                f"leave the default ({DEFAULT_LEARNING_RATE}) or pass e.g. 0.05."
+            )
         self.optimizer = optimizer or keras.optimizers.Adam(learning_rate)
         self.optimizer.build(self.param.variables)
         self._optimizer_initial = [np.array(v.numpy(), copy=True) for v in self.optimizer.variables]

@@ -29,6 +29,7 @@ from ..featuremaps import (
     map_stats,
     render_view,
 )
+from ..featuremaps.reading import read_images
 from ..featuremaps.render import check_normalization, show_feature_map, to_png
 from ..imaging import colormap_lut, decode_image, to_uint8
 from ..worker import Worker
@@ -368,7 +369,9 @@ class FeatureMapExplorer(widgets.VBox):
     def _use_image(self, image: Any, name: str) -> bool:
         """Switch to ``image``; False (error shown, old image kept) if it cannot be used."""
         try:
-            array = np.array(image, copy=True)  # the cache key must not go stale if edited
+            array = read_images(image)  # paths, PIL modes, tensors, lists: as the backend reads
+            array = (np.array(array, copy=True) if isinstance(array, np.ndarray)
+                     else [np.array(a, copy=True) for a in array])  # the key must not go stale
             display = self.backend.display_image(array)
         except Exception as exc:
             self._show_error(exc)

@@ -91,10 +91,11 @@ class LossLandscapeWidget(widgets.VBox):
         ``model.get_weights()`` snapshots or an (n, n_params) matrix. Needed for
         ``directions="pca"``; drawn on the plot when given.
     directions:
-        ``"pca"`` (of the path, centred on its last snapshot), ``"random"``
-        (filter-normalized, ``seed``), ``"hessian"`` (the top Hessian eigenvectors on
-        ``subset`` examples, 256 when all; filter-normalized), ``"interpolation"`` (1-D,
-        towards ``other``) or a :class:`~nbviz.landscape.Directions` object.
+        ``"pca"`` (axes of the path around its mean, plotted around its last snapshot),
+        ``"random"`` (filter-normalized, ``seed``), ``"hessian"`` (the top Hessian
+        eigenvectors on ``subset`` examples, 256 when all; filter-normalized),
+        ``"interpolation"`` (1-D, towards ``other``) or a
+        :class:`~nbviz.landscape.Directions` object.
     other:
         A second model (or weight list) for the interpolation line.
     extent, resolution, spacing:
@@ -668,6 +669,7 @@ class LossLandscapeWidget(widgets.VBox):
         s = self.surface
         if s is None:
             return
+        s = s.ascending()  # a loaded file's grid may come in any order
         z = np.where(np.isfinite(s.loss), s.loss, np.nan)
         v = self._values(z)
         finite = np.isfinite(v)
@@ -819,6 +821,9 @@ class LossLandscapeWidget(widgets.VBox):
             exc = NbvizError(f"resolution must be between 2 and 501, got {value}.")
             self._show_error(exc)
             raise exc
+        slider = getattr(self, "resolution_slider", None)
+        if slider is not None and not slider.min <= value <= slider.max:  # show what is computed
+            slider.min, slider.max = min(slider.min, value), max(slider.max, value)
         return value
 
     # -- helpers -----------------------------------------------------------------------------
@@ -870,7 +875,9 @@ class LossLandscapeWidget(widgets.VBox):
 def axis_labels(dirs: Directions) -> list[str]:
     """Axis titles for directions: PCA ones with their explained variance."""
     if dirs.kind == "pca" and dirs.explained_variance is not None:
-        return [f"PC{i + 1} ({ev:.1%} of path variance)" for i, ev in enumerate(dirs.explained_variance)]
+        what = ("of path moment about the end" if dirs.metadata.get("center") == "final"
+                else "of path variance")
+        return [f"PC{i + 1} ({ev:.1%} {what})" for i, ev in enumerate(dirs.explained_variance)]
     if dirs.kind == "random":
         norm = dirs.normalization or "no"
         return [f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)" for i in range(dirs.n)]

@@ -197,6 +197,7 @@ class OptVisWidget(widgets.VBox):
             )
         if int(frame_every) < 1 or int(max_frames) < 2:
             raise ValueError("frame_every must be >= 1 and max_frames >= 2.")
+        _check_gallery_size(gallery_size)
         self.frame_every = int(frame_every)
         self.diversity_weight = float(diversity_weight)
         self.max_frames = int(max_frames)
@@ -520,6 +521,14 @@ class OptVisWidget(widgets.VBox):
                 self._show_error(exc)
                 raise exc
         return value
+
+    @traitlets.validate("gallery_size")
+    def _valid_gallery_size(self, proposal: dict) -> int:
+        try:
+            return _check_gallery_size(proposal["value"])
+        except ValueError as exc:
+            self._show_error(exc)
+            raise
 
     @traitlets.validate("size")
     def _valid_size(self, proposal: dict) -> int:
@@ -962,3 +971,13 @@ def _describe(cfg: _Config, renderer: Renderer) -> str:
         f"{cfg.layer} {what} {units}, {cfg.size}px, "
         f"{'spectral' if cfg.fft else 'pixel'}, transforms {cfg.transforms}, {cfg.steps} steps"
     )
+
+
+def _check_gallery_size(value: Any) -> int:
+    """``gallery_size`` as an int >= 1, else a ValueError naming the fix."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"gallery_size is the number of units shown in gallery mode and must be an int "
+            f">= 1, got {value!r}. Fix: pass e.g. gallery_size=8, or gallery=False for one unit."
+        )
+    return int(value)
