@@ -33,12 +33,14 @@ from nbviz.errors import (
 )
 from nbviz.featuremaps import FeatureMaps, prepare_image
 from nbviz.landscape import (
+    HessianOperator,
     SurfaceFile,
     WeightLayout,
     WeightPathRecorder,
     evaluate_grid,
     evaluate_line,
     grid_coords,
+    hessian_eigen,
     iter_grid,
     pca_directions,
     project_path,
@@ -184,6 +186,25 @@ def _recorder_on(e, model, **kw):
     rec.set_model(model)
     rec.on_train_begin()
     return rec
+
+
+def _rounded_loss(y_true, y_pred):
+    import tensorflow as tf
+
+    return tf.round(tf.abs(y_true - y_pred))
+
+
+def _int_weight_model(e):
+    class Counter(e.keras.layers.Layer):
+        def build(self, shape):
+            self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros")
+
+        def call(self, x):
+            return x
+
+    model = e.keras.Sequential([e.keras.Input((1,)), Counter(), e.keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    return model
 
 
 FIX = "Fix"
@@ -416,6 +437,16 @@ CASES: list[tuple[str, Any, type, str]] = [
      lambda e: attribution.smoothgrad(e.conv, IMG, noise=-0.1), ValueError, "0.1-0.2"),
     ("attribution/ig-steps-zero",
      lambda e: attribution.integrated_gradients(e.conv, IMG, steps=0), ValueError, ">= 1"),
+    # -- curvature --------------------------------------------------------------------------------
+    ("HessianOperator/no-loss", lambda e: HessianOperator(e.mlp_no_loss, e.x, e.y), ModelError,
+     "Fix: pass loss="),
+    ("HessianOperator/non-differentiable-loss",
+     lambda e: HessianOperator(e.mlp, e.x, e.y, loss=_rounded_loss), ModelError,
+     "Fix: pass a differentiable loss"),
+    ("HessianOperator/integer-weights", lambda e: HessianOperator(_int_weight_model(e), e.x, e.y),
+     ModelError, "Fix: create it with trainable=False"),
+    ("hessian_eigen/k-too-large", lambda e: hessian_eigen(e.mlp, e.x, e.y, k=10**6), ModelError,
+     "Fix: pass k <="),
     # -- demo -------------------------------------------------------------------------------------
     ("load_application/unknown", lambda e: load_application("VGG17"), ModelError, "Did you mean"),
     ("load_application/weights-file-missing",

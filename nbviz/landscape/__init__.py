@@ -11,6 +11,10 @@
 - :mod:`.path` -- :class:`WeightPathRecorder` (a Keras callback) and :func:`project_path`.
 - :mod:`.storage` -- :class:`SurfaceFile` (resumable HDF5), saved directions.
 - :mod:`.plot` -- matplotlib figures like the seed article's.
+- :mod:`.hessian` -- :class:`HessianOperator` (Hessian-vector products); :mod:`.curvature` --
+  top / most negative eigenpairs by Lanczos, :func:`hessian_directions`; :mod:`.spectrum` --
+  trace (Hutch++) and spectral density (stochastic Lanczos quadrature); :mod:`.sharpness` --
+  :class:`SharpnessTracker` (live sharpness during ``fit``) and stability thresholds.
 
 Everything returns plain numpy arrays; nothing here imports widgets.
 """
@@ -18,6 +22,7 @@ Everything returns plain numpy arrays; nothing here imports widgets.
 from __future__ import annotations
 
 from .coords import cell_order, grid_coords
+from .curvature import EigenResult, hessian_directions, hessian_eigen, iter_eigen
 from .directions import (
     Directions,
     interpolation_directions,
@@ -27,10 +32,21 @@ from .directions import (
 )
 from .evaluator import loss_at_weights
 from .grid import evaluate_grid, evaluate_line, iter_grid
+from .hessian import HessianOperator
 from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
 from .plan import GridRun, GridSettings
 from .plot import plot_contour, plot_line, plot_path, plot_surface
+from .sharpness import SharpnessEstimate, SharpnessTracker, stability_threshold
+from .spectrum import (
+    SpectralDensity,
+    TraceResult,
+    hessian_density,
+    hessian_trace,
+    iter_density,
+    iter_trace,
+    plot_density,
+)
 from .storage import SurfaceFile, load_directions, save_directions
 from .surface import GridUpdate, Line, Surface
 from .weights import WeightLayout, snapshot_weights, weights_hash
@@ -39,10 +55,16 @@ __all__ = [
     "GridRun",
     "GridSettings",
     "Directions",
+    "EigenResult",
     "GridUpdate",
+    "HessianOperator",
     "Line",
+    "SharpnessEstimate",
+    "SharpnessTracker",
+    "SpectralDensity",
     "Surface",
     "SurfaceFile",
+    "TraceResult",
     "WeightLayout",
     "WeightPathRecorder",
     "as_path_matrix",
@@ -50,13 +72,21 @@ __all__ = [
     "evaluate_grid",
     "evaluate_line",
     "grid_coords",
+    "hessian_density",
+    "hessian_directions",
+    "hessian_eigen",
+    "hessian_trace",
     "interpolation_directions",
+    "iter_density",
+    "iter_eigen",
     "iter_grid",
+    "iter_trace",
     "load_directions",
     "loss_at_weights",
     "normalize_directions",
     "pca_directions",
     "plane_directions",
+    "plot_density",
     "plot_contour",
     "plot_line",
     "plot_path",
@@ -65,5 +95,6 @@ __all__ = [
     "random_directions",
     "save_directions",
     "snapshot_weights",
+    "stability_threshold",
     "weights_hash",
 ]

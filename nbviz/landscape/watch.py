@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import PathError
 from ..worker import JobContext, LatestRequestLoop, Worker
 from .coords import grid_coords
+from .curvature import hessian_directions
 from .data import check_data, subset_indices, take
 from .directions import Directions, random_directions
 from .evaluator import prepare_for_background
@@ -41,7 +42,7 @@ from .pca import pca_directions
 from .surface import Surface
 from .weights import WeightLayout, snapshot_weights
 
-WATCH_DIRECTIONS = ("pca", "random")
+WATCH_DIRECTIONS = ("pca", "random", "hessian")
 PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
 PCA_MAX_SNAPSHOTS = 96  # PCA of an evenly thinned path: the plane barely moves, the cost does
 
@@ -96,7 +97,9 @@ class LandscapeWatcher(WeightPathRecorder):
         once (``None``: all).
     directions:
         ``"pca"`` (axes of the path so far around its mean, plotted around the latest
-        snapshot; random directions are used until the path has 3 snapshots) or ``"random"`` (filter-normalized, ``seed``).
+        snapshot; random directions are used until the path has 3 snapshots), ``"random"``
+        (filter-normalized, ``seed``) or ``"hessian"`` (the top-2 Hessian eigenvectors at the
+        latest snapshot, on the subset; see :func:`~.curvature.hessian_directions`).
     resolution, extent, spacing:
         The grid: ``resolution`` x ``resolution`` points over ``[-extent, extent]``;
         ``extent=None`` fits PCA grids to the path and gives random ones 1.0.
@@ -173,6 +176,7 @@ class LandscapeWatcher(WeightPathRecorder):
         self._last_recompute_batch = -(10**9)
         self._next_path = 0.0
         self._data: tuple[Any, Any] | None = None
+        self.companions: list[Any] = []
         self._worker = Worker(on_frame=self._deliver, on_error=self._error, max_fps=8.0,
                               name="nbviz-watch")
         self._requests = LatestRequestLoop(self._worker, self._recompute_request)
@@ -184,6 +188,19 @@ class LandscapeWatcher(WeightPathRecorder):
             x, y, n = check_data(model, self.x, self.y)
             idx = subset_indices(n, self.subset, self.seed)
             self._data = (take(x, idx), take(y, idx))
+        for c in self.companions:
+            c.set_model(model)
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        for c in self.companions:
+            c.set_params(params)
+
+    def attach(self, callback: Any) -> None:
+        """Drive another callback (e.g. a :class:`~.sharpness.SharpnessTracker`) from this
+        one's training hooks, so that one object passed to ``fit`` does both; it is waited
+        for and closed with this one."""
+        self.companions.append(callback)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -191,6 +208,8 @@ class LandscapeWatcher(WeightPathRecorder):
         self._publish_path(force=True)
         if self._dirs is None:
             self._request(final=False)
+        for c in self.companions:
+            c.on_train_begin(logs)
 
     # Work at the start of a batch, like the recorder: defining on_train_batch_end would make
     # Keras wait for every step's logs (it turns off asynchronous callback dispatch).
@@ -201,11 +220,15 @@ class LandscapeWatcher(WeightPathRecorder):
             self._publish_path()
         if self._due(now):
             self._request(final=False)
+        for c in self.companions:
+            c.on_train_batch_begin(batch, logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         super().on_train_end(logs)
         self._publish_path(force=True)
         self._request(final=True)
+        for c in self.companions:
+            c.on_train_end(logs)
 
     # -- control -----------------------------------------------------------------------------
     @property
@@ -218,7 +241,8 @@ class LandscapeWatcher(WeightPathRecorder):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if not self._requests.active and self._worker.join(0.01):
-                return True
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return all(c.wait(left) for c in self.companions if hasattr(c, "wait"))
             if deadline is not None and time.monotonic() > deadline:
                 return False
             self._worker.join(0.02)
@@ -229,8 +253,11 @@ class LandscapeWatcher(WeightPathRecorder):
         return self._worker.stop(timeout)
 
     def close(self) -> None:
-        """Stop the background thread and delete any spill file."""
+        """Stop the background thread (and companions') and delete any spill file."""
         self.stop()
+        for c in self.companions:
+            if hasattr(c, "close"):
+                c.close()
         super().close()
 
     def path_frame(self) -> PathFrame:
@@ -312,8 +339,15 @@ class LandscapeWatcher(WeightPathRecorder):
         self._next_recompute = time.monotonic() + pause
 
     def make_directions(self, path: np.ndarray) -> Directions:
-        """Directions around the last row of ``path`` (PCA once it has 3 rows, else random)."""
+        """Directions around the last row of ``path`` (PCA once it has 3 rows, else random;
+        or the top Hessian eigenvectors there)."""
         layout = self.layout or WeightLayout.from_model(self.model)
+        if self.kind == "hessian":
+            assert self._data is not None  # set_model ran first
+            x, y = self._data
+            return hessian_directions(self.model, x, y, n=2, loss=self.loss, subset=None,
+                                      seed=self.seed, origin=layout.unflatten(path[-1]),
+                                      regularization=self.regularization)
         if self.kind == "pca" and len(path) >= 3:
             rows = thin_rows(len(path), PCA_MAX_SNAPSHOTS)
             try:

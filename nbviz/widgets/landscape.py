@@ -32,6 +32,7 @@ from ..landscape import (
     as_path_matrix,
     evaluate_line,
     grid_coords,
+    hessian_directions,
     interpolation_directions,
     iter_grid,
     pca_directions,
@@ -45,14 +46,14 @@ from ..landscape.contours import bilinear, contour_lines
 from ..landscape.evaluator import prepare_for_background
 from ..landscape.surface import Line, Surface
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
-from ..landscape.weights import WeightLayout
+from ..landscape.weights import WeightLayout, snapshot_weights
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
 from .surface3d import Kind, make_surface_view
 
 __all__ = ["LossLandscapeWidget", "watch"]
 
-DIRECTION_KINDS = ("pca", "random", "interpolation", "custom")
+DIRECTION_KINDS = ("pca", "random", "hessian", "interpolation", "custom")
 RUN_INFO_KEYS = ("loss", "metrics", "data_fingerprint", "n_examples", "n_total", "subset",
                  "subset_seed", "batch_size", "strategy", "chunk", "per_example_loss")
 CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
@@ -90,8 +91,10 @@ class LossLandscapeWidget(widgets.VBox):
         ``model.get_weights()`` snapshots or an (n, n_params) matrix. Needed for
         ``directions="pca"``; drawn on the plot when given.
     directions:
-        ``"pca"`` (axes of the path around its mean, plotted around its last snapshot), ``"random"``
-        (filter-normalized, ``seed``), ``"interpolation"`` (1-D, towards ``other``) or a
+        ``"pca"`` (axes of the path around its mean, plotted around its last snapshot),
+        ``"random"`` (filter-normalized, ``seed``), ``"hessian"`` (the top Hessian
+        eigenvectors on ``subset`` examples, 256 when all; filter-normalized),
+        ``"interpolation"`` (1-D, towards ``other``) or a
         :class:`~nbviz.landscape.Directions` object.
     other:
         A second model (or weight list) for the interpolation line.
@@ -175,7 +178,7 @@ class LossLandscapeWidget(widgets.VBox):
         self._worker = Worker(on_frame=self._on_frame, on_error=self._on_worker_error,
                               on_done=self._on_done, max_fps=max_fps, name="nbviz-landscape")
 
-        kinds = [("PCA of path", "pca"), ("random", "random")]
+        kinds = [("PCA of path", "pca"), ("random", "random"), ("Hessian top-2", "hessian")]
         if other is not None:
             kinds.append(("interpolation", "interpolation"))
         if self._custom is not None:
@@ -395,7 +398,7 @@ class LossLandscapeWidget(widgets.VBox):
         """
         if self.watcher is not None:
             self.watcher.close()
-        kind = "pca" if self.directions == "pca" else "random"
+        kind = self.directions if self.directions in ("pca", "hessian") else "random"
         self.watcher = LandscapeWatcher(
             self.x, self.y, directions=kind,
             resolution=int(resolution or min(self.resolution, 21)),
@@ -515,6 +518,8 @@ class LossLandscapeWidget(widgets.VBox):
                 raise PathError(NO_PATH_HELP)
         elif kind == "random":
             request["dirs"] = random_directions(self.model, n=n, seed=self.seed)
+        elif kind == "hessian":
+            request["origin"] = snapshot_weights(self.model)
         elif kind == "interpolation":
             if mode != "1d":
                 raise NbvizError("Interpolation is a line: switch to 1-D mode (mode='1d').")
@@ -534,7 +539,12 @@ class LossLandscapeWidget(widgets.VBox):
 
     def _job(self, ctx: JobContext, r: dict) -> Any:
         dirs = r["dirs"]
-        if dirs is None:  # PCA: the slow part runs here
+        if dirs is None and r["kind"] == "hessian":  # Lanczos: the slow part runs here
+            dirs = hessian_directions(self.model, self.x, self.y, n=r["n"], loss=self.loss,
+                                      subset=r["subset"] or 256, seed=r["seed"],
+                                      origin=r["origin"], regularization=self.regularization,
+                                      stop_event=ctx.stop_event)
+        elif dirs is None:  # PCA: the slow part runs here
             dirs = pca_directions(r["path"], self.model, n_components=r["n"])
         if r["mode"] == "2d" and dirs.n > 2:
             dirs = Directions(dirs.vectors[:2], dirs.origin, dirs.layout, dirs.kind, dirs.seed,
@@ -874,18 +884,27 @@ def axis_labels(dirs: Directions) -> list[str]:
     if dirs.kind == "random":
         norm = dirs.normalization or "no"
         return [f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)" for i in range(dirs.n)]
+    if dirs.kind == "hessian":
+        lam = dirs.metadata.get("eigenvalues") or []
+        norm = dirs.normalization or "no"
+        return [f"Hessian eigenvector {i + 1} (λ = {lam[i]:.3g}, {norm}-normalized)"
+                if i < len(lam) else f"Hessian eigenvector {i + 1}" for i in range(dirs.n)]
     if dirs.kind == "interpolation":
         return ["t (0 = this model, 1 = other)"]
     return [f"direction {i + 1} ({dirs.kind})" for i in range(dirs.n)]
 
 
-def watch(model: Any, x: Any, y: Any, *, display: bool = True, **kwargs: Any) -> LandscapeWatcher:
+def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,
+          **kwargs: Any) -> LandscapeWatcher:
     """Show the loss landscape of ``model`` live while it trains; returns the Keras callback.
 
     ``model.fit(x, y, callbacks=[nbviz.watch(model, x, y)])``. Widget options (``directions``,
     ``resolution``, ``extent``, ``levels`` ...) and :meth:`LossLandscapeWidget.watch` options
     (``every_k_batches``, ``recompute_s``, ``subset`` ...) may be mixed in ``kwargs``. The
-    widget is ``callback.widget``.
+    widget is ``callback.widget``. With ``sharpness`` (True, a number of batches between
+    estimates, or a dict of :class:`~nbviz.landscape.sharpness.SharpnessTracker` options) the
+    top Hessian eigenvalue is estimated live and plotted below the landscape with the
+    stability line of the model's optimizer (``callback.sharpness``, the tracker).
     """
     watch_keys = {"every_k_batches", "recompute_s", "recompute_every", "subset", "max_duty",
                   "prime", "memory_budget_mb", "overflow", "path_interval_s", "order"}
@@ -893,6 +912,11 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, **kwargs: Any) ->
     widget = LossLandscapeWidget(model, x, y, **kwargs)
     callback = widget.watch(**watch_kw)
     callback.widget = widget
+    callback.sharpness = None
+    if sharpness:
+        from .sharpness_view import add_sharpness
+
+        add_sharpness(widget, callback, sharpness)
     if display:
         from IPython.display import display as show
 
