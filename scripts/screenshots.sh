@@ -14,5 +14,7 @@ out="${1:-docs/images}"
 NBVIZ_SCREENSHOTS="$out" .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/browser/test_widgets_feature_maps.py \
   tests/browser/test_widgets_optvis.py \
-  tests/browser/test_widgets_landscape.py
-ls -l "$out"/feature-maps.png "$out"/optvis.png "$out"/loss-landscape-2d.png "$out"/loss-landscape-3d.png
+  tests/browser/test_widgets_landscape.py \
+  tests/browser/test_widgets_attribution.py
+ls -l "$out"/feature-maps.png "$out"/optvis.png "$out"/loss-landscape-2d.png "$out"/loss-landscape-3d.png \
+  "$out"/attribution.png
