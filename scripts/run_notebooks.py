@@ -5,8 +5,8 @@ A live widget is a view of kernel state: a static page cannot show it. While a n
 every nbviz widget it displays is tracked in the kernel; just before the widget is closed, and
 once more after the last cell for those still open, the widget draws its current view with its
 own headless export (``FeatureMapExplorer.figure()``, ``OptVisWidget.export_png()``,
-``LossLandscapeWidget.export_png()``). Each widget output of the executed notebook then carries
-that PNG next to a line saying it is a static picture; other widget outputs say that they are
+``LossLandscapeWidget.export_png()``, ``AttributionExplorer``'s heatmap). Each widget output of
+the executed notebook then carries that PNG next to a line saying it is a static picture; other widget outputs say that they are
 live only in Jupyter. Nothing in the notebooks is changed.
 
 The executed copy records the SHA-256 of the notebook it came from and of this script
@@ -40,7 +40,9 @@ def _nbviz_docs_setup():
     import base64, io, json, sys
     from IPython import get_ipython
     from PIL import Image
-    from nbviz.widgets import FeatureMapExplorer, LossLandscapeWidget, OptVisWidget
+    from nbviz.widgets import (
+        AttributionExplorer, FeatureMapExplorer, LossLandscapeWidget, OptVisWidget,
+    )
 
     shown, objects, pictures = {}, [], {}  # id -> model_id, widgets shown, model_id -> PNG
 
@@ -53,6 +55,11 @@ def _nbviz_docs_setup():
         if isinstance(w, LossLandscapeWidget):
             w.wait(300)
             return w.export_png(dpi=80)
+        if isinstance(w, AttributionExplorer):
+            w.wait(300)
+            if not w.heat_image.value:
+                raise ValueError("no heatmap drawn")
+            return bytes(w.heat_image.value)  # the heatmap over the image, as shown
         w.wait(300)
         image = Image.open(io.BytesIO(w.export_png()))
         scale = max(1, 256 // max(image.size))  # the demo model's 64 px, enlarged to be seen
@@ -77,7 +84,7 @@ def _nbviz_docs_setup():
         return None  # no PNG at display time: the picture is taken at close / the end
 
     formatter = get_ipython().display_formatter.formatters["image/png"]
-    for cls in (FeatureMapExplorer, OptVisWidget, LossLandscapeWidget):
+    for cls in (FeatureMapExplorer, OptVisWidget, LossLandscapeWidget, AttributionExplorer):
         formatter.for_type(cls, track)
         original = cls.close
 

@@ -22,7 +22,7 @@ Everything returns plain numpy arrays; nothing here imports widgets.
 from __future__ import annotations
 
 from .coords import cell_order, grid_coords
-from .curvature import EigenResult, hessian_directions, hessian_eigen, iter_eigen
+from .curvature import EigenResult, EigenUpdate, hessian_directions, hessian_eigen, iter_eigen
 from .directions import (
     Directions,
     interpolation_directions,
@@ -37,10 +37,12 @@ from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
 from .plan import GridRun, GridSettings
 from .plot import plot_contour, plot_line, plot_path, plot_surface
-from .sharpness import SharpnessEstimate, SharpnessTracker, stability_threshold
+from .sharpness import SharpnessEstimate, SharpnessTracker, Threshold, stability_threshold
 from .spectrum import (
+    DensityUpdate,
     SpectralDensity,
     TraceResult,
+    TraceUpdate,
     hessian_density,
     hessian_trace,
     iter_density,
@@ -52,6 +54,10 @@ from .surface import GridUpdate, Line, Surface
 from .weights import WeightLayout, snapshot_weights, weights_hash
 
 __all__ = [
+    "DensityUpdate",
+    "EigenUpdate",
+    "Threshold",
+    "TraceUpdate",
     "GridRun",
     "GridSettings",
     "Directions",
