@@ -15,6 +15,7 @@ NBVIZ_SCREENSHOTS="$out" .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/browser/test_widgets_feature_maps.py \
   tests/browser/test_widgets_optvis.py \
   tests/browser/test_widgets_landscape.py \
-  tests/browser/test_widgets_attribution.py
+  tests/browser/test_widgets_attribution.py \
+  tests/browser/test_widgets_sharpness.py
 ls -l "$out"/feature-maps.png "$out"/optvis.png "$out"/loss-landscape-2d.png "$out"/loss-landscape-3d.png \
-  "$out"/attribution.png
+  "$out"/attribution.png "$out"/sharpness.png
