@@ -143,6 +143,14 @@ def take(x: Any, idx: np.ndarray | None) -> Any:
     return x if idx is None else _map(lambda a: a[idx], x)
 
 
+def checked_subset(model: Any, x: Any, y: Any, subset: int | float | None,
+                   seed: int) -> tuple[Any, Any, int, np.ndarray | None]:
+    """:func:`check_data`, then the seeded subset: ``(x, y, n_total, indices or None)``."""
+    x, y, n_total = check_data(model, x, y)
+    idx = subset_indices(n_total, subset, seed)
+    return take(x, idx), take(y, idx), n_total, idx
+
+
 def spec(x: Any) -> tuple:
     """Shapes and dtypes of the arrays in ``x`` (a hashable description)."""
     return tuple((np.shape(a), np.asarray(a).dtype.str) for a in _leaves(x))

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._tf import require_tensorflow
 from ..errors import ModelError
-from .data import align_targets, check_data, make_batches, subset_indices, take
+from .data import align_targets, checked_subset, make_batches, take
 from .evaluator import available_memory, cached_probe, choose_strategy, loss_at_weights
 from .losses import ExampleFn, resolve_loss
 from .weights import WeightLayout, snapshot_weights
@@ -241,9 +241,7 @@ class HessianOperator:
         self.mask = trainable_mask(self.layout, tensors)
         self.idx = [i for i, m in enumerate(self.mask) if m]
         self.loss_fn = resolve_loss(model, loss)
-        x, y, n_total = check_data(model, x, y)
-        idx = subset_indices(n_total, subset, seed)
-        x, y = take(x, idx), take(y, idx)
+        x, y, n_total, idx = checked_subset(model, x, y, subset, seed)
         self.n_examples = n_total if idx is None else len(idx)
         weights = snapshot_weights(model) if weights is None else [np.array(w) for w in weights]
         self.layout.check(weights, "weights")

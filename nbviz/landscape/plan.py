@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_tensorflow
-from .data import align_targets, check_data, fingerprint, make_batches, subset_indices, take
+from .data import align_targets, checked_subset, fingerprint, make_batches, take
 from .directions import Directions
 from .evaluator import (
     N_LOSS_STATS,
@@ -98,9 +98,7 @@ class GridRun:
         s = settings
         directions.check_model(model)
         loss_fn = resolve_loss(model, s.loss)
-        x, y, n_total = check_data(model, x, y)
-        idx = subset_indices(n_total, s.subset, s.seed)
-        x, y = take(x, idx), take(y, idx)
+        x, y, n_total, idx = checked_subset(model, x, y, s.subset, s.seed)
         n = n_total if idx is None else len(idx)
 
         origin = [tf.constant(o) for o in directions.origin]

@@ -37,7 +37,7 @@ import numpy as np
 from .._tf import require_keras
 from ..worker import JobContext, Worker
 from .curvature import iter_eigen
-from .data import check_data, subset_indices, take
+from .data import checked_subset
 from .evaluator import prepare_for_background
 from .hessian import HessianOperator, trainable_mask
 from .weights import WeightLayout, snapshot_weights
@@ -220,10 +220,8 @@ class SharpnessTracker(_KerasCallback):
     def set_model(self, model: Any) -> None:
         super().set_model(model)
         if self._data is None:
-            x, y, n = check_data(model, self.x, self.y)
-            idx = subset_indices(n, self.subset, self.seed)
-            self._data = (take(x, idx), take(y, idx))
-            self._n_total = n
+            x, y, self._n_total, _ = checked_subset(model, self.x, self.y, self.subset, self.seed)
+            self._data = (x, y)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         steps = (self.params or {}).get("steps")

@@ -32,12 +32,12 @@ import traitlets
 from ..attribution import Attributor, LayerAttribution
 from ..attribution.engine import default_layer
 from ..attribution.icons import ICON_STEPS, ChannelIcons, IconFrame
-from ..errors import NbvizError
 from ..featuremaps import image_key
 from ..featuremaps.render import enlarge, overlay, render_view, to_png
 from ..worker import LatestRequestLoop, Worker
 from .closing import close_widget_tree
 from .feature_maps import FeatureMapExplorer
+from .status import error_html, status_html
 
 METHODS = {
     "grad_cam": "Grad-CAM",
@@ -354,13 +354,11 @@ class AttributionExplorer(widgets.VBox):
             self.select_filter(tile.channel)
 
     def _set_status(self, text: str) -> None:
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+        self.status.value = status_html(text)
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
-        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-        self.status.value = (f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-                             f"{html.escape(str(exc))}</span>")
+        self.status.value = error_html(exc)
 
 
 class _Tile:

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ..errors import ImageError, LayerError, ModelError, NbvizError
+from ..errors import ImageError, LayerError, ModelError
 from ..featuremaps import (
     FeatureMaps,
     check_filter,
@@ -34,6 +34,7 @@ from ..featuremaps.render import check_normalization, show_feature_map, to_png
 from ..imaging import colormap_lut, decode_image, to_uint8
 from ..layers import shape_label
 from ..worker import LatestRequestLoop, Worker
+from .status import error_html, status_html
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
 
@@ -225,7 +226,7 @@ class FeatureMapExplorer(widgets.VBox):
                 self.layer = layer
             except Exception as exc:  # already shown by the validator; keep it as a notice
                 notices.append(exc)
-        self._notice = "".join(self._error_html(e) + "<br>" for e in notices)
+        self._notice = "".join(error_html(e) + "<br>" for e in notices)
         self._quiet = False
         self._on_layer({"new": self.layer})
         if notices:
@@ -484,19 +485,11 @@ class FeatureMapExplorer(widgets.VBox):
         )
 
     def _set_status(self, text: str) -> None:
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+        self.status.value = status_html(text)
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
-        self.status.value = self._error_html(exc)
-
-    @staticmethod
-    def _error_html(exc: BaseException) -> str:
-        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-        return (
-            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-            f"{html.escape(str(exc))}</span>"
-        )
+        self.status.value = error_html(exc)
 
     def _all_controls(self) -> list[widgets.Widget]:
         out: list[widgets.Widget] = []

@@ -29,7 +29,7 @@ import numpy as np
 import traitlets
 
 from .. import export
-from ..errors import ImageError, LayerError, NbvizError, UnitError, format_choices
+from ..errors import ImageError, LayerError, UnitError, format_choices
 from ..imaging import encode_image, to_uint8
 from ..optvis import Objective, objectives
 from ..optvis.session import (
@@ -45,6 +45,7 @@ from ..worker import Worker
 from .closing import close_widget_tree
 from .optvis_controls import SettingsControls
 from .optvis_views import ResultViews, picture
+from .status import error_html, status_html
 
 __all__ = ["OptVisWidget"]
 
@@ -570,15 +571,11 @@ class OptVisWidget(widgets.VBox):
     def _set_status(self, text: str, keep_error: bool = False) -> None:
         if keep_error and self.error is not None:
             return
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+        self.status.value = status_html(text)
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
-        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-        self.status.value = (
-            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-            f"{html.escape(str(exc))}</span>"
-        )
+        self.status.value = error_html(exc)
 
     # -- export buttons -----------------------------------------------------------------------
     def _offer_download(self, what: str) -> None:
