@@ -35,21 +35,19 @@ import numpy as np
 
 from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, UnitError
-from ..layers import build_tap_model
 from ..scaling import input_scaling, resolve_input_range
-from ..taps import Tap
 from . import param as param_mod
 from . import transforms as transforms_mod
-from .objectives import (
-    Context,
+from .introspection import (
+    LayerReader,
     LayerTable,
-    Objective,
-    UnitObjective,
-    as_objective,
     check_float_input,
     check_image_model,
-    unit_slicing_supported,
 )
+
+# Re-export: nbviz.optvis.render.preactivation_fn (moved to .introspection) stays importable.
+from .introspection import preactivation_fn as preactivation_fn
+from .objectives import Context, Objective, UnitObjective, as_objective
 
 DEFAULT_LEARNING_RATE = 0.05
 DEFAULT_SIZE = 128  # for models whose input size is not fixed
@@ -112,102 +110,6 @@ class Callback:
 
     def on_end(self, result: Result) -> None:
         """Called once at the end (also after Stop) with the :class:`Result` so far."""
-
-
-def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
-    """``f(layer_input) -> kernel . x + bias`` (the output before the activation) of a Dense
-    or ConvND layer; with ``units`` (``(B,)`` int32), only output channel ``units[b]`` for
-    row ``b`` (shape without the channel axis).
-
-    Uses the layer's public attributes (kernel, bias, strides, ...) and ``keras.ops``,
-    reading the model's variables live (no copies, so later training is seen).
-    """
-    keras = require_keras()
-    tf = require_tensorflow()
-    ops = keras.ops
-
-    def pick(t: Any) -> Any:  # float32 also under mixed precision: objectives, sums stay exact
-        t = ops.cast(ops.convert_to_tensor(t), "float32")
-        return t if units is None else tf.gather(t, units, axis=-1)
-
-    def finish(y: Any) -> Any:
-        if layer.use_bias:
-            y = y + pick(layer.bias)
-        if units is None:
-            return y
-        rows = tf.range(tf.shape(y)[0])  # row b keeps its own channel b of the B computed
-        return tf.gather(y, rows, axis=y.shape.rank - 1, batch_dims=1)
-
-    if isinstance(layer, keras.layers.Dense):
-        return lambda x: finish(ops.matmul(ops.cast(x, "float32"), pick(layer.kernel)))
-
-    def conv(x: Any) -> Any:
-        y = ops.conv(
-            ops.cast(x, "float32"),
-            pick(layer.kernel),
-            strides=layer.strides,
-            padding=layer.padding,
-            data_format=layer.data_format,
-            dilation_rate=layer.dilation_rate,
-        )
-        return finish(y)
-
-    return conv
-
-
-class _Tap:
-    """One layer the objective reads: what the extractor returns for it and how to finish it.
-
-    ``mode`` is ``"output"`` (the extractor returns the layer's output) or ``"linear"`` (it
-    returns the layer's *input*; the step recomputes ``kernel . x + bias`` and, unless reading
-    pre-activation, the activation). Linear taps can compute single channels on their own, so
-    a channel objective on a conv layer pays for one output channel per row, not all of them.
-    """
-
-    def __init__(self, name: str, info: Any, mode: str, activation: bool, sliceable: bool):
-        self.name = name
-        self.full_name = info.name
-        self.layer = info.layer
-        self.mode = mode
-        self.activation = activation
-        self.sliceable = sliceable
-
-    def _activate(self, y: Any) -> Any:
-        return self.layer.activation(y) if self.activation else y
-
-    def full(self, x: Any) -> Any:
-        if self.mode == "output":
-            return require_tensorflow().cast(x, "float32")  # float16 under mixed precision
-        return self._activate(preactivation_fn(self.layer)(x))
-
-    def units(self, x: Any, index: Any) -> Any:
-        if not self.sliceable:
-            return None
-        return self._activate(preactivation_fn(self.layer, index)(x))
-
-
-def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[Any, list[_Tap]]:
-    """One extractor model for all needed layers, from the outer input, in one pass.
-
-    Layers read before their activation (or one channel at a time) are tapped at their
-    *input*, so the extractor stops before them; nested layers work the same way.
-    """
-    names = sorted(names)
-    if not names:
-        return None, []
-    taps = []
-    for n in names:
-        info = table.info(n)
-        pre = table.uses_preactivation(n)
-        sliceable = unit_slicing_supported(info, pre)
-        if pre or sliceable:
-            taps.append(_Tap(n, info, "linear", activation=not pre, sliceable=sliceable))
-        else:
-            taps.append(_Tap(n, info, "output", False, False))
-    wanted: list[Tap | str] = [
-        (t.full_name, "input" if t.mode == "linear" else "output") for t in taps
-    ]
-    return build_tap_model(model, wanted, name="nbviz_optvis_taps"), taps
 
 
 def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
@@ -353,7 +255,8 @@ class Renderer:
         self.preprocess = preprocess
         self.seed = seed
         self.rng = _generator(seed)
-        self.extractor, self.taps = _build_taps(model, self.table, sorted(self.objective.layers))
+        self.reader = LayerReader(model, self.table, sorted(self.objective.layers))
+        self.extractor, self.taps = self.reader.extractor, self.reader.taps
         if optimizer is None and not (np.isfinite(learning_rate) and learning_rate > 0):
             raise ValueError(
                 f"learning_rate must be a positive, finite number, got {learning_rate}. Fix: "
@@ -414,19 +317,11 @@ class Renderer:
         return self.preprocess(x) if self.preprocess is not None else x
 
     def _context(self, x: Any, image: Any) -> Context:
-        """Run the extractor on model input ``x``; activations are finished lazily."""
+        """Run the tap model on model input ``x``; activations are finished lazily."""
         if self.extractor is None:
             return Context(image, lambda name: None)
-        outs = self.extractor(x, training=False)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        inputs = {t.name: o for t, o in zip(self.taps, outs, strict=True)}
-        taps = {t.name: t for t in self.taps}
-        return Context(
-            image,
-            full=lambda name: taps[name].full(inputs[name]),
-            units=lambda name, index: taps[name].units(inputs[name], index),
-        )
+        full, units = self.reader.read(x)
+        return Context(image, full=full, units=units)
 
     def _objective_values(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:
         """``(B,)`` objective values of ``image`` after ``transforms`` (graph code)."""
