@@ -1,10 +1,11 @@
 """The render loop: gradient ascent on a parameterized image, compiled once.
 
 :class:`Renderer` sets everything up once -- validated objective, one feature extractor for
-the layers the objective needs, the image parameterization, the transforms, the optimizer
--- and compiles one ``tf.function`` that runs *k* optimization steps in-graph and returns
-the objective value of every row at every step. Unit indices and objective weights are
-``tf.Variable`` objects, so :meth:`Renderer.set_channels` and friends never retrace.
+the layers the objective needs (:mod:`~nbviz.optvis.introspection`), the image
+parameterization, the transforms, the optimizer -- and compiles one ``tf.function`` that
+runs *k* optimization steps in-graph and returns the objective value of every row at every
+step. Unit indices and objective weights are ``tf.Variable`` objects, so
+:meth:`Renderer.set_channels` and friends never retrace.
 
 Three ways to drive it:
 
@@ -50,7 +51,6 @@ from .introspection import preactivation_fn as preactivation_fn
 from .objectives import Context, Objective, UnitObjective, as_objective
 
 DEFAULT_LEARNING_RATE = 0.05
-DEFAULT_SIZE = 128  # for models whose input size is not fixed
 # Sparse resampling entries built ahead (12 bytes each: 12 MB); also the most steps per call.
 MAX_SAMPLING_ENTRIES = 1_000_000
 
@@ -112,18 +112,34 @@ class Callback:
         """Called once at the end (also after Stop) with the :class:`Result` so far."""
 
 
-def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
-    if size is None:
-        return default
-    if isinstance(size, (int, np.integer)):
-        hw: tuple[int, ...] = (int(size), int(size))
-    else:
-        hw = tuple(int(s) for s in size)
-        if len(hw) != 2:
-            raise ImageError(f"size is an int or (height, width), got {size!r}.")
-    if min(hw) < 8:
-        raise ImageError(f"Render size {hw} is too small; use at least 8x8 pixels (e.g. 64).")
-    return hw[0], hw[1]
+def _resolve_batch(rows: int | None, batch: int | None, param: Any) -> int:
+    """The number of rows: ``batch``, else the parameterization's, else the objective's or 1."""
+    if batch is None:
+        batch = param.batch if param is not None else (rows or 1)
+    batch = int(batch)
+    if batch < 1:
+        raise ImageError(f"batch must be >= 1, got {batch}.")
+    if rows is not None and rows != batch:
+        raise UnitError(
+            f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
+            "batch unset, or list as many units as rows."
+        )
+    return batch
+
+
+def _fixed_hw(input_shape: tuple) -> tuple[int, int] | None:
+    """The model's input (height, width), or ``None`` when either is not fixed."""
+    h, w = input_shape[1:3]
+    return None if h is None or w is None else (int(h), int(w))
+
+
+def _sampling_buffer(fused: Any, batch: int) -> Any:
+    """A buffer of resampling matrices built ahead for as many steps as MAX_SAMPLING_ENTRIES
+    allow; ``None`` (built per step) without fused transforms or when one step does not fit."""
+    per_step = fused.entries_per_step(batch) if fused is not None else 0
+    if fused is None or not 0 < per_step <= MAX_SAMPLING_ENTRIES:
+        return None
+    return transforms_mod.SamplingBuffer(fused, batch, MAX_SAMPLING_ENTRIES // per_step)
 
 
 class Renderer:
@@ -190,65 +206,21 @@ class Renderer:
         preprocess: Callable[[Any], Any] | None = None,
         jit_compile: bool = False,
     ) -> None:
-        tf = require_tensorflow()
-        keras = require_keras()
         input_shape = check_image_model(model)
         check_float_input(model)
         self.model = model
         self.objective = as_objective(objective)
         self.table = LayerTable(model, preactivation=preactivation)
         self.objective.check(self.table)
-
-        rows = self.objective.rows
-        if batch is None:
-            batch = param.batch if param is not None else (rows or 1)
-        batch = int(batch)
-        if batch < 1:
-            raise ImageError(f"batch must be >= 1, got {batch}.")
-        if rows is not None and rows != batch:
-            raise UnitError(
-                f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
-                "batch unset, or list as many units as rows."
-            )
+        self.batch = _resolve_batch(self.objective.rows, batch, param)
         self.channels = int(input_shape[-1])
-        fixed_hw = input_shape[1:3]
-        self.model_hw: tuple[int, int] | None = (
-            (int(fixed_hw[0]), int(fixed_hw[1])) if None not in fixed_hw else None
-        )
-        default_hw = self.model_hw or (DEFAULT_SIZE, DEFAULT_SIZE)
-        if param is None:
-            hw = _as_hw(size, default_hw)
-            param_mod.warn_if_oversized(hw, self.model_hw, batch, self.channels)
-            param = param_mod.image(
-                hw[0], hw[1], batch=batch, channels=self.channels, fft=fft,
-                decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
-            )  # fmt: skip
-        elif param.shape[0] != batch or param.shape[3] != self.channels:
-            raise ImageError(
-                f"The image parameterization has shape {param.shape} but the render needs "
-                f"{batch} rows of {self.channels} channels (the model's input). Fix: build it "
-                f"with param.image(h, w, batch={batch}, channels={self.channels})."
-            )
-        self.param = param
-        self.size = (param.shape[1], param.shape[2])
-        self.batch = batch
-        self.transforms = transforms_mod.resolve(transforms)
-        if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
-            raise ValueError(
-                "jit_compile=True cannot compile the transforms' resampling op "
-                "(SparseTensorDenseMatMul has no XLA kernel). Fix: transforms='none', or "
-                "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
-            )
-        # All-affine transforms (the presets): one resampling per step, its sparse matrix
-        # built ahead for many steps at once (as many as MAX_SAMPLING_ENTRIES allow).
-        self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
-        per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
-        fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
-        self._sampling = (
-            transforms_mod.SamplingBuffer(self._fused, batch, MAX_SAMPLING_ENTRIES // per_step)
-            if fits and self._fused is not None
-            else None
-        )
+        self.model_hw = _fixed_hw(input_shape)
+        self.param = param_mod.for_model(
+            param, size, self.batch, self.channels, self.model_hw,
+            fft=fft, decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
+        )  # fmt: skip
+        self.size = (self.param.shape[1], self.param.shape[2])
+        self._setup_transforms(transforms, jit_compile)
         self.grad_norm = _check_grad_norm(grad_norm)
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.value_range = resolve_input_range(value_range, preprocess, input_scaling(model))
@@ -257,16 +229,40 @@ class Renderer:
         self.rng = _generator(seed)
         self.reader = LayerReader(model, self.table, sorted(self.objective.layers))
         self.extractor, self.taps = self.reader.extractor, self.reader.taps
+        self._setup_optimizer(optimizer, learning_rate)
+        self.step = 0
+        self.history: list[np.ndarray] = []
+        self._compile(jit_compile)
+
+    # -- set-up steps (called once, in this order, by __init__) ---------------------------------
+    def _setup_transforms(self, transforms: str | Sequence[Any] | None, jit_compile: bool) -> None:
+        """Resolve the transforms. All-affine ones (the presets) fuse into one resampling per
+        step, its sparse matrix built ahead for many steps at once (see :func:`_sampling_buffer`)."""
+        self.transforms = transforms_mod.resolve(transforms)
+        if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
+            raise ValueError(
+                "jit_compile=True cannot compile the transforms' resampling op "
+                "(SparseTensorDenseMatMul has no XLA kernel). Fix: transforms='none', or "
+                "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
+            )
+        self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
+        self._sampling = _sampling_buffer(self._fused, self.batch)
+
+    def _setup_optimizer(self, optimizer: Any, learning_rate: float) -> None:
+        """The optimizer, built on the image variables alone, and its initial state (for reset)."""
         if optimizer is None and not (np.isfinite(learning_rate) and learning_rate > 0):
             raise ValueError(
                 f"learning_rate must be a positive, finite number, got {learning_rate}. Fix: "
                 f"leave the default ({DEFAULT_LEARNING_RATE}) or pass e.g. 0.05."
             )
-        self.optimizer = optimizer or keras.optimizers.Adam(learning_rate)
+        self.optimizer = optimizer or require_keras().optimizers.Adam(learning_rate)
         self.optimizer.build(self.param.variables)
         self._optimizer_initial = [np.array(v.numpy(), copy=True) for v in self.optimizer.variables]
-        self.step = 0
-        self.history: list[np.ndarray] = []
+
+    def _compile(self, jit_compile: bool) -> None:
+        """Wrap the step, the in-graph loop and the image read in ``tf.function`` (traced on
+        first use, or by :meth:`compile`)."""
+        tf = require_tensorflow()
         # autograph off: the graph code is written with tf ops already (tracing is faster).
         # partial(): a per-instance key, so many renderers do not trip TF's retracing warning.
         self._run = tf.function(
