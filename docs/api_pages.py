@@ -51,6 +51,10 @@ SUPPORT_TYPES = {
     "nbviz.landscape.weights": ["TensorInfo"],
     "nbviz.landscape.watch": ["LandscapeWatcher", "PathFrame", "SurfaceFrame"],
     "nbviz.demo.splits": ["SPLITS", "Split"],
+    "nbviz.optvis.introspection": ["LayerTable", "LayerReader", "preactivation_fn",
+                                   "check_image_model", "check_float_input"],
+    "nbviz.optvis.objective_core": ["Context", "Sum", "Scaled", "UnitObjective", "Channel",
+                                    "Neuron", "ClassLogit"],
 }
 
 

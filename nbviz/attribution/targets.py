@@ -4,7 +4,7 @@ A :class:`Target` names the layer tensors it needs (*taps*: a layer's output, or
 when the value is recomputed from it) and turns them into one score per batch row, in graph
 code. Class scores are read **before** any softmax, as Grad-CAM defines them: when the model
 ends in a softmax Dense layer its logits are recomputed from the layer's input
-(``kernel . x + bias``, :func:`nbviz.optvis.render.preactivation_fn`); a separate
+(``kernel . x + bias``, :func:`nbviz.optvis.introspection.preactivation_fn`); a separate
 ``Softmax``/``Activation`` layer after the logits is skipped. The class index is a tensor
 argument of the compiled functions, so switching classes never retraces; an objective's own
 ``tf.Variable`` indices (``set_index``) do the same for objectives.
@@ -21,15 +21,8 @@ import numpy as np
 from .._tf import require_keras, require_tensorflow
 from ..errors import LayerError, ModelError, UnitError, format_choices
 from ..layers import LayerInfo, iter_layers
-from ..optvis.objectives import (
-    Context,
-    Diversity,
-    LayerTable,
-    Objective,
-    as_objective,
-    linear_part_supported,
-)
-from ..optvis.render import preactivation_fn
+from ..optvis.introspection import LayerTable, linear_part_supported, preactivation_fn
+from ..optvis.objectives import Context, Diversity, Objective, as_objective
 from ..taps import Tap
 
 DEMO_MODEL_NAME = "nbviz_demo_convnet"  # nbviz.demo.build_demo_convnet's model name

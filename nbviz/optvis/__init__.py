@@ -3,7 +3,10 @@
 Modules, shaped like Lucid's ``optvis``:
 
 - :mod:`~nbviz.optvis.objectives` -- what to maximize (channel, neuron, class logit,
-  direction, diversity, penalties); they compose with ``+``, ``-``, ``*``.
+  direction, diversity, penalties); they compose with ``+``, ``-``, ``*``. Built on
+  :mod:`~nbviz.optvis.objective_core` (the algebra, the unit objectives).
+- :mod:`~nbviz.optvis.introspection` -- what optvis may read from a model: layer table,
+  pre-activation and per-channel reads, the one tap model.
 - :mod:`~nbviz.optvis.param` -- how the image is parameterized (pixel / spectral, colour
   decorrelation, sigmoid).
 - :mod:`~nbviz.optvis.transforms` -- random pad / jitter / scale / rotate, fused in-graph.

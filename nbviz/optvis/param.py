@@ -13,6 +13,7 @@ Following Lucid (tensorflow/lucid ``optvis.param``):
   correlation) followed by a sigmoid (or a straight-through clip) into ``[0, 1]``.
 * :func:`image` -- all of the above for any size, batch and channel count (1-channel
   models get no colour decorrelation).
+* :func:`for_model` -- the image a render of a given model needs (default size, checks).
 
 Everything here is TensorFlow graph code: the image function is called inside the compiled
 render step, so no image ever goes through the host while optimizing.
@@ -265,10 +266,11 @@ def step_bytes(h: int, w: int, batch: int = 1, channels: int = 3) -> int:
 
 
 def warn_if_oversized(hw: tuple[int, int], model_hw: tuple[int, int] | None, batch: int,
-                      channels: int) -> None:
+                      channels: int, stacklevel: int = 3) -> None:
     """A :class:`~nbviz.errors.CostWarning` when a render of ``hw`` is far larger than the
     model's fixed input ``model_hw``: the model only sees it resampled to its own size every
-    step, so the extra pixels add cost and memory but no detail the model can judge."""
+    step, so the extra pixels add cost and memory but no detail the model can judge.
+    ``stacklevel`` as in :func:`warnings.warn` (3: the caller of this function's caller)."""
     if model_hw is None:
         return
     ratio = (hw[0] * hw[1]) / float(model_hw[0] * model_hw[1])
@@ -284,7 +286,7 @@ def warn_if_oversized(hw: tuple[int, int], model_hw: tuple[int, int] | None, bat
         f"roughly {ratio:,.0f}x the work per step of the image part, for detail the model "
         f"cannot see. Fix: size={max(model_hw)} (up to {OVERSIZE_FACTOR * max(model_hw)} for "
         "a finer picture), and enlarge the result for display."
-    ), stacklevel=3)
+    ), stacklevel=stacklevel)
 
 
 def _clip_straight_through(t):
@@ -365,3 +367,45 @@ def image(
 
     desc = f"{base.description}, decorrelate={decorrelate}, sigmoid={sigmoid}"
     return ImageParam(base.variables, image_fn, shape, desc, base._init, base.batch_axes)
+
+
+DEFAULT_SIZE = 128  # render size for models whose input size is not fixed
+
+
+def for_model(
+    param: ImageParam | None,
+    size: int | Sequence[int] | None,
+    batch: int,
+    channels: int,
+    model_hw: tuple[int, int] | None,
+    **options: Any,
+) -> ImageParam:
+    """The parameterization of a render of ``batch`` rows for a model taking ``channels``
+    channels at ``model_hw`` (``None``: any size): ``param`` checked against that, or a new
+    :func:`image` of ``size`` (default: ``model_hw``, else :data:`DEFAULT_SIZE`) built with
+    ``options`` (warns when far larger than the model's input)."""
+    if param is None:
+        hw = _as_hw(size, model_hw or (DEFAULT_SIZE, DEFAULT_SIZE))
+        warn_if_oversized(hw, model_hw, batch, channels, stacklevel=4)  # at the Renderer call
+        return image(hw[0], hw[1], batch=batch, channels=channels, **options)
+    if param.shape[0] != batch or param.shape[3] != channels:
+        raise ImageError(
+            f"The image parameterization has shape {param.shape} but the render needs "
+            f"{batch} rows of {channels} channels (the model's input). Fix: build it "
+            f"with param.image(h, w, batch={batch}, channels={channels})."
+        )
+    return param
+
+
+def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
+    if size is None:
+        return default
+    if isinstance(size, (int, np.integer)):
+        hw: tuple[int, ...] = (int(size), int(size))
+    else:
+        hw = tuple(int(s) for s in size)
+        if len(hw) != 2:
+            raise ImageError(f"size is an int or (height, width), got {size!r}.")
+    if min(hw) < 8:
+        raise ImageError(f"Render size {hw} is too small; use at least 8x8 pixels (e.g. 64).")
+    return hw[0], hw[1]

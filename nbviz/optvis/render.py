@@ -1,10 +1,11 @@
 """The render loop: gradient ascent on a parameterized image, compiled once.
 
 :class:`Renderer` sets everything up once -- validated objective, one feature extractor for
-the layers the objective needs, the image parameterization, the transforms, the optimizer
--- and compiles one ``tf.function`` that runs *k* optimization steps in-graph and returns
-the objective value of every row at every step. Unit indices and objective weights are
-``tf.Variable`` objects, so :meth:`Renderer.set_channels` and friends never retrace.
+the layers the objective needs (:mod:`~nbviz.optvis.introspection`), the image
+parameterization, the transforms, the optimizer -- and compiles one ``tf.function`` that
+runs *k* optimization steps in-graph and returns the objective value of every row at every
+step. Unit indices and objective weights are ``tf.Variable`` objects, so
+:meth:`Renderer.set_channels` and friends never retrace.
 
 Three ways to drive it:
 
@@ -35,24 +36,21 @@ import numpy as np
 
 from .._tf import require_keras, require_tensorflow
 from ..errors import ImageError, UnitError
-from ..layers import build_tap_model
 from ..scaling import input_scaling, resolve_input_range
-from ..taps import Tap
 from . import param as param_mod
 from . import transforms as transforms_mod
-from .objectives import (
-    Context,
+from .introspection import (
+    LayerReader,
     LayerTable,
-    Objective,
-    UnitObjective,
-    as_objective,
     check_float_input,
     check_image_model,
-    unit_slicing_supported,
 )
 
+# Re-export: nbviz.optvis.render.preactivation_fn (moved to .introspection) stays importable.
+from .introspection import preactivation_fn as preactivation_fn
+from .objectives import Context, Objective, UnitObjective, as_objective
+
 DEFAULT_LEARNING_RATE = 0.05
-DEFAULT_SIZE = 128  # for models whose input size is not fixed
 # Sparse resampling entries built ahead (12 bytes each: 12 MB); also the most steps per call.
 MAX_SAMPLING_ENTRIES = 1_000_000
 
@@ -114,114 +112,34 @@ class Callback:
         """Called once at the end (also after Stop) with the :class:`Result` so far."""
 
 
-def preactivation_fn(layer: Any, units: Any = None) -> Callable[[Any], Any]:
-    """``f(layer_input) -> kernel . x + bias`` (the output before the activation) of a Dense
-    or ConvND layer; with ``units`` (``(B,)`` int32), only output channel ``units[b]`` for
-    row ``b`` (shape without the channel axis).
-
-    Uses the layer's public attributes (kernel, bias, strides, ...) and ``keras.ops``,
-    reading the model's variables live (no copies, so later training is seen).
-    """
-    keras = require_keras()
-    tf = require_tensorflow()
-    ops = keras.ops
-
-    def pick(t: Any) -> Any:  # float32 also under mixed precision: objectives, sums stay exact
-        t = ops.cast(ops.convert_to_tensor(t), "float32")
-        return t if units is None else tf.gather(t, units, axis=-1)
-
-    def finish(y: Any) -> Any:
-        if layer.use_bias:
-            y = y + pick(layer.bias)
-        if units is None:
-            return y
-        rows = tf.range(tf.shape(y)[0])  # row b keeps its own channel b of the B computed
-        return tf.gather(y, rows, axis=y.shape.rank - 1, batch_dims=1)
-
-    if isinstance(layer, keras.layers.Dense):
-        return lambda x: finish(ops.matmul(ops.cast(x, "float32"), pick(layer.kernel)))
-
-    def conv(x: Any) -> Any:
-        y = ops.conv(
-            ops.cast(x, "float32"),
-            pick(layer.kernel),
-            strides=layer.strides,
-            padding=layer.padding,
-            data_format=layer.data_format,
-            dilation_rate=layer.dilation_rate,
+def _resolve_batch(rows: int | None, batch: int | None, param: Any) -> int:
+    """The number of rows: ``batch``, else the parameterization's, else the objective's or 1."""
+    if batch is None:
+        batch = param.batch if param is not None else (rows or 1)
+    batch = int(batch)
+    if batch < 1:
+        raise ImageError(f"batch must be >= 1, got {batch}.")
+    if rows is not None and rows != batch:
+        raise UnitError(
+            f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
+            "batch unset, or list as many units as rows."
         )
-        return finish(y)
-
-    return conv
+    return batch
 
 
-class _Tap:
-    """One layer the objective reads: what the extractor returns for it and how to finish it.
-
-    ``mode`` is ``"output"`` (the extractor returns the layer's output) or ``"linear"`` (it
-    returns the layer's *input*; the step recomputes ``kernel . x + bias`` and, unless reading
-    pre-activation, the activation). Linear taps can compute single channels on their own, so
-    a channel objective on a conv layer pays for one output channel per row, not all of them.
-    """
-
-    def __init__(self, name: str, info: Any, mode: str, activation: bool, sliceable: bool):
-        self.name = name
-        self.full_name = info.name
-        self.layer = info.layer
-        self.mode = mode
-        self.activation = activation
-        self.sliceable = sliceable
-
-    def _activate(self, y: Any) -> Any:
-        return self.layer.activation(y) if self.activation else y
-
-    def full(self, x: Any) -> Any:
-        if self.mode == "output":
-            return require_tensorflow().cast(x, "float32")  # float16 under mixed precision
-        return self._activate(preactivation_fn(self.layer)(x))
-
-    def units(self, x: Any, index: Any) -> Any:
-        if not self.sliceable:
-            return None
-        return self._activate(preactivation_fn(self.layer, index)(x))
+def _fixed_hw(input_shape: tuple) -> tuple[int, int] | None:
+    """The model's input (height, width), or ``None`` when either is not fixed."""
+    h, w = input_shape[1:3]
+    return None if h is None or w is None else (int(h), int(w))
 
 
-def _build_taps(model: Any, table: LayerTable, names: Sequence[str]) -> tuple[Any, list[_Tap]]:
-    """One extractor model for all needed layers, from the outer input, in one pass.
-
-    Layers read before their activation (or one channel at a time) are tapped at their
-    *input*, so the extractor stops before them; nested layers work the same way.
-    """
-    names = sorted(names)
-    if not names:
-        return None, []
-    taps = []
-    for n in names:
-        info = table.info(n)
-        pre = table.uses_preactivation(n)
-        sliceable = unit_slicing_supported(info, pre)
-        if pre or sliceable:
-            taps.append(_Tap(n, info, "linear", activation=not pre, sliceable=sliceable))
-        else:
-            taps.append(_Tap(n, info, "output", False, False))
-    wanted: list[Tap | str] = [
-        (t.full_name, "input" if t.mode == "linear" else "output") for t in taps
-    ]
-    return build_tap_model(model, wanted, name="nbviz_optvis_taps"), taps
-
-
-def _as_hw(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
-    if size is None:
-        return default
-    if isinstance(size, (int, np.integer)):
-        hw: tuple[int, ...] = (int(size), int(size))
-    else:
-        hw = tuple(int(s) for s in size)
-        if len(hw) != 2:
-            raise ImageError(f"size is an int or (height, width), got {size!r}.")
-    if min(hw) < 8:
-        raise ImageError(f"Render size {hw} is too small; use at least 8x8 pixels (e.g. 64).")
-    return hw[0], hw[1]
+def _sampling_buffer(fused: Any, batch: int) -> Any:
+    """A buffer of resampling matrices built ahead for as many steps as MAX_SAMPLING_ENTRIES
+    allow; ``None`` (built per step) without fused transforms or when one step does not fit."""
+    per_step = fused.entries_per_step(batch) if fused is not None else 0
+    if fused is None or not 0 < per_step <= MAX_SAMPLING_ENTRIES:
+        return None
+    return transforms_mod.SamplingBuffer(fused, batch, MAX_SAMPLING_ENTRIES // per_step)
 
 
 class Renderer:
@@ -288,48 +206,38 @@ class Renderer:
         preprocess: Callable[[Any], Any] | None = None,
         jit_compile: bool = False,
     ) -> None:
-        tf = require_tensorflow()
-        keras = require_keras()
         input_shape = check_image_model(model)
         check_float_input(model)
         self.model = model
         self.objective = as_objective(objective)
         self.table = LayerTable(model, preactivation=preactivation)
         self.objective.check(self.table)
-
-        rows = self.objective.rows
-        if batch is None:
-            batch = param.batch if param is not None else (rows or 1)
-        batch = int(batch)
-        if batch < 1:
-            raise ImageError(f"batch must be >= 1, got {batch}.")
-        if rows is not None and rows != batch:
-            raise UnitError(
-                f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
-                "batch unset, or list as many units as rows."
-            )
+        self.batch = _resolve_batch(self.objective.rows, batch, param)
         self.channels = int(input_shape[-1])
-        fixed_hw = input_shape[1:3]
-        self.model_hw: tuple[int, int] | None = (
-            (int(fixed_hw[0]), int(fixed_hw[1])) if None not in fixed_hw else None
-        )
-        default_hw = self.model_hw or (DEFAULT_SIZE, DEFAULT_SIZE)
-        if param is None:
-            hw = _as_hw(size, default_hw)
-            param_mod.warn_if_oversized(hw, self.model_hw, batch, self.channels)
-            param = param_mod.image(
-                hw[0], hw[1], batch=batch, channels=self.channels, fft=fft,
-                decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
-            )  # fmt: skip
-        elif param.shape[0] != batch or param.shape[3] != self.channels:
-            raise ImageError(
-                f"The image parameterization has shape {param.shape} but the render needs "
-                f"{batch} rows of {self.channels} channels (the model's input). Fix: build it "
-                f"with param.image(h, w, batch={batch}, channels={self.channels})."
-            )
-        self.param = param
-        self.size = (param.shape[1], param.shape[2])
-        self.batch = batch
+        self.model_hw = _fixed_hw(input_shape)
+        self.param = param_mod.for_model(
+            param, size, self.batch, self.channels, self.model_hw,
+            fft=fft, decorrelate=decorrelate, sigmoid=sigmoid, seed=seed,
+        )  # fmt: skip
+        self.size = (self.param.shape[1], self.param.shape[2])
+        self._setup_transforms(transforms, jit_compile)
+        self.grad_norm = _check_grad_norm(grad_norm)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        self.value_range = resolve_input_range(value_range, preprocess, input_scaling(model))
+        self.preprocess = preprocess
+        self.seed = seed
+        self.rng = _generator(seed)
+        self.reader = LayerReader(model, self.table, sorted(self.objective.layers))
+        self.extractor, self.taps = self.reader.extractor, self.reader.taps
+        self._setup_optimizer(optimizer, learning_rate)
+        self.step = 0
+        self.history: list[np.ndarray] = []
+        self._compile(jit_compile)
+
+    # -- set-up steps (called once, in this order, by __init__) ---------------------------------
+    def _setup_transforms(self, transforms: str | Sequence[Any] | None, jit_compile: bool) -> None:
+        """Resolve the transforms. All-affine ones (the presets) fuse into one resampling per
+        step, its sparse matrix built ahead for many steps at once (see :func:`_sampling_buffer`)."""
         self.transforms = transforms_mod.resolve(transforms)
         if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
             raise ValueError(
@@ -337,33 +245,24 @@ class Renderer:
                 "(SparseTensorDenseMatMul has no XLA kernel). Fix: transforms='none', or "
                 "jit_compile=False (the default; XLA was slower on CPU in our benchmarks)."
             )
-        # All-affine transforms (the presets): one resampling per step, its sparse matrix
-        # built ahead for many steps at once (as many as MAX_SAMPLING_ENTRIES allow).
         self._fused = transforms_mod.fuse(self.transforms, self.size, self.model_hw or self.size)
-        per_step = self._fused.entries_per_step(batch) if self._fused is not None else 0
-        fits = 0 < per_step <= MAX_SAMPLING_ENTRIES
-        self._sampling = (
-            transforms_mod.SamplingBuffer(self._fused, batch, MAX_SAMPLING_ENTRIES // per_step)
-            if fits and self._fused is not None
-            else None
-        )
-        self.grad_norm = _check_grad_norm(grad_norm)
-        self.grad_clip = None if grad_clip is None else float(grad_clip)
-        self.value_range = resolve_input_range(value_range, preprocess, input_scaling(model))
-        self.preprocess = preprocess
-        self.seed = seed
-        self.rng = _generator(seed)
-        self.extractor, self.taps = _build_taps(model, self.table, sorted(self.objective.layers))
+        self._sampling = _sampling_buffer(self._fused, self.batch)
+
+    def _setup_optimizer(self, optimizer: Any, learning_rate: float) -> None:
+        """The optimizer, built on the image variables alone, and its initial state (for reset)."""
         if optimizer is None and not (np.isfinite(learning_rate) and learning_rate > 0):
             raise ValueError(
                 f"learning_rate must be a positive, finite number, got {learning_rate}. Fix: "
                 f"leave the default ({DEFAULT_LEARNING_RATE}) or pass e.g. 0.05."
             )
-        self.optimizer = optimizer or keras.optimizers.Adam(learning_rate)
+        self.optimizer = optimizer or require_keras().optimizers.Adam(learning_rate)
         self.optimizer.build(self.param.variables)
         self._optimizer_initial = [np.array(v.numpy(), copy=True) for v in self.optimizer.variables]
-        self.step = 0
-        self.history: list[np.ndarray] = []
+
+    def _compile(self, jit_compile: bool) -> None:
+        """Wrap the step, the in-graph loop and the image read in ``tf.function`` (traced on
+        first use, or by :meth:`compile`)."""
+        tf = require_tensorflow()
         # autograph off: the graph code is written with tf ops already (tracing is faster).
         # partial(): a per-instance key, so many renderers do not trip TF's retracing warning.
         self._run = tf.function(
@@ -414,19 +313,11 @@ class Renderer:
         return self.preprocess(x) if self.preprocess is not None else x
 
     def _context(self, x: Any, image: Any) -> Context:
-        """Run the extractor on model input ``x``; activations are finished lazily."""
+        """Run the tap model on model input ``x``; activations are finished lazily."""
         if self.extractor is None:
             return Context(image, lambda name: None)
-        outs = self.extractor(x, training=False)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        inputs = {t.name: o for t, o in zip(self.taps, outs, strict=True)}
-        taps = {t.name: t for t in self.taps}
-        return Context(
-            image,
-            full=lambda name: taps[name].full(inputs[name]),
-            units=lambda name, index: taps[name].units(inputs[name], index),
-        )
+        full, units = self.reader.read(x)
+        return Context(image, full=full, units=units)
 
     def _objective_values(self, image: Any, transforms: Sequence[Any], sampling: Any = None) -> Any:
         """``(B,)`` objective values of ``image`` after ``transforms`` (graph code)."""
