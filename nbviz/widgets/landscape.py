@@ -28,25 +28,25 @@ from ..errors import NbvizError, PathError
 from ..landscape import (
     Directions,
     SurfaceFile,
-    WeightPathRecorder,
     as_path_matrix,
     evaluate_line,
-    grid_coords,
-    hessian_directions,
-    interpolation_directions,
     iter_grid,
-    pca_directions,
     plot_contour,
     plot_line,
     plot_path,
-    project_path,
-    random_directions,
 )
 from ..landscape.contours import bilinear, contour_lines
-from ..landscape.evaluator import prepare_for_background
+from ..landscape.planes import (
+    NO_PATH_HELP,
+    GridSpec,
+    PlanePlanner,
+    PlaneRequest,
+    ResumeGrid,
+    plane_request,
+)
 from ..landscape.surface import Line, Surface
-from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
-from ..landscape.weights import WeightLayout, snapshot_weights
+from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
+from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
 from .surface3d import Kind, make_surface_view
@@ -57,11 +57,6 @@ DIRECTION_KINDS = ("pca", "random", "hessian", "interpolation", "custom")
 RUN_INFO_KEYS = ("loss", "metrics", "data_fingerprint", "n_examples", "n_total", "subset",
                  "subset_seed", "batch_size", "strategy", "chunk", "per_example_loss")
 CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
-NO_PATH_HELP = (
-    "directions='pca' needs a training path. Fix: record one with "
-    "nbviz.landscape.WeightPathRecorder during fit and pass path=recorder, use widget.watch() "
-    "as a fit callback, or choose directions='random'."
-)
 
 
 class _hybridmethod:
@@ -170,7 +165,7 @@ class LossLandscapeWidget(widgets.VBox):
         self.contour_levels = np.zeros(0)
         self.watcher: LandscapeWatcher | None = None
         self._custom: Directions | None = directions if isinstance(directions, Directions) else None
-        self._loaded: dict | None = None  # a surface file to resume: grid, path
+        self._loaded: ResumeGrid | None = None  # a surface file to resume, and its grid
         self._lock = threading.RLock()
         self._closed = False
         self._quiet = False
@@ -435,7 +430,7 @@ class LossLandscapeWidget(widgets.VBox):
         finally:
             sf.close()
         with self._lock:
-            self._loaded = {"file": os.fspath(path), "xs": surface.xs, "ys": surface.ys}
+            self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
         return os.fspath(path)
 
     @_hybridmethod
@@ -501,80 +496,32 @@ class LossLandscapeWidget(widgets.VBox):
         close_widget_tree(self)
 
     # -- requests and the job ----------------------------------------------------------------
-    def _make_request(self) -> dict:
+    def _make_request(self) -> PlaneRequest:
         """Everything the job needs, taken on the calling thread (weights read here, not in
         the worker, so a later ``fit`` in another cell cannot race with it)."""
-        kind, mode = self.directions, self.mode
-        n = 1 if mode == "1d" else 2
-        request: dict[str, Any] = {"mode": mode, "kind": kind, "n": n, "path": None,
-                                   "steps": None, "dirs": None}
-        if self.path is not None:
-            layout = WeightLayout.from_model(self.model)
-            request["path"] = as_path_matrix(self.path, layout)
-            request["steps"] = (self.path.steps if isinstance(self.path, WeightPathRecorder)
-                                else np.arange(len(request["path"])))
-        if kind == "pca":
-            if request["path"] is None:
-                raise PathError(NO_PATH_HELP)
-        elif kind == "random":
-            request["dirs"] = random_directions(self.model, n=n, seed=self.seed)
-        elif kind == "hessian":
-            request["origin"] = snapshot_weights(self.model)
-        elif kind == "interpolation":
-            if mode != "1d":
-                raise NbvizError("Interpolation is a line: switch to 1-D mode (mode='1d').")
-            request["dirs"] = interpolation_directions(self.model, self.other)
-        elif kind == "custom":
-            if self._custom is None:
-                raise NbvizError("No directions were given. Fix: choose 'pca' or 'random'.")
-            if self._custom.n < n:
-                raise NbvizError(f"The given directions have {self._custom.n} direction(s); "
-                                 f"{'1-D' if n == 1 else '2-D'} mode needs {n}.")
-            request["dirs"] = self._custom
-        prepare_for_background(self.model)  # on the kernel thread, before the worker runs
-        request.update(subset=self.subset or None, seed=self.seed, order=self.order,
-                       resolution=self.resolution, spacing=self.spacing,
-                       extent=None if self.auto_extent else self.extent, loaded=self._loaded)
-        return request
+        grid = GridSpec(self.resolution, None if self.auto_extent else self.extent, self.spacing)
+        return plane_request(self.model, self.directions, n=1 if self.mode == "1d" else 2,
+                             grid=grid, path=self.path, other=self.other, given=self._custom,
+                             seed=self.seed, subset=self.subset or None, order=self.order,
+                             resume=self._loaded)
 
-    def _job(self, ctx: JobContext, r: dict) -> Any:
-        dirs = r["dirs"]
-        if dirs is None and r["kind"] == "hessian":  # Lanczos: the slow part runs here
-            dirs = hessian_directions(self.model, self.x, self.y, n=r["n"], loss=self.loss,
-                                      subset=r["subset"] or 256, seed=r["seed"],
-                                      origin=r["origin"], regularization=self.regularization,
-                                      stop_event=ctx.stop_event)
-        elif dirs is None:  # PCA: the slow part runs here
-            dirs = pca_directions(r["path"], self.model, n_components=r["n"])
-        if r["mode"] == "2d" and dirs.n > 2:
-            dirs = Directions(dirs.vectors[:2], dirs.origin, dirs.layout, dirs.kind, dirs.seed,
-                              dirs.normalization, dirs.explained_variance, dirs.metadata)
-        coords = residual = None
-        if r["path"] is not None and dirs.n == 2:
-            coords, residual = project_path(r["path"], dirs)
-        ctx.publish(("path", dirs, coords, r["steps"], residual))
-        kw = {"loss": self.loss, "subset": r["subset"], "seed": r["seed"],
+    def _job(self, ctx: JobContext, request: PlaneRequest) -> Any:
+        planner = PlanePlanner(self.model, self.x, self.y, loss=self.loss,
+                               regularization=self.regularization)
+        plane = planner.plane(request, stop_event=ctx.stop_event)
+        ctx.publish(("path", plane.directions, plane.coords, plane.steps, plane.residual))
+        kw = {"loss": self.loss, "subset": request.subset, "seed": request.seed,
               "stop_event": ctx.stop_event, "max_chunk": self.max_chunk,
               "regularization": self.regularization}
-        if r["mode"] == "1d":
-            if dirs.kind == "interpolation":
-                ts = (np.linspace(-0.5, 1.5, r["resolution"]) if r["extent"] is None
-                      else np.linspace(-r["extent"], 1.0 + r["extent"], r["resolution"]))
-            else:
-                ts = grid_coords(r["resolution"], r["extent"] or 1.0, r["spacing"])
-            line = evaluate_line(self.model, self.x, self.y, dirs, ts, **kw)
+        if request.is_line:
+            ts = request.grid.line(plane.directions.kind)
+            line = evaluate_line(self.model, self.x, self.y, plane.directions, ts, **kw)
             ctx.publish(("line", line))
             return line
-        loaded = r["loaded"]
-        if loaded is not None and r["kind"] == "custom":
-            xs, ys, store = loaded["xs"], loaded["ys"], loaded["file"]
-        else:
-            extent = r["extent"] if r["extent"] is not None else auto_extent(coords, dirs.kind)
-            xs = ys = grid_coords(r["resolution"], extent, r["spacing"])
-            store = None
+        xs, ys, store = planner.grid(request, plane)
         update = None
-        for update in iter_grid(self.model, self.x, self.y, dirs, xs, ys, order=r["order"],
-                                store=store, executor=self.executor, **kw):
+        for update in iter_grid(self.model, self.x, self.y, plane.directions, xs, ys,
+                                order=request.order, store=store, executor=self.executor, **kw):
             ctx.publish(("grid", update))
         return update.surface if update is not None else None
 
@@ -852,7 +799,7 @@ class LossLandscapeWidget(widgets.VBox):
             self._quiet_set(directions="custom", mode="2d", subset=int(info.get("subset") or 0),
                             seed=int(info.get("subset_seed") or 0), resolution=len(surface.xs),
                             auto_extent=False, extent=float(np.max(np.abs(surface.xs))))
-            self._loaded = {"file": os.fspath(path), "xs": surface.xs, "ys": surface.ys}
+            self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
             self.current_directions, self.surface = dirs, surface
             if stored is not None:
                 self.path_coords = stored["coords"][:, :2]
