@@ -19,7 +19,6 @@ import threading
 import time
 from typing import Any
 
-import bqplot
 import ipywidgets as widgets
 import numpy as np
 import traitlets
@@ -35,7 +34,7 @@ from ..landscape import (
     plot_line,
     plot_path,
 )
-from ..landscape.contours import bilinear, contour_lines
+from ..landscape.contours import bilinear
 from ..landscape.planes import (
     NO_PATH_HELP,
     GridSpec,
@@ -49,14 +48,22 @@ from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
+from .landscape_controls import LandscapeControls
+from .landscape_views import (
+    LandscapeView,
+    LineView,
+    PlaneView,
+    axis_labels,
+    nice_ticks,
+    shown_values,
+)
 from .surface3d import Kind, make_surface_view
 
-__all__ = ["LossLandscapeWidget", "watch"]
+__all__ = ["LossLandscapeWidget", "axis_labels", "nice_ticks", "watch"]
 
 DIRECTION_KINDS = ("pca", "random", "hessian", "interpolation", "custom")
 RUN_INFO_KEYS = ("loss", "metrics", "data_fingerprint", "n_examples", "n_total", "subset",
                  "subset_seed", "batch_size", "strategy", "chunk", "per_example_loss")
-CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
 
 
 class _hybridmethod:
@@ -72,6 +79,12 @@ class _hybridmethod:
 
         bound.__doc__ = self.fn.__doc__
         return bound
+
+
+def _part(owner: str, name: str) -> Any:
+    """A read-only attribute that is ``self.<owner>.<name>``: the widget's marks and controls
+    keep the names they had before the views and controls became objects of their own."""
+    return property(lambda self: getattr(getattr(self, owner), name), doc=f"``{owner}.{name}``")
 
 
 class LossLandscapeWidget(widgets.VBox):
@@ -138,6 +151,28 @@ class LossLandscapeWidget(widgets.VBox):
     mode = traitlets.Enum(["2d", "1d"], default_value="2d")
     show_path = traitlets.Bool(True)
 
+    # -- parts of the views and controls, by their names on the widget -----------------------
+    figure, x_axis, y_axis, color_axis = (_part("plane_view", n) for n in
+                                          ("figure", "x_axis", "y_axis", "color_axis"))
+    x_scale, y_scale, color_scale, step_scale, hover_scale = (
+        _part("plane_view", n)
+        for n in ("x_scale", "y_scale", "color_scale", "step_scale", "hover_scale"))
+    heatmap, hover, contours, contour_levels = (_part("plane_view", n) for n in
+                                                ("heatmap", "hover", "contours", "contour_levels"))
+    path_line, path_points, final_mark = (_part("plane_view", n) for n in
+                                          ("path_line", "path_points", "final_mark"))
+    line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = (
+        _part("line_view", n) for n in ("figure", "x_scale", "y_scale", "line_mark", "anchors"))
+    directions_dropdown, extent_box, auto_box, resolution_slider, spacing_buttons = (
+        _part("controls", n) for n in ("directions_dropdown", "extent_box", "auto_box",
+                                       "resolution_slider", "spacing_buttons"))
+    subset_box, levels_slider, scale_buttons, order_dropdown, mode_buttons, path_box = (
+        _part("controls", n) for n in ("subset_box", "levels_slider", "scale_buttons",
+                                       "order_dropdown", "mode_buttons", "path_box"))
+    compute_button, stop_button, progress, progress_label, status = (
+        _part("controls", n) for n in ("compute_button", "stop_button", "progress",
+                                       "progress_label", "status"))
+
     def __init__(self, model: Any, x: Any, y: Any, path: Any = None,
                  directions: str | Directions = "pca", *, other: Any = None,
                  extent: float | None = None, resolution: int = 21, spacing: str = "linear",
@@ -162,7 +197,6 @@ class LossLandscapeWidget(widgets.VBox):
         self.path_steps: np.ndarray | None = None
         self.path_residual: np.ndarray | None = None
         self.last_update: Any = None
-        self.contour_levels = np.zeros(0)
         self.watcher: LandscapeWatcher | None = None
         self._custom: Directions | None = directions if isinstance(directions, Directions) else None
         self._loaded: ResumeGrid | None = None  # a surface file to resume, and its grid
@@ -217,119 +251,21 @@ class LossLandscapeWidget(widgets.VBox):
 
     # -- view construction -------------------------------------------------------------------
     def _build_view(self, kinds: list, view3d: Kind | None) -> None:
-        self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        self.color_scale = bqplot.ColorScale(scheme="viridis")
-        self.step_scale = bqplot.ColorScale(colors=CIVIDIS)
-        self.hover_scale = bqplot.ColorScale()
-        xy = {"x": self.x_scale, "y": self.y_scale}
-        self.heatmap = bqplot.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
-                                      scales={**xy, "color": self.color_scale},
-                                      null_color="#eeeeee")
-        self.hover = bqplot.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), scales={**xy, "color": self.hover_scale},
-            marker="square", opacities=[0.0], default_size=64,
-            tooltip=bqplot.Tooltip(fields=["x", "y", "color"], labels=["a", "b", "loss"],
-                                   formats=[".4g", ".4g", ".5g"]),
-        )
-        self.contours = bqplot.Lines(x=np.zeros((1, 0)), y=np.zeros((1, 0)), scales=xy,
-                                     colors=["white"], stroke_width=1.0, opacities=[0.85])
-        self.path_line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#333333"],
-                                      stroke_width=1.2)
-        self.path_points = bqplot.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), scales={**xy, "color": self.step_scale},
-            default_size=14, stroke="black", stroke_width=0.3,
-            tooltip=bqplot.Tooltip(fields=["x", "y", "color"], labels=["a", "b", "step"],
-                                   formats=[".4g", ".4g", "d"]),
-        )
-        self.final_mark = bqplot.Scatter(x=np.zeros(0), y=np.zeros(0), scales=xy, marker="diamond",
-                                         colors=["red"], default_size=90, stroke="white",
-                                         tooltip=bqplot.Tooltip(fields=["x", "y"],
-                                                                labels=["a (final)", "b (final)"]))
-        self.x_axis = bqplot.Axis(scale=self.x_scale, label="a", tick_format=".3~g")
-        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b", tick_format=".3~g")
-        self.color_axis = bqplot.ColorAxis(scale=self.color_scale, side="right",
-                                           label="log10 loss", tick_format=".3~g")
-        self.figure = bqplot.Figure(
-            marks=[self.heatmap, self.hover, self.contours, self.path_line, self.path_points,
-                   self.final_mark],
-            axes=[self.x_axis, self.y_axis, self.color_axis], animation_duration=0,
-            title="loss landscape", padding_x=0.0, padding_y=0.0,
-            # bqplot centres a vertical colour bar's label on the bar, margin/2 - 10 px right of
-            # the plot: 100 px keeps "log10 loss" off the heatmap.
-            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 100},
-            layout=widgets.Layout(width="520px", height="460px"),
-        )
-        self.line_x_scale, self.line_y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        lxy = {"x": self.line_x_scale, "y": self.line_y_scale}
-        self.line_mark = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=lxy, colors=["#1f77b4"],
-                                      marker="circle", marker_size=12)
-        self.line_anchor = bqplot.Scatter(x=np.zeros(0), y=np.zeros(0), scales=lxy, marker="diamond",
-                                          colors=["red"], default_size=80)
-        self.line_figure = bqplot.Figure(
-            marks=[self.line_mark, self.line_anchor],
-            axes=[bqplot.Axis(scale=self.line_x_scale, label="t"),
-                  bqplot.Axis(scale=self.line_y_scale, side="left", label="loss")],
-            animation_duration=0, title="loss along a line",
-            layout=widgets.Layout(width="520px", height="360px"),
-        )
+        self.plane_view = PlaneView()
+        self.line_view = LineView()
         self.view3d = None
         if view3d is not None:
             self.view3d = make_surface_view(view3d, width=380, height=380, xlabel="a", ylabel="b",
                                             zlabel="loss")
-
-        lay = widgets.Layout
-        self.directions_dropdown = widgets.Dropdown(options=kinds, description="directions",
-                                                    layout=lay(width="230px"))
-        self.extent_box = widgets.BoundedFloatText(min=1e-6, max=1e6, step=0.1, description="range",
-                                                   layout=lay(width="160px"))
-        self.auto_box = widgets.Checkbox(description="auto", indent=False, layout=lay(width="70px"))
-        self.resolution_slider = widgets.IntSlider(min=3, max=101, description="resolution",
-                                                   continuous_update=False)
-        self.spacing_buttons = widgets.ToggleButtons(options=["linear", "cubed"],
-                                                     style={"button_width": "60px"})
-        self.subset_box = widgets.BoundedIntText(min=0, max=10**9, description="subset",
-                                                 tooltip="examples (0 = all)",
-                                                 layout=lay(width="160px"))
-        self.levels_slider = widgets.IntSlider(min=2, max=60, description="levels",
-                                               continuous_update=False)
-        self.scale_buttons = widgets.ToggleButtons(options=["log", "linear"],
-                                                   style={"button_width": "60px"})
-        self.order_dropdown = widgets.Dropdown(options=[("coarse first", "coarse_to_fine"),
-                                                        ("row by row", "raster")],
-                                               description="order", layout=lay(width="200px"))
-        self.mode_buttons = widgets.ToggleButtons(options=[("2-D", "2d"), ("1-D", "1d")],
-                                                  style={"button_width": "50px"})
-        self.path_box = widgets.Checkbox(description="show path", indent=False,
-                                         layout=lay(width="110px"))
-        self.compute_button = widgets.Button(description="Compute", button_style="primary",
-                                             icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=lay(width="240px"))
-        self.progress_label = widgets.HTML()
-        self.status = widgets.HTML()
-        self._controls = {
-            "directions": self.directions_dropdown, "extent": self.extent_box,
-            "auto_extent": self.auto_box, "resolution": self.resolution_slider,
-            "spacing": self.spacing_buttons, "subset": self.subset_box,
-            "levels": self.levels_slider, "level_scale": self.scale_buttons,
-            "order": self.order_dropdown, "mode": self.mode_buttons, "show_path": self.path_box,
-        }
+        self.controls = LandscapeControls(kinds)
+        self._controls = self.controls.by_trait()
         self.compute_button.on_click(lambda _b: self.compute())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        views = [self.figure, self.line_figure]
-        if self.view3d is not None:
-            views.append(self.view3d.widget)
-        super().__init__(children=[
-            widgets.HBox([self.directions_dropdown, self.extent_box, self.auto_box,
-                          self.mode_buttons]),
-            widgets.HBox([self.resolution_slider, self.spacing_buttons, self.subset_box]),
-            widgets.HBox([self.levels_slider, self.scale_buttons, self.order_dropdown,
-                          self.path_box]),
-            widgets.HBox([self.compute_button, self.stop_button, self.progress,
-                          self.progress_label]),
-            widgets.HBox(views),
-            self.status,
-        ])
+        super().__init__(children=self.controls.panel([v.widget for v in self._views()]))
+
+    def _views(self) -> list[LandscapeView]:
+        views: list[LandscapeView] = [self.plane_view, self.line_view]
+        return views if self.view3d is None else [*views, self.view3d]
 
     # -- public API --------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -491,8 +427,8 @@ class LossLandscapeWidget(widgets.VBox):
             self.watcher.close()
         for link in self._links:
             link.unlink()
-        if self.view3d is not None:
-            self.view3d.close()
+        for view in self._views():
+            view.close()
         close_widget_tree(self)
 
     # -- requests and the job ----------------------------------------------------------------
@@ -545,7 +481,7 @@ class LossLandscapeWidget(widgets.VBox):
                 self._draw_progress(update.done, update.total, update.elapsed_s, update.eta_s)
             elif what == "line":
                 self.line = frame[1]
-                self._draw_line()
+                self.line_view.set_line(frame[1])
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
@@ -607,75 +543,25 @@ class LossLandscapeWidget(widgets.VBox):
                              f"{frame.elapsed_s:.2f} s)")
 
     # -- drawing (called with the lock held) ---------------------------------------------------
-    def _values(self, z: np.ndarray) -> np.ndarray:
-        """What the colours and the 3-D height show: log10 of the loss on the log scale."""
-        if self.level_scale == "log" and np.nanmin(z, initial=np.inf) > 0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log10(z)
-        return z
-
     def _draw_surface(self) -> None:
-        s = self.surface
-        if s is None:
+        if self.surface is None:
             return
-        s = s.ascending()  # a loaded file's grid may come in any order
-        z = np.where(np.isfinite(s.loss), s.loss, np.nan)
-        v = self._values(z)
-        finite = np.isfinite(v)
-        with self.heatmap.hold_sync():
-            self.heatmap.x, self.heatmap.y, self.heatmap.color = s.xs, s.ys, v
-        if finite.any():
-            lo, hi = float(v[finite].min()), float(v[finite].max())
-            self.color_scale.min, self.color_scale.max = lo, max(hi, lo + 1e-12)
-            self.color_axis.tick_values = nice_ticks(lo, hi, 6)
-        self.color_axis.label = "log10 loss" if v is not z else "loss"
-        self.x_scale.min, self.x_scale.max = float(s.xs[0]), float(s.xs[-1])
-        self.y_scale.min, self.y_scale.max = float(s.ys[0]), float(s.ys[-1])
-        self.x_axis.tick_values = nice_ticks(s.xs[0], s.xs[-1], 7)
-        self.y_axis.tick_values = nice_ticks(s.ys[0], s.ys[-1], 9)
-        gx, gy = np.meshgrid(s.xs, s.ys)
-        keep = np.isfinite(z).ravel()
-        cell_px = 400.0 / max(len(s.xs), len(s.ys))
-        with self.hover.hold_sync():
-            self.hover.x, self.hover.y = gx.ravel()[keep], gy.ravel()[keep]
-            self.hover.color = z.ravel()[keep]
-            self.hover.default_size = int(max(16, min(400, cell_px**2)))
-        self._draw_contours()
+        s = self.surface.ascending()  # a loaded file's grid may come in any order
+        self.plane_view.set_surface(s.xs, s.ys, s.loss, levels=self.levels,
+                                    level_scale=self.level_scale)
         if self.view3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
-            self.view3d.set_surface(s.xs, s.ys, v)
+            z = np.where(np.isfinite(s.loss), s.loss, np.nan)
+            self.view3d.set_surface(s.xs, s.ys, shown_values(z, self.level_scale))
             self._draw_path3d()
         self.figure.title = self._title()
 
-    def _draw_contours(self) -> None:
-        s = self.surface
-        if s is None:
-            return
-        lines = contour_lines(s.xs, s.ys, s.loss, self.levels, self.level_scale)
-        self.contour_levels = lines.levels
-        if lines.n_levels:
-            with self.contours.hold_sync():
-                self.contours.x, self.contours.y = lines.x, lines.y
-                self.contours.colors = ["white"]
-        else:
-            with self.contours.hold_sync():
-                self.contours.x, self.contours.y = np.zeros((1, 0)), np.zeros((1, 0))
-
     def _draw_path(self) -> None:
         coords, steps = self.path_coords, self.path_steps
-        visible = self.show_path and coords is not None and len(coords) > 0
-        for mark in (self.path_line, self.path_points, self.final_mark):
-            mark.visible = bool(visible)
+        self.plane_view.show_path = self.show_path
         if coords is None or not len(coords):
+            self.plane_view.set_path(np.zeros(0), np.zeros(0))
             return
-        a, b = coords[:, 0], coords[:, 1]
-        steps = np.arange(len(a)) if steps is None else np.asarray(steps)[: len(a)]
-        with self.path_line.hold_sync():
-            self.path_line.x, self.path_line.y = a, b
-        with self.path_points.hold_sync():
-            self.path_points.x, self.path_points.y, self.path_points.color = a, b, steps
-        self.step_scale.min, self.step_scale.max = float(steps.min()), float(max(steps.max(), 1))
-        with self.final_mark.hold_sync():
-            self.final_mark.x, self.final_mark.y = a[-1:], b[-1:]
+        self.plane_view.set_path(coords[:, 0], coords[:, 1], steps)
         self._draw_path3d()
 
     def _draw_path3d(self) -> None:
@@ -683,22 +569,9 @@ class LossLandscapeWidget(widgets.VBox):
         if self.view3d is None or s is None or coords is None or not len(coords):
             return
         a, b = coords[:, 0], coords[:, 1]
-        self.view3d.set_path(a, b, bilinear(s.xs, s.ys, self._values(s.loss), a, b))
+        z = bilinear(s.xs, s.ys, shown_values(s.loss, self.level_scale), a, b)
+        self.view3d.set_path(a, b, z)
         self.view3d.show_path = bool(self.show_path)
-
-    def _draw_line(self) -> None:
-        line = self.line
-        assert line is not None  # drawn only once a line exists
-        with self.line_mark.hold_sync():
-            self.line_mark.x, self.line_mark.y = line.ts, line.loss
-        anchors = ((line.metadata.get("directions") or {}).get("anchors") or {})
-        ts = [p[0] for p in anchors.values() if len(p) == 1] or [0.0]
-        z = np.interp(ts, line.ts, np.nan_to_num(line.loss, nan=np.nanmax(line.loss, initial=0)))
-        with self.line_anchor.hold_sync():
-            self.line_anchor.x, self.line_anchor.y = np.asarray(ts, float), z
-        kind = line.directions.kind if line.directions is not None else ""
-        self.line_figure.axes[0].label = ("t (0 = this model, 1 = other)" if kind == "interpolation"
-                                          else "t (along a random direction)")
 
     def _draw_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
         self.progress.max, self.progress.value = max(int(total), 1), int(done)
@@ -706,10 +579,7 @@ class LossLandscapeWidget(widgets.VBox):
         self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
 
     def _label_axes(self, dirs: Directions) -> None:
-        names = axis_labels(dirs)
-        self.x_axis.label = names[0]
-        if len(names) > 1:
-            self.y_axis.label = names[1]
+        self.plane_view.set_axis_labels(axis_labels(dirs))
 
     def _title(self) -> str:
         s = self.surface
@@ -740,10 +610,9 @@ class LossLandscapeWidget(widgets.VBox):
 
     def _on_mode(self, change: dict) -> None:
         two_d = change["new"] == "2d"
-        self.figure.layout.display = None if two_d else "none"
-        self.line_figure.layout.display = "none" if two_d else None
-        if self.view3d is not None:
-            self.view3d.widget.layout.display = None if two_d else "none"
+        for view in self._views():
+            shown = two_d if view is not self.line_view else not two_d
+            view.widget.layout.display = None if shown else "none"
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
@@ -822,25 +691,6 @@ class LossLandscapeWidget(widgets.VBox):
                              f"{html.escape(str(exc))}</span>")
 
 
-def axis_labels(dirs: Directions) -> list[str]:
-    """Axis titles for directions: PCA ones with their explained variance."""
-    if dirs.kind == "pca" and dirs.explained_variance is not None:
-        what = ("of path moment about the end" if dirs.metadata.get("center") == "final"
-                else "of path variance")
-        return [f"PC{i + 1} ({ev:.1%} {what})" for i, ev in enumerate(dirs.explained_variance)]
-    if dirs.kind == "random":
-        norm = dirs.normalization or "no"
-        return [f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)" for i in range(dirs.n)]
-    if dirs.kind == "hessian":
-        lam = dirs.metadata.get("eigenvalues") or []
-        norm = dirs.normalization or "no"
-        return [f"Hessian eigenvector {i + 1} (λ = {lam[i]:.3g}, {norm}-normalized)"
-                if i < len(lam) else f"Hessian eigenvector {i + 1}" for i in range(dirs.n)]
-    if dirs.kind == "interpolation":
-        return ["t (0 = this model, 1 = other)"]
-    return [f"direction {i + 1} ({dirs.kind})" for i in range(dirs.n)]
-
-
 def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,
           **kwargs: Any) -> LandscapeWatcher:
     """Show the loss landscape of ``model`` live while it trains; returns the Keras callback.
@@ -869,17 +719,3 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = 
 
         show(widget)
     return callback
-
-
-def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
-    """At most ``at_most`` ticks in ``[lo, hi]`` at a round step (1, 2, 2.5 or 5 times a power
-    of ten), exactly 0 when the range holds it: d3's own choice crowds a 300 px axis (16
-    labels for -1.5..1.5) and bqplot's ``num_ticks`` splits the range evenly (``-1e-16``)."""
-    lo, hi = float(min(lo, hi)), float(max(lo, hi))
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
-        return np.asarray([lo])
-    raw = (hi - lo) / max(at_most - 1, 1)
-    power = 10.0 ** np.floor(np.log10(raw))
-    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
-    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
-    return np.round(ticks / step) * step + 0.0  # exact multiples; + 0.0 turns -0.0 into 0.0
