@@ -11,12 +11,14 @@ owns the model (the kernel's): everything read from the model or the path (weigh
 path matrix, random or interpolation directions) is copied into a frozen
 :class:`PlaneRequest`, so that a later ``fit`` cannot race with the background work.
 :meth:`PlanePlanner.plane` then runs on a worker thread and does the slow part (PCA of the
-path, Lanczos for Hessian directions) from the request alone. This module imports no widget.
+path, Lanczos for Hessian directions) from the request alone; :meth:`PlanePlanner.frames`
+goes on to evaluate the grid or line there. This module imports no widget.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +29,10 @@ from .coords import grid_coords
 from .curvature import hessian_directions
 from .directions import Directions, interpolation_directions, random_directions
 from .evaluator import prepare_for_background
+from .grid import evaluate_line, iter_grid
 from .path import WeightPathRecorder, as_path_matrix, project_path
 from .pca import pca_directions
+from .surface import GridUpdate, Line
 from .weights import WeightLayout, snapshot_weights
 
 __all__ = [
@@ -43,7 +47,7 @@ __all__ = [
 ]
 
 PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
-PCA_MAX_SNAPSHOTS = 96  # PCA of an evenly thinned path (live): the plane barely moves, the cost does
+PCA_MAX_SNAPSHOTS = 96  # live PCA of an evenly thinned path: the plane barely moves, the cost does
 HESSIAN_SUBSET = 256  # examples the Hessian directions are computed on when the grid uses all
 NO_PATH_HELP = (
     "directions='pca' needs a training path. Fix: record one with "
@@ -242,3 +246,22 @@ class PlanePlanner:
             return resume.xs, resume.ys, resume.file
         xs = request.grid.axis(plane.coords, plane.directions.kind)
         return xs, xs, None
+
+    def frames(self, request: PlaneRequest, *, stop_event: threading.Event | None = None,
+               max_chunk: int = 256,
+               executor: Any = None) -> Iterator[Plane | GridUpdate | Line]:
+        """Plan ``request`` and evaluate it: yields the :class:`Plane` first, then every
+        :class:`~.surface.GridUpdate` of the grid (evaluated on ``executor`` when given), or
+        the finished :class:`~.surface.Line`. Stops early when ``stop_event`` is set."""
+        plane = self.plane(request, stop_event)
+        yield plane
+        kw = {"loss": self.loss, "subset": request.subset, "seed": request.seed,
+              "stop_event": stop_event, "max_chunk": max_chunk,
+              "regularization": self.regularization}  # fmt: skip
+        if request.is_line:
+            ts = request.grid.line(plane.directions.kind)
+            yield evaluate_line(self.model, self.x, self.y, plane.directions, ts, **kw)
+            return
+        xs, ys, store = self.grid(request, plane)
+        yield from iter_grid(self.model, self.x, self.y, plane.directions, xs, ys,
+                             order=request.order, store=store, executor=executor, **kw)

@@ -69,6 +69,13 @@ class SurfaceFrame:
     final: bool = False  # computed around the weights at the end of training
     info: dict[str, Any] = field(default_factory=dict)
 
+    def describe(self, recomputes: int) -> str:
+        """One line for a status bar: which landscape, around which weights, how fast."""
+        where = "final weights" if self.final else f"step {self.step}"
+        n = self.surface.metadata.get("n_examples", "?")
+        return (f"live: landscape #{recomputes} around {where} ({self.directions.kind}, "
+                f"{n} examples, {self.elapsed_s:.2f} s)")
+
 
 class LandscapeWatcher(WeightPathRecorder):
     """A Keras callback that records the path and recomputes the landscape in the background.

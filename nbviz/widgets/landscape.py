@@ -1,19 +1,22 @@
 """``LossLandscapeWidget``: the loss landscape of a Keras model around its weights, live.
 
-A bqplot view (canvas heat map of the grid, contourpy iso-lines in one ``Lines`` mark, a colour
-bar, the training path coloured by step, the final weights marked, a hover read-out of
-``(a, b, loss)``), controls for the grid, a 3-D surface (:mod:`.surface3d`), a 1-D line mode, and
-live watching of training (:meth:`LossLandscapeWidget.watch` / :func:`watch`).
+The widget is trait declarations and wiring. Its parts live in modules of their own: the
+plots (:mod:`.landscape_views`: heat map and contours, the 1-D line; the 3-D surface in
+:mod:`.surface3d`), the controls (:mod:`.landscape_controls`), which plane to compute
+(:mod:`nbviz.landscape.planes`, shared with the training watcher) and what is shown, saved
+and exported (:mod:`nbviz.landscape.shown`). Live watching of training:
+:meth:`LossLandscapeWidget.watch` / :func:`watch`.
 
 All TensorFlow work runs on the widget's :class:`~nbviz.worker.Worker` thread through
-:func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; finished chunks are
-published (latest wins) and drawn by setting traits. The model's weights are never modified.
+:func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; the frames it
+publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) are drawn
+(latest wins) by setting traits. The model's weights are never modified.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import io
 import os
 import threading
 import time
@@ -26,44 +29,30 @@ import traitlets
 from ..errors import NbvizError, PathError
 from ..landscape import (
     Directions,
-    SurfaceFile,
     as_path_matrix,
-    evaluate_line,
-    iter_grid,
-    plot_contour,
-    plot_line,
-    plot_path,
 )
-from ..landscape.contours import bilinear
 from ..landscape.planes import (
     NO_PATH_HELP,
     GridSpec,
+    Plane,
     PlanePlanner,
     PlaneRequest,
     ResumeGrid,
     plane_request,
 )
-from ..landscape.surface import Line, Surface
+from ..landscape.shown import ShownLandscape
+from ..landscape.surface import GridUpdate, Line
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
-from .landscape_controls import LandscapeControls
-from .landscape_views import (
-    LandscapeView,
-    LineView,
-    PlaneView,
-    axis_labels,
-    nice_ticks,
-    shown_values,
-)
-from .surface3d import Kind, make_surface_view
+from .landscape_controls import LandscapeControls, direction_kinds
+from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .surface3d import Kind
 
 __all__ = ["LossLandscapeWidget", "axis_labels", "nice_ticks", "watch"]
 
 DIRECTION_KINDS = ("pca", "random", "hessian", "interpolation", "custom")
-RUN_INFO_KEYS = ("loss", "metrics", "data_fingerprint", "n_examples", "n_total", "subset",
-                 "subset_seed", "batch_size", "strategy", "chunk", "per_example_loss")
 
 
 class _hybridmethod:
@@ -81,10 +70,15 @@ class _hybridmethod:
         return bound
 
 
-def _part(owner: str, name: str) -> Any:
-    """A read-only attribute that is ``self.<owner>.<name>``: the widget's marks and controls
-    keep the names they had before the views and controls became objects of their own."""
-    return property(lambda self: getattr(getattr(self, owner), name), doc=f"``{owner}.{name}``")
+def _parts(owner: str, names: str) -> tuple[Any, ...]:
+    """Read-only attributes ``self.<owner>.<name>`` for each of the space-separated ``names``:
+    the widget's marks, controls and results keep the names they had before its views,
+    controls and shown state became objects of their own."""
+
+    def part(name: str) -> property:
+        return property(lambda self: getattr(getattr(self, owner), name), doc=f"{owner}.{name}")
+
+    return tuple(part(name) for name in names.split())
 
 
 class LossLandscapeWidget(widgets.VBox):
@@ -152,26 +146,20 @@ class LossLandscapeWidget(widgets.VBox):
     show_path = traitlets.Bool(True)
 
     # -- parts of the views and controls, by their names on the widget -----------------------
-    figure, x_axis, y_axis, color_axis = (_part("plane_view", n) for n in
-                                          ("figure", "x_axis", "y_axis", "color_axis"))
-    x_scale, y_scale, color_scale, step_scale, hover_scale = (
-        _part("plane_view", n)
-        for n in ("x_scale", "y_scale", "color_scale", "step_scale", "hover_scale"))
-    heatmap, hover, contours, contour_levels = (_part("plane_view", n) for n in
-                                                ("heatmap", "hover", "contours", "contour_levels"))
-    path_line, path_points, final_mark = (_part("plane_view", n) for n in
-                                          ("path_line", "path_points", "final_mark"))
-    line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = (
-        _part("line_view", n) for n in ("figure", "x_scale", "y_scale", "line_mark", "anchors"))
-    directions_dropdown, extent_box, auto_box, resolution_slider, spacing_buttons = (
-        _part("controls", n) for n in ("directions_dropdown", "extent_box", "auto_box",
-                                       "resolution_slider", "spacing_buttons"))
-    subset_box, levels_slider, scale_buttons, order_dropdown, mode_buttons, path_box = (
-        _part("controls", n) for n in ("subset_box", "levels_slider", "scale_buttons",
-                                       "order_dropdown", "mode_buttons", "path_box"))
-    compute_button, stop_button, progress, progress_label, status = (
-        _part("controls", n) for n in ("compute_button", "stop_button", "progress",
-                                       "progress_label", "status"))
+    (figure, x_axis, y_axis, color_axis, x_scale, y_scale, color_scale, step_scale, hover_scale,
+     heatmap, hover, contours, contour_levels, path_line, path_points, final_mark) = _parts(
+        "plane_view", "figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
+        "hover_scale heatmap hover contours contour_levels path_line path_points final_mark")
+    line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = _parts(
+        "line_view", "figure x_scale y_scale line_mark anchors")
+    (directions_dropdown, extent_box, auto_box, resolution_slider, spacing_buttons, subset_box,
+     levels_slider, scale_buttons, order_dropdown, mode_buttons, path_box, compute_button,
+     stop_button, progress, progress_label, status) = _parts(
+        "controls", "directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
+        "subset_box levels_slider scale_buttons order_dropdown mode_buttons path_box "
+        "compute_button stop_button progress progress_label status")
+    surface, line, current_directions, last_update, path_coords, path_steps, path_residual = (
+        _parts("shown", "surface line directions last_update path_coords path_steps path_residual"))
 
     def __init__(self, model: Any, x: Any, y: Any, path: Any = None,
                  directions: str | Directions = "pca", *, other: Any = None,
@@ -190,13 +178,7 @@ class LossLandscapeWidget(widgets.VBox):
         self.max_chunk = int(max_chunk)
         self.executor = executor
         self.error: BaseException | None = None
-        self.surface: Surface | None = None
-        self.line: Line | None = None
-        self.current_directions: Directions | None = None
-        self.path_coords: np.ndarray | None = None
-        self.path_steps: np.ndarray | None = None
-        self.path_residual: np.ndarray | None = None
-        self.last_update: Any = None
+        self.shown = ShownLandscape()  # what is drawn: surface, line, plane, path
         self.watcher: LandscapeWatcher | None = None
         self._custom: Directions | None = directions if isinstance(directions, Directions) else None
         self._loaded: ResumeGrid | None = None  # a surface file to resume, and its grid
@@ -207,25 +189,14 @@ class LossLandscapeWidget(widgets.VBox):
         self._worker = Worker(on_frame=self._on_frame, on_error=self._on_worker_error,
                               on_done=self._on_done, max_fps=max_fps, name="nbviz-landscape")
 
-        kinds = [("PCA of path", "pca"), ("random", "random"), ("Hessian top-2", "hessian")]
-        if other is not None:
-            kinds.append(("interpolation", "interpolation"))
-        if self._custom is not None:
-            kinds.append(("given", "custom"))
-        self._build_view(kinds, view3d)
+        self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
 
         kind = "custom" if self._custom is not None else str(directions)
-        self._quiet = True
-        try:
-            self.directions = kind
-            self.auto_extent = extent is None
-            self.extent = 1.0 if extent is None else float(extent)
-            self.resolution, self.spacing = int(resolution), spacing
-            self.subset, self.seed = int(subset or 0), int(seed)
-            self.levels, self.level_scale, self.order = int(levels), level_scale, order
-            self.mode = mode
-        finally:
-            self._quiet = False
+        self._quiet_set(directions=kind, auto_extent=extent is None,
+                        extent=1.0 if extent is None else float(extent),
+                        resolution=int(resolution), spacing=spacing, subset=int(subset or 0),
+                        seed=int(seed), levels=int(levels), level_scale=level_scale, order=order,
+                        mode=mode)
         self._links = [traitlets.link((self, name), (control, "value"))
                        for name, control in self._controls.items()]
         self.observe(self._on_grid_setting, ["directions", "extent", "auto_extent", "resolution",
@@ -244,28 +215,22 @@ class LossLandscapeWidget(widgets.VBox):
             if autostart:
                 self.close()
                 raise PathError(NO_PATH_HELP)
-            self._set_status("no training path yet: use <code>widget.watch()</code> as a fit "
-                             "callback, pass <code>path=</code>, or choose random directions.")
+            self.controls.set_status(
+                "no training path yet: use <code>widget.watch()</code> as a fit callback, pass "
+                "<code>path=</code>, or choose random directions.")
         elif autostart:
             self.compute()
 
     # -- view construction -------------------------------------------------------------------
     def _build_view(self, kinds: list, view3d: Kind | None) -> None:
-        self.plane_view = PlaneView()
-        self.line_view = LineView()
-        self.view3d = None
-        if view3d is not None:
-            self.view3d = make_surface_view(view3d, width=380, height=380, xlabel="a", ylabel="b",
-                                            zlabel="loss")
+        self.views = LandscapeViews(view3d)
+        self.plane_view, self.line_view = self.views.plane, self.views.line
+        self.view3d = self.views.surface3d
         self.controls = LandscapeControls(kinds)
         self._controls = self.controls.by_trait()
         self.compute_button.on_click(lambda _b: self.compute())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        super().__init__(children=self.controls.panel([v.widget for v in self._views()]))
-
-    def _views(self) -> list[LandscapeView]:
-        views: list[LandscapeView] = [self.plane_view, self.line_view]
-        return views if self.view3d is None else [*views, self.view3d]
+        super().__init__(children=self.controls.panel([v.widget for v in self.views.all()]))
 
     # -- public API --------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -277,7 +242,7 @@ class LossLandscapeWidget(widgets.VBox):
         if self._closed:
             return False
         if self._worker.running or (self.watcher is not None and self.watcher.running):
-            self._set_status("busy: press Stop first (or wait).")
+            self.controls.set_status("busy: press Stop first (or wait).")
             return False
         try:
             request = self._make_request()
@@ -286,9 +251,8 @@ class LossLandscapeWidget(widgets.VBox):
             return False
         self.error = None
         self._t0 = time.monotonic()
-        self.compute_button.disabled, self.stop_button.disabled = True, False
-        self.progress.value, self.progress.bar_style = 0, "info"
-        self._set_status("computing ...")
+        self.controls.show_running(True)
+        self.controls.set_status("computing ...")
         self._worker.start(lambda ctx: self._job(ctx, request))
         return True
 
@@ -336,38 +300,26 @@ class LossLandscapeWidget(widgets.VBox):
             extent=None if self.auto_extent else self.extent, spacing=self.spacing,
             subset=subset or None, every_k_batches=every_k_batches, recompute_s=recompute_s,
             recompute_every=recompute_every, max_duty=max_duty, loss=self.loss, seed=self.seed,
-            regularization=self.regularization, on_path=self._on_watch_path, on_surface=self._on_watch_surface,
-            on_error=self._on_worker_error, **kwargs)
+            regularization=self.regularization, on_path=self._on_watch_path,
+            on_surface=self._on_watch_surface, on_error=self._on_worker_error, **kwargs)
         self.path = self.watcher
         self._quiet_set(mode="2d")
         if prime:
             self.watcher.prime(self.model)
-        self._set_status("watching: pass this callback to <code>model.fit(callbacks=[...])</code>.")
+        self.controls.set_status(
+            "watching: pass this callback to <code>model.fit(callbacks=[...])</code>.")
         return self.watcher
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the current surface (finished cells, directions, path) to a resumable
         :class:`~nbviz.landscape.SurfaceFile` (overwritten). Returns the path."""
         with self._lock:
-            surface, dirs = self.surface, self.current_directions
-            coords, steps, residual = self.path_coords, self.path_steps, self.path_residual
-        if surface is None or dirs is None:
-            raise NbvizError("Nothing to save yet. Fix: compute a surface first (compute()).")
-        info = {k: surface.metadata[k] for k in RUN_INFO_KEYS if k in surface.metadata}
-        sf = SurfaceFile.create(path, dirs, surface.xs, surface.ys, list(surface.metrics), info,
-                                overwrite=True)
-        try:
-            iy, ix = np.nonzero(surface.done)
-            stderr = None if surface.stderr is None else surface.stderr[iy, ix]
-            sf.write_cells(iy, ix, surface.loss[iy, ix],
-                           {k: v[iy, ix] for k, v in surface.metrics.items()}, stderr)
-            if coords is not None:
-                sf.write_path(coords, steps, residual)
-        finally:
-            sf.close()
+            shown = dataclasses.replace(self.shown)
+        saved = shown.save(path)
+        assert shown.surface is not None  # saved
         with self._lock:
-            self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
-        return os.fspath(path)
+            self._loaded = ResumeGrid(saved, shown.surface.xs, shown.surface.ys)
+        return saved
 
     @_hybridmethod
     def load(cls, self: LossLandscapeWidget | None, path: str | os.PathLike, model: Any = None,
@@ -380,7 +332,8 @@ class LossLandscapeWidget(widgets.VBox):
         """
         if self is None:
             if model is None:
-                raise NbvizError("LossLandscapeWidget.load(path, model, x, y): the model is needed.")
+                raise NbvizError(
+                    "LossLandscapeWidget.load(path, model, x, y): the model is needed.")
             widget = cls(model, x, y, directions="random", **kwargs)
             try:
                 widget._load_file(path)
@@ -395,23 +348,10 @@ class LossLandscapeWidget(widgets.VBox):
         """A PNG of the current plot (matplotlib: contours and path, or the line); written to
         ``path`` when given. Returns the PNG bytes."""
         with self._lock:
-            surface, line = self.surface, self.line
-            coords, steps = self.path_coords, self.path_steps
-        if self.mode == "1d":
-            if line is None:
-                raise NbvizError("No line computed yet. Fix: compute() in 1-D mode first.")
-            ax = plot_line(line, title="loss along a line")
-        else:
-            if surface is None:
-                raise NbvizError("No surface computed yet. Fix: compute() first.")
-            ax = plot_contour(surface, levels=self.levels, log=self.level_scale == "log")
-            if coords is not None and self.show_path and len(coords):
-                plot_path(coords, ax, steps=steps)
-            ax.set_xlabel(self.x_axis.label)
-            ax.set_ylabel(self.y_axis.label)
-        buf = io.BytesIO()
-        ax.figure.savefig(buf, format="png", dpi=dpi)
-        data = buf.getvalue()
+            shown = dataclasses.replace(self.shown)
+        data = shown.png(line=self.mode == "1d", levels=self.levels,
+                         log=self.level_scale == "log", show_path=self.show_path,
+                         labels=(self.x_axis.label, self.y_axis.label), dpi=dpi)
         if path is not None:
             with open(path, "wb") as f:
                 f.write(data)
@@ -427,8 +367,7 @@ class LossLandscapeWidget(widgets.VBox):
             self.watcher.close()
         for link in self._links:
             link.unlink()
-        for view in self._views():
-            view.close()
+        self.views.close()
         close_widget_tree(self)
 
     # -- requests and the job ----------------------------------------------------------------
@@ -441,70 +380,42 @@ class LossLandscapeWidget(widgets.VBox):
                              seed=self.seed, subset=self.subset or None, order=self.order,
                              resume=self._loaded)
 
-    def _job(self, ctx: JobContext, request: PlaneRequest) -> Any:
+    def _job(self, ctx: JobContext, request: PlaneRequest) -> None:
         planner = PlanePlanner(self.model, self.x, self.y, loss=self.loss,
                                regularization=self.regularization)
-        plane = planner.plane(request, stop_event=ctx.stop_event)
-        ctx.publish(("path", plane.directions, plane.coords, plane.steps, plane.residual))
-        kw = {"loss": self.loss, "subset": request.subset, "seed": request.seed,
-              "stop_event": ctx.stop_event, "max_chunk": self.max_chunk,
-              "regularization": self.regularization}
-        if request.is_line:
-            ts = request.grid.line(plane.directions.kind)
-            line = evaluate_line(self.model, self.x, self.y, plane.directions, ts, **kw)
-            ctx.publish(("line", line))
-            return line
-        xs, ys, store = planner.grid(request, plane)
-        update = None
-        for update in iter_grid(self.model, self.x, self.y, plane.directions, xs, ys,
-                                order=request.order, store=store, executor=self.executor, **kw):
-            ctx.publish(("grid", update))
-        return update.surface if update is not None else None
+        for frame in planner.frames(request, stop_event=ctx.stop_event, max_chunk=self.max_chunk,
+                                    executor=self.executor):
+            ctx.publish(frame)
 
     # -- worker callbacks (delivery thread): set traits only ----------------------------------
-    def _on_frame(self, frame: tuple) -> None:
+    def _on_frame(self, frame: Plane | GridUpdate | Line) -> None:
         if self._closed:
             return
-        what = frame[0]
         with self._lock:
-            if what == "path":
-                _, dirs, coords, steps, residual = frame
-                self.current_directions = dirs
-                self.path_coords, self.path_steps, self.path_residual = coords, steps, residual
-                self._label_axes(dirs)
-                self._draw_path()
-            elif what == "grid":
-                update = frame[1]
-                self.last_update = update
-                self.surface = update.surface
-                self._draw_surface()
-                self._draw_progress(update.done, update.total, update.elapsed_s, update.eta_s)
-            elif what == "line":
-                self.line = frame[1]
-                self.line_view.set_line(frame[1])
+            self.shown.take(frame)
+            if isinstance(frame, Plane):
+                self.plane_view.set_axis_labels(axis_labels(frame.directions))
+                self._draw(path=True)
+            elif isinstance(frame, GridUpdate):
+                self._draw(surface=True)
+                self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
+            else:
+                self.line_view.set_line(frame)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
-        self.compute_button.disabled, self.stop_button.disabled = False, True
+        self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
             return
         took = time.monotonic() - self._t0
-        if self.mode == "1d" and self.line is not None:
+        line = self.mode == "1d" and self.line is not None
+        if line:
             self.progress.max, self.progress.value = 1, 1
-            self._set_status(f"line of {len(self.line.ts)} points in {took:.2f} s")
-            return
-        s = self.surface
-        if s is None:
-            self._set_status("stopped before the first chunk." if stopped else "done.")
-            return
-        self.progress.bar_style = "warning" if stopped else "success"
-        what = f"stopped: kept {s.n_done} of {s.done.size} cells" if stopped and not s.complete \
-            else f"{s.done.size} cells"
-        bad = int(s.nonfinite.sum())
-        self._set_status(f"{what} in {took:.2f} s" + (f"; {bad} non-finite" if bad else "")
-                         + self._path_note())
+        elif self.surface is not None:
+            self.progress.bar_style = "warning" if stopped else "success"
+        self.controls.set_status(self.shown.summary(took, stopped, line))
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
         self._show_error(exc)
@@ -516,81 +427,28 @@ class LossLandscapeWidget(widgets.VBox):
         with self._lock:
             if frame.directions is not self.current_directions:
                 return  # the plane is changing; the surface frame brings the new one
-            self.path_coords, self.path_steps = frame.coords, frame.steps
-            self._draw_path()
+            self.shown.path_coords, self.shown.path_steps = frame.coords, frame.steps
+            self._draw(path=True)
             self.progress_label.value = f"batch {frame.batch}, {len(frame.steps)} snapshots"
 
     def _on_watch_surface(self, frame: SurfaceFrame) -> None:
         if self._closed:
             return
         with self._lock:
-            self.current_directions = frame.directions
-            self.surface = frame.surface
-            live = self.watcher.path_frame() if self.watcher is not None else frame.path
-            if live.directions is frame.directions and live.coords is not None:
-                self.path_coords, self.path_steps = live.coords, live.steps
-            else:
-                self.path_coords, self.path_steps = frame.path.coords, frame.path.steps
-            self.path_residual = None
-            self._label_axes(frame.directions)
-            self._draw_surface()
-            self._draw_path()
-            self._draw_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
+            live = self.watcher.path_frame() if self.watcher is not None else None
+            self.shown.take_live(frame, live)
+            self.plane_view.set_axis_labels(axis_labels(frame.directions))
+            self._draw(surface=True, path=True)
+            self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
             n = self.watcher.recomputes if self.watcher is not None else 0
-            where = "final weights" if frame.final else f"step {frame.step}"
-            self._set_status(f"live: landscape #{n} around {where} ({frame.directions.kind}, "
-                             f"{frame.surface.metadata.get('n_examples', '?')} examples, "
-                             f"{frame.elapsed_s:.2f} s)")
+            self.controls.set_status(frame.describe(n))
 
     # -- drawing (called with the lock held) ---------------------------------------------------
-    def _draw_surface(self) -> None:
-        if self.surface is None:
-            return
-        s = self.surface.ascending()  # a loaded file's grid may come in any order
-        self.plane_view.set_surface(s.xs, s.ys, s.loss, levels=self.levels,
-                                    level_scale=self.level_scale)
-        if self.view3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
-            z = np.where(np.isfinite(s.loss), s.loss, np.nan)
-            self.view3d.set_surface(s.xs, s.ys, shown_values(z, self.level_scale))
-            self._draw_path3d()
-        self.figure.title = self._title()
-
-    def _draw_path(self) -> None:
-        coords, steps = self.path_coords, self.path_steps
-        self.plane_view.show_path = self.show_path
-        if coords is None or not len(coords):
-            self.plane_view.set_path(np.zeros(0), np.zeros(0))
-            return
-        self.plane_view.set_path(coords[:, 0], coords[:, 1], steps)
-        self._draw_path3d()
-
-    def _draw_path3d(self) -> None:
-        s, coords = self.surface, self.path_coords
-        if self.view3d is None or s is None or coords is None or not len(coords):
-            return
-        a, b = coords[:, 0], coords[:, 1]
-        z = bilinear(s.xs, s.ys, shown_values(s.loss, self.level_scale), a, b)
-        self.view3d.set_path(a, b, z)
-        self.view3d.show_path = bool(self.show_path)
-
-    def _draw_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
-        self.progress.max, self.progress.value = max(int(total), 1), int(done)
-        eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
-        self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
-
-    def _label_axes(self, dirs: Directions) -> None:
-        self.plane_view.set_axis_labels(axis_labels(dirs))
-
-    def _title(self) -> str:
-        s = self.surface
-        n = s.metadata.get("n_examples") if s is not None else None
-        return f"loss landscape ({n} examples)" if n else "loss landscape"
-
-    def _path_note(self) -> str:
-        r = self.path_residual
-        if r is None or not len(r):
-            return ""
-        return f"; path off-plane residual: median {np.median(r):.0%}"
+    def _draw(self, *, surface: bool = False, path: bool = False) -> None:
+        if surface:
+            self.views.draw_surface(self.shown, self.levels, self.level_scale, self.show_path)
+        if path:
+            self.views.draw_path(self.shown, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:
@@ -600,23 +458,20 @@ class LossLandscapeWidget(widgets.VBox):
             keeps_file = change["name"] == "directions" and change["new"] == "custom"
             if self._loaded is not None and not keeps_file:
                 self._loaded = None  # another grid: the file is not resumed any more
-        self._set_status("settings changed: press Compute.")
+        self.controls.set_status("settings changed: press Compute.")
 
     def _on_levels(self, change: dict) -> None:
         if self._quiet:
             return
         with self._lock:
-            self._draw_surface()
+            self._draw(surface=True)
 
     def _on_mode(self, change: dict) -> None:
-        two_d = change["new"] == "2d"
-        for view in self._views():
-            shown = two_d if view is not self.line_view else not two_d
-            view.widget.layout.display = None if shown else "none"
+        self.views.show_mode(change["new"] == "2d")
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
-            self._draw_path()
+            self._draw(path=True)
             if self.view3d is not None:
                 self.view3d.show_path = bool(change["new"])
 
@@ -640,9 +495,8 @@ class LossLandscapeWidget(widgets.VBox):
             exc = NbvizError(f"resolution must be between 2 and 501, got {value}.")
             self._show_error(exc)
             raise exc
-        slider = getattr(self, "resolution_slider", None)
-        if slider is not None and not slider.min <= value <= slider.max:  # show what is computed
-            slider.min, slider.max = min(slider.min, value), max(slider.max, value)
+        if hasattr(self, "controls"):
+            self.controls.widen_resolution(value)  # show what is computed
         return value
 
     # -- helpers -----------------------------------------------------------------------------
@@ -655,40 +509,28 @@ class LossLandscapeWidget(widgets.VBox):
             self._quiet = quiet
 
     def _load_file(self, path: str | os.PathLike) -> None:
-        sf = SurfaceFile.open(path, mode="r", model=self.model)
-        try:
-            dirs, surface, stored = sf.directions, sf.surface(), sf.read_path()
-            info = dict(sf.info)
-        finally:
-            sf.close()
+        shown, info = ShownLandscape.load(path, self.model)
+        surface = shown.surface
+        assert surface is not None and shown.directions is not None  # a file has both
         with self._lock:
-            self._custom = dirs
+            self._custom = shown.directions
             options = [o for o in self.directions_dropdown.options if o[1] != "custom"]
             self.directions_dropdown.options = options + [("from file", "custom")]
             self._quiet_set(directions="custom", mode="2d", subset=int(info.get("subset") or 0),
                             seed=int(info.get("subset_seed") or 0), resolution=len(surface.xs),
                             auto_extent=False, extent=float(np.max(np.abs(surface.xs))))
             self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
-            self.current_directions, self.surface = dirs, surface
-            if stored is not None:
-                self.path_coords = stored["coords"][:, :2]
-                self.path_steps = stored.get("steps")
-                self.path_residual = stored.get("residual")
-            self._label_axes(dirs)
-            self._draw_surface()
-            self._draw_path()
-            self._draw_progress(surface.n_done, surface.done.size, 0.0, None)
-        self._set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
-                         f"{surface.done.size} cells; Compute resumes the missing ones.")
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+            shown.line, shown.last_update = self.line, self.last_update
+            self.shown = shown
+            self.plane_view.set_axis_labels(axis_labels(shown.directions))
+            self._draw(surface=True, path=True)
+            self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
+        self.controls.set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
+                                 f"{surface.done.size} cells; Compute resumes the missing ones.")
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
-        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-        self.status.value = (f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-                             f"{html.escape(str(exc))}</span>")
+        self.controls.show_error(exc)
 
 
 def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,

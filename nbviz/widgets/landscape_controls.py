@@ -3,7 +3,22 @@ trait each one edits, and lays them out above the plots."""
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
+
+from ..errors import NbvizError
+
+
+def direction_kinds(interpolation: bool, given: bool) -> list[tuple[str, str]]:
+    """The directions menu: PCA, random and Hessian, interpolation when there is another
+    model, and the given directions when there are some."""
+    kinds = [("PCA of path", "pca"), ("random", "random"), ("Hessian top-2", "hessian")]
+    if interpolation:
+        kinds.append(("interpolation", "interpolation"))
+    if given:
+        kinds.append(("given", "custom"))
+    return kinds
 
 
 class LandscapeControls:
@@ -85,3 +100,35 @@ class LandscapeControls:
             widgets.HBox(plots),
             self.status,
         ]
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` (HTML) in the status line."""
+        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+
+    def show_error(self, exc: BaseException) -> None:
+        """Show an error in the status line: its type (``unexpected`` unless an nbviz error)
+        and message."""
+        name = type(exc).__name__
+        kind = name if isinstance(exc, NbvizError) else f"unexpected {name}"
+        self.status.value = (
+            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
+            f"{html.escape(str(exc))}</span>"
+        )
+
+    def show_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
+        """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go."""
+        self.progress.max, self.progress.value = max(int(total), 1), int(done)
+        eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
+        self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
+
+    def show_running(self, running: bool) -> None:
+        """Compute or Stop enabled; a new run's progress bar starts empty."""
+        self.compute_button.disabled, self.stop_button.disabled = running, not running
+        if running:
+            self.progress.value, self.progress.bar_style = 0, "info"
+
+    def widen_resolution(self, value: int) -> None:
+        """Let the resolution slider show ``value`` even beyond its usual range."""
+        slider = self.resolution_slider
+        if not slider.min <= value <= slider.max:
+            slider.min, slider.max = min(slider.min, value), max(slider.max, value)

@@ -3,8 +3,9 @@
 Each view owns its bqplot marks and exposes update methods that set traits only, like the 3-D
 view (:mod:`.surface3d`), so all three sit behind the same small interface
 (:class:`LandscapeView`): ``.widget`` to display, ``set_*`` methods, ``.show_path`` where a
-path is drawn, and ``close()``. They know nothing about computations: the widget
-(:mod:`nbviz.widgets.landscape`) feeds them surfaces, paths and lines.
+path is drawn, and ``close()``. They know nothing about computations. :class:`LandscapeViews`
+holds the three and draws what a :class:`~nbviz.landscape.shown.ShownLandscape` holds; the
+widget (:mod:`nbviz.widgets.landscape`) tells it when.
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from ..landscape.contours import contour_lines
+from ..landscape.contours import bilinear, contour_lines
 from ..landscape.directions import Directions
+from ..landscape.shown import ShownLandscape
 from ..landscape.surface import Line
 from .closing import close_widget_tree
+from .surface3d import Kind, SurfaceView, make_surface_view
 
-__all__ = ["LandscapeView", "LineView", "PlaneView", "axis_labels", "nice_ticks", "shown_values"]
+__all__ = [
+    "LandscapeView",
+    "LandscapeViews",
+    "LineView",
+    "PlaneView",
+    "axis_labels",
+    "nice_ticks",
+    "shown_values",
+]
 
 CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
 
@@ -281,3 +292,63 @@ class LineView:
 
     def close(self) -> None:
         close_widget_tree(self.figure)
+
+
+class LandscapeViews:
+    """The plane, the line and (unless ``view3d`` is None) the 3-D surface, drawn together from
+    a :class:`~nbviz.landscape.shown.ShownLandscape`; 2-D mode shows the plane and the 3-D
+    view, 1-D mode the line. The colours and heights are log10 of the loss on the log scale."""
+
+    def __init__(self, view3d: Kind | None = "auto") -> None:
+        self.plane = PlaneView()
+        self.line = LineView()
+        self.surface3d: SurfaceView | None = None
+        if view3d is not None:
+            self.surface3d = make_surface_view(
+                view3d, width=380, height=380, xlabel="a", ylabel="b", zlabel="loss"
+            )
+
+    def all(self) -> list[LandscapeView]:
+        views: list[LandscapeView] = [self.plane, self.line]
+        return views if self.surface3d is None else [*views, self.surface3d]
+
+    def show_mode(self, two_d: bool) -> None:
+        """Show the 2-D views (plane, 3-D) or the line."""
+        for view in self.all():
+            shown = two_d if view is not self.line else not two_d
+            view.widget.layout.display = None if shown else "none"
+
+    def draw_surface(self, shown: ShownLandscape, levels: int, level_scale: str,
+                     show_path: bool) -> None:
+        """Draw the surface (and, in 3-D, the path on it) and title the plane."""
+        if shown.surface is None:
+            return
+        s = shown.surface.ascending()  # a loaded file's grid may come in any order
+        self.plane.set_surface(s.xs, s.ys, s.loss, levels=levels, level_scale=level_scale)
+        if self.surface3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
+            z = np.where(np.isfinite(s.loss), s.loss, np.nan)
+            self.surface3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
+            self._draw_path3d(shown, level_scale, show_path)
+        self.plane.figure.title = shown.title()
+
+    def draw_path(self, shown: ShownLandscape, level_scale: str, show_path: bool) -> None:
+        """Draw the path in the plane (hidden unless ``show_path``) and on the 3-D surface."""
+        coords = shown.path_coords
+        self.plane.show_path = show_path
+        if coords is None or not len(coords):
+            self.plane.set_path(np.zeros(0), np.zeros(0))
+            return
+        self.plane.set_path(coords[:, 0], coords[:, 1], shown.path_steps)
+        self._draw_path3d(shown, level_scale, show_path)
+
+    def _draw_path3d(self, shown: ShownLandscape, level_scale: str, show_path: bool) -> None:
+        s, coords = shown.surface, shown.path_coords
+        if self.surface3d is None or s is None or coords is None or not len(coords):
+            return
+        a, b = coords[:, 0], coords[:, 1]
+        self.surface3d.set_path(a, b, bilinear(s.xs, s.ys, shown_values(s.loss, level_scale), a, b))
+        self.surface3d.show_path = bool(show_path)
+
+    def close(self) -> None:
+        for view in self.all():
+            view.close()
