@@ -11,6 +11,7 @@ from landscape_support import mlp, parabola
 
 from nbviz.errors import DataError, PathError, SurfaceFileError
 from nbviz.landscape import (
+    GridUpdate,
     WeightPathRecorder,
     evaluate_grid,
     grid_coords,
@@ -223,7 +224,7 @@ def test_stop_keeps_finished_cells(model_data, no_thread_leak):
 
         def slow(frame):
             original(frame)
-            if frame[0] == "grid":
+            if isinstance(frame, GridUpdate):
                 threading.Event().wait(0.05)
 
         w._worker.on_frame = slow

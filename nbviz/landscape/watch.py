@@ -29,22 +29,20 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PathError
 from ..worker import JobContext, LatestRequestLoop, Worker
-from .coords import grid_coords
-from .curvature import hessian_directions
 from .data import check_data, subset_indices, take
-from .directions import Directions, random_directions
+from .directions import Directions
 from .evaluator import prepare_for_background
 from .grid import iter_grid
 from .path import WeightPathRecorder, project_path
-from .pca import pca_directions
+from .planes import PATH_MARGIN, PCA_MAX_SNAPSHOTS, GridSpec, PlanePlanner, auto_extent, thin_rows
 from .surface import Surface
 from .weights import WeightLayout, snapshot_weights
 
+__all__ = ["LandscapeWatcher", "PathFrame", "SurfaceFrame", "auto_extent", "thin_rows",
+           "PATH_MARGIN", "PCA_MAX_SNAPSHOTS"]
+
 WATCH_DIRECTIONS = ("pca", "random", "hessian")
-PATH_MARGIN = 1.3  # the automatic extent of PCA grids: the path's extent times this
-PCA_MAX_SNAPSHOTS = 96  # PCA of an evenly thinned path: the plane barely moves, the cost does
 
 
 @dataclass
@@ -71,20 +69,12 @@ class SurfaceFrame:
     final: bool = False  # computed around the weights at the end of training
     info: dict[str, Any] = field(default_factory=dict)
 
-
-def thin_rows(n: int, most: int) -> np.ndarray:
-    """At most ``most`` evenly spaced row indices of ``n``, always the first and the last."""
-    if n <= most:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
-
-
-def auto_extent(coords: np.ndarray | None, kind: str) -> float:
-    """Half-width of a grid that shows the whole path (PCA) or 1.0 (normalized random)."""
-    if kind != "pca" or coords is None or not len(coords):
-        return 1.0
-    reach = float(np.max(np.abs(coords)))
-    return max(PATH_MARGIN * reach, 1e-3)
+    def describe(self, recomputes: int) -> str:
+        """One line for a status bar: which landscape, around which weights, how fast."""
+        where = "final weights" if self.final else f"step {self.step}"
+        n = self.surface.metadata.get("n_examples", "?")
+        return (f"live: landscape #{recomputes} around {where} ({self.directions.kind}, "
+                f"{n} examples, {self.elapsed_s:.2f} s)")
 
 
 class LandscapeWatcher(WeightPathRecorder):
@@ -340,21 +330,13 @@ class LandscapeWatcher(WeightPathRecorder):
 
     def make_directions(self, path: np.ndarray) -> Directions:
         """Directions around the last row of ``path`` (PCA once it has 3 rows, else random;
-        or the top Hessian eigenvectors there)."""
+        or the top Hessian eigenvectors there, on the watched subset)."""
         layout = self.layout or WeightLayout.from_model(self.model)
-        if self.kind == "hessian":
-            assert self._data is not None  # set_model ran first
-            x, y = self._data
-            return hessian_directions(self.model, x, y, n=2, loss=self.loss, subset=None,
-                                      seed=self.seed, origin=layout.unflatten(path[-1]),
-                                      regularization=self.regularization)
-        if self.kind == "pca" and len(path) >= 3:
-            rows = thin_rows(len(path), PCA_MAX_SNAPSHOTS)
-            try:
-                return pca_directions(path[rows], self.model)
-            except PathError:  # the weights have not moved in 2 independent directions yet
-                pass
-        return random_directions(self.model, n=2, seed=self.seed, origin=layout.unflatten(path[-1]))
+        x, y = self._data if self._data is not None else (None, None)
+        planner = PlanePlanner(self.model, x, y, loss=self.loss,
+                               regularization=self.regularization)
+        return planner.directions(self.kind, n=2, path=path, seed=self.seed, subset=None,
+                                  origin=layout.unflatten(path[-1]), live=True)
 
     def _recompute(self, ctx: JobContext, path: np.ndarray, steps: np.ndarray, final: bool,
                    recorded: bool) -> None:
@@ -366,8 +348,9 @@ class LandscapeWatcher(WeightPathRecorder):
                 self._coords, self._gen = coords[:, :2], self.generation
             else:
                 self._coords = np.zeros((0, 2))
-        extent = self.extent if self.extent is not None else auto_extent(coords, dirs.kind)
-        xs = ys = grid_coords(self.resolution, extent, self.spacing)
+        grid = GridSpec(self.resolution, self.extent, self.spacing)
+        extent = grid.extent_for(coords, dirs.kind)
+        xs = ys = grid.axis(coords, dirs.kind)
         assert self._data is not None  # checked when the job was submitted
         x, y = self._data
         path_frame = PathFrame(steps, coords[:, :2], dirs, int(steps[-1]))

@@ -1,25 +1,27 @@
 """``LossLandscapeWidget``: the loss landscape of a Keras model around its weights, live.
 
-A bqplot view (canvas heat map of the grid, contourpy iso-lines in one ``Lines`` mark, a colour
-bar, the training path coloured by step, the final weights marked, a hover read-out of
-``(a, b, loss)``), controls for the grid, a 3-D surface (:mod:`.surface3d`), a 1-D line mode, and
-live watching of training (:meth:`LossLandscapeWidget.watch` / :func:`watch`).
+The widget is trait declarations and wiring. Its parts live in modules of their own: the
+plots (:mod:`.landscape_views`: heat map and contours, the 1-D line; the 3-D surface in
+:mod:`.surface3d`), the controls (:mod:`.landscape_controls`), which plane to compute
+(:mod:`nbviz.landscape.planes`, shared with the training watcher) and what is shown, saved
+and exported (:mod:`nbviz.landscape.shown`). Live watching of training:
+:meth:`LossLandscapeWidget.watch` / :func:`watch`.
 
 All TensorFlow work runs on the widget's :class:`~nbviz.worker.Worker` thread through
-:func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; finished chunks are
-published (latest wins) and drawn by setting traits. The model's weights are never modified.
+:func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; the frames it
+publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) are drawn
+(latest wins) by setting traits. The model's weights are never modified.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import io
 import os
 import threading
 import time
 from typing import Any
 
-import bqplot
 import ipywidgets as widgets
 import numpy as np
 import traitlets
@@ -27,41 +29,30 @@ import traitlets
 from ..errors import NbvizError, PathError
 from ..landscape import (
     Directions,
-    SurfaceFile,
-    WeightPathRecorder,
     as_path_matrix,
-    evaluate_line,
-    grid_coords,
-    hessian_directions,
-    interpolation_directions,
-    iter_grid,
-    pca_directions,
-    plot_contour,
-    plot_line,
-    plot_path,
-    project_path,
-    random_directions,
 )
-from ..landscape.contours import bilinear, contour_lines
-from ..landscape.evaluator import prepare_for_background
-from ..landscape.surface import Line, Surface
-from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame, auto_extent
-from ..landscape.weights import WeightLayout, snapshot_weights
+from ..landscape.planes import (
+    NO_PATH_HELP,
+    GridSpec,
+    Plane,
+    PlanePlanner,
+    PlaneRequest,
+    ResumeGrid,
+    plane_request,
+)
+from ..landscape.shown import ShownLandscape
+from ..landscape.surface import GridUpdate, Line
+from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
+from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
-from .surface3d import Kind, make_surface_view
+from .landscape_controls import LandscapeControls, direction_kinds
+from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .surface3d import Kind
 
-__all__ = ["LossLandscapeWidget", "watch"]
+__all__ = ["LossLandscapeWidget", "axis_labels", "nice_ticks", "watch"]
 
 DIRECTION_KINDS = ("pca", "random", "hessian", "interpolation", "custom")
-RUN_INFO_KEYS = ("loss", "metrics", "data_fingerprint", "n_examples", "n_total", "subset",
-                 "subset_seed", "batch_size", "strategy", "chunk", "per_example_loss")
-CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
-NO_PATH_HELP = (
-    "directions='pca' needs a training path. Fix: record one with "
-    "nbviz.landscape.WeightPathRecorder during fit and pass path=recorder, use widget.watch() "
-    "as a fit callback, or choose directions='random'."
-)
 
 
 class _hybridmethod:
@@ -77,6 +68,17 @@ class _hybridmethod:
 
         bound.__doc__ = self.fn.__doc__
         return bound
+
+
+def _parts(owner: str, names: str) -> tuple[Any, ...]:
+    """Read-only attributes ``self.<owner>.<name>`` for each of the space-separated ``names``:
+    the widget's marks, controls and results keep the names they had before its views,
+    controls and shown state became objects of their own."""
+
+    def part(name: str) -> property:
+        return property(lambda self: getattr(getattr(self, owner), name), doc=f"{owner}.{name}")
+
+    return tuple(part(name) for name in names.split())
 
 
 class LossLandscapeWidget(widgets.VBox):
@@ -143,6 +145,22 @@ class LossLandscapeWidget(widgets.VBox):
     mode = traitlets.Enum(["2d", "1d"], default_value="2d")
     show_path = traitlets.Bool(True)
 
+    # -- parts of the views and controls, by their names on the widget -----------------------
+    (figure, x_axis, y_axis, color_axis, x_scale, y_scale, color_scale, step_scale, hover_scale,
+     heatmap, hover, contours, contour_levels, path_line, path_points, final_mark) = _parts(
+        "plane_view", "figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
+        "hover_scale heatmap hover contours contour_levels path_line path_points final_mark")
+    line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = _parts(
+        "line_view", "figure x_scale y_scale line_mark anchors")
+    (directions_dropdown, extent_box, auto_box, resolution_slider, spacing_buttons, subset_box,
+     levels_slider, scale_buttons, order_dropdown, mode_buttons, path_box, compute_button,
+     stop_button, progress, progress_label, status) = _parts(
+        "controls", "directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
+        "subset_box levels_slider scale_buttons order_dropdown mode_buttons path_box "
+        "compute_button stop_button progress progress_label status")
+    surface, line, current_directions, last_update, path_coords, path_steps, path_residual = (
+        _parts("shown", "surface line directions last_update path_coords path_steps path_residual"))
+
     def __init__(self, model: Any, x: Any, y: Any, path: Any = None,
                  directions: str | Directions = "pca", *, other: Any = None,
                  extent: float | None = None, resolution: int = 21, spacing: str = "linear",
@@ -160,17 +178,10 @@ class LossLandscapeWidget(widgets.VBox):
         self.max_chunk = int(max_chunk)
         self.executor = executor
         self.error: BaseException | None = None
-        self.surface: Surface | None = None
-        self.line: Line | None = None
-        self.current_directions: Directions | None = None
-        self.path_coords: np.ndarray | None = None
-        self.path_steps: np.ndarray | None = None
-        self.path_residual: np.ndarray | None = None
-        self.last_update: Any = None
-        self.contour_levels = np.zeros(0)
+        self.shown = ShownLandscape()  # what is drawn: surface, line, plane, path
         self.watcher: LandscapeWatcher | None = None
         self._custom: Directions | None = directions if isinstance(directions, Directions) else None
-        self._loaded: dict | None = None  # a surface file to resume: grid, path
+        self._loaded: ResumeGrid | None = None  # a surface file to resume, and its grid
         self._lock = threading.RLock()
         self._closed = False
         self._quiet = False
@@ -178,25 +189,14 @@ class LossLandscapeWidget(widgets.VBox):
         self._worker = Worker(on_frame=self._on_frame, on_error=self._on_worker_error,
                               on_done=self._on_done, max_fps=max_fps, name="nbviz-landscape")
 
-        kinds = [("PCA of path", "pca"), ("random", "random"), ("Hessian top-2", "hessian")]
-        if other is not None:
-            kinds.append(("interpolation", "interpolation"))
-        if self._custom is not None:
-            kinds.append(("given", "custom"))
-        self._build_view(kinds, view3d)
+        self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
 
         kind = "custom" if self._custom is not None else str(directions)
-        self._quiet = True
-        try:
-            self.directions = kind
-            self.auto_extent = extent is None
-            self.extent = 1.0 if extent is None else float(extent)
-            self.resolution, self.spacing = int(resolution), spacing
-            self.subset, self.seed = int(subset or 0), int(seed)
-            self.levels, self.level_scale, self.order = int(levels), level_scale, order
-            self.mode = mode
-        finally:
-            self._quiet = False
+        self._quiet_set(directions=kind, auto_extent=extent is None,
+                        extent=1.0 if extent is None else float(extent),
+                        resolution=int(resolution), spacing=spacing, subset=int(subset or 0),
+                        seed=int(seed), levels=int(levels), level_scale=level_scale, order=order,
+                        mode=mode)
         self._links = [traitlets.link((self, name), (control, "value"))
                        for name, control in self._controls.items()]
         self.observe(self._on_grid_setting, ["directions", "extent", "auto_extent", "resolution",
@@ -215,126 +215,22 @@ class LossLandscapeWidget(widgets.VBox):
             if autostart:
                 self.close()
                 raise PathError(NO_PATH_HELP)
-            self._set_status("no training path yet: use <code>widget.watch()</code> as a fit "
-                             "callback, pass <code>path=</code>, or choose random directions.")
+            self.controls.set_status(
+                "no training path yet: use <code>widget.watch()</code> as a fit callback, pass "
+                "<code>path=</code>, or choose random directions.")
         elif autostart:
             self.compute()
 
     # -- view construction -------------------------------------------------------------------
     def _build_view(self, kinds: list, view3d: Kind | None) -> None:
-        self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        self.color_scale = bqplot.ColorScale(scheme="viridis")
-        self.step_scale = bqplot.ColorScale(colors=CIVIDIS)
-        self.hover_scale = bqplot.ColorScale()
-        xy = {"x": self.x_scale, "y": self.y_scale}
-        self.heatmap = bqplot.HeatMap(x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
-                                      scales={**xy, "color": self.color_scale},
-                                      null_color="#eeeeee")
-        self.hover = bqplot.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), scales={**xy, "color": self.hover_scale},
-            marker="square", opacities=[0.0], default_size=64,
-            tooltip=bqplot.Tooltip(fields=["x", "y", "color"], labels=["a", "b", "loss"],
-                                   formats=[".4g", ".4g", ".5g"]),
-        )
-        self.contours = bqplot.Lines(x=np.zeros((1, 0)), y=np.zeros((1, 0)), scales=xy,
-                                     colors=["white"], stroke_width=1.0, opacities=[0.85])
-        self.path_line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#333333"],
-                                      stroke_width=1.2)
-        self.path_points = bqplot.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0), scales={**xy, "color": self.step_scale},
-            default_size=14, stroke="black", stroke_width=0.3,
-            tooltip=bqplot.Tooltip(fields=["x", "y", "color"], labels=["a", "b", "step"],
-                                   formats=[".4g", ".4g", "d"]),
-        )
-        self.final_mark = bqplot.Scatter(x=np.zeros(0), y=np.zeros(0), scales=xy, marker="diamond",
-                                         colors=["red"], default_size=90, stroke="white",
-                                         tooltip=bqplot.Tooltip(fields=["x", "y"],
-                                                                labels=["a (final)", "b (final)"]))
-        self.x_axis = bqplot.Axis(scale=self.x_scale, label="a", tick_format=".3~g")
-        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b", tick_format=".3~g")
-        self.color_axis = bqplot.ColorAxis(scale=self.color_scale, side="right",
-                                           label="log10 loss", tick_format=".3~g")
-        self.figure = bqplot.Figure(
-            marks=[self.heatmap, self.hover, self.contours, self.path_line, self.path_points,
-                   self.final_mark],
-            axes=[self.x_axis, self.y_axis, self.color_axis], animation_duration=0,
-            title="loss landscape", padding_x=0.0, padding_y=0.0,
-            # bqplot centres a vertical colour bar's label on the bar, margin/2 - 10 px right of
-            # the plot: 100 px keeps "log10 loss" off the heatmap.
-            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 100},
-            layout=widgets.Layout(width="520px", height="460px"),
-        )
-        self.line_x_scale, self.line_y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        lxy = {"x": self.line_x_scale, "y": self.line_y_scale}
-        self.line_mark = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=lxy, colors=["#1f77b4"],
-                                      marker="circle", marker_size=12)
-        self.line_anchor = bqplot.Scatter(x=np.zeros(0), y=np.zeros(0), scales=lxy, marker="diamond",
-                                          colors=["red"], default_size=80)
-        self.line_figure = bqplot.Figure(
-            marks=[self.line_mark, self.line_anchor],
-            axes=[bqplot.Axis(scale=self.line_x_scale, label="t"),
-                  bqplot.Axis(scale=self.line_y_scale, side="left", label="loss")],
-            animation_duration=0, title="loss along a line",
-            layout=widgets.Layout(width="520px", height="360px"),
-        )
-        self.view3d = None
-        if view3d is not None:
-            self.view3d = make_surface_view(view3d, width=380, height=380, xlabel="a", ylabel="b",
-                                            zlabel="loss")
-
-        lay = widgets.Layout
-        self.directions_dropdown = widgets.Dropdown(options=kinds, description="directions",
-                                                    layout=lay(width="230px"))
-        self.extent_box = widgets.BoundedFloatText(min=1e-6, max=1e6, step=0.1, description="range",
-                                                   layout=lay(width="160px"))
-        self.auto_box = widgets.Checkbox(description="auto", indent=False, layout=lay(width="70px"))
-        self.resolution_slider = widgets.IntSlider(min=3, max=101, description="resolution",
-                                                   continuous_update=False)
-        self.spacing_buttons = widgets.ToggleButtons(options=["linear", "cubed"],
-                                                     style={"button_width": "60px"})
-        self.subset_box = widgets.BoundedIntText(min=0, max=10**9, description="subset",
-                                                 tooltip="examples (0 = all)",
-                                                 layout=lay(width="160px"))
-        self.levels_slider = widgets.IntSlider(min=2, max=60, description="levels",
-                                               continuous_update=False)
-        self.scale_buttons = widgets.ToggleButtons(options=["log", "linear"],
-                                                   style={"button_width": "60px"})
-        self.order_dropdown = widgets.Dropdown(options=[("coarse first", "coarse_to_fine"),
-                                                        ("row by row", "raster")],
-                                               description="order", layout=lay(width="200px"))
-        self.mode_buttons = widgets.ToggleButtons(options=[("2-D", "2d"), ("1-D", "1d")],
-                                                  style={"button_width": "50px"})
-        self.path_box = widgets.Checkbox(description="show path", indent=False,
-                                         layout=lay(width="110px"))
-        self.compute_button = widgets.Button(description="Compute", button_style="primary",
-                                             icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=lay(width="240px"))
-        self.progress_label = widgets.HTML()
-        self.status = widgets.HTML()
-        self._controls = {
-            "directions": self.directions_dropdown, "extent": self.extent_box,
-            "auto_extent": self.auto_box, "resolution": self.resolution_slider,
-            "spacing": self.spacing_buttons, "subset": self.subset_box,
-            "levels": self.levels_slider, "level_scale": self.scale_buttons,
-            "order": self.order_dropdown, "mode": self.mode_buttons, "show_path": self.path_box,
-        }
+        self.views = LandscapeViews(view3d)
+        self.plane_view, self.line_view = self.views.plane, self.views.line
+        self.view3d = self.views.surface3d
+        self.controls = LandscapeControls(kinds)
+        self._controls = self.controls.by_trait()
         self.compute_button.on_click(lambda _b: self.compute())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        views = [self.figure, self.line_figure]
-        if self.view3d is not None:
-            views.append(self.view3d.widget)
-        super().__init__(children=[
-            widgets.HBox([self.directions_dropdown, self.extent_box, self.auto_box,
-                          self.mode_buttons]),
-            widgets.HBox([self.resolution_slider, self.spacing_buttons, self.subset_box]),
-            widgets.HBox([self.levels_slider, self.scale_buttons, self.order_dropdown,
-                          self.path_box]),
-            widgets.HBox([self.compute_button, self.stop_button, self.progress,
-                          self.progress_label]),
-            widgets.HBox(views),
-            self.status,
-        ])
+        super().__init__(children=self.controls.panel([v.widget for v in self.views.all()]))
 
     # -- public API --------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -346,7 +242,7 @@ class LossLandscapeWidget(widgets.VBox):
         if self._closed:
             return False
         if self._worker.running or (self.watcher is not None and self.watcher.running):
-            self._set_status("busy: press Stop first (or wait).")
+            self.controls.set_status("busy: press Stop first (or wait).")
             return False
         try:
             request = self._make_request()
@@ -355,9 +251,8 @@ class LossLandscapeWidget(widgets.VBox):
             return False
         self.error = None
         self._t0 = time.monotonic()
-        self.compute_button.disabled, self.stop_button.disabled = True, False
-        self.progress.value, self.progress.bar_style = 0, "info"
-        self._set_status("computing ...")
+        self.controls.show_running(True)
+        self.controls.set_status("computing ...")
         self._worker.start(lambda ctx: self._job(ctx, request))
         return True
 
@@ -405,38 +300,26 @@ class LossLandscapeWidget(widgets.VBox):
             extent=None if self.auto_extent else self.extent, spacing=self.spacing,
             subset=subset or None, every_k_batches=every_k_batches, recompute_s=recompute_s,
             recompute_every=recompute_every, max_duty=max_duty, loss=self.loss, seed=self.seed,
-            regularization=self.regularization, on_path=self._on_watch_path, on_surface=self._on_watch_surface,
-            on_error=self._on_worker_error, **kwargs)
+            regularization=self.regularization, on_path=self._on_watch_path,
+            on_surface=self._on_watch_surface, on_error=self._on_worker_error, **kwargs)
         self.path = self.watcher
         self._quiet_set(mode="2d")
         if prime:
             self.watcher.prime(self.model)
-        self._set_status("watching: pass this callback to <code>model.fit(callbacks=[...])</code>.")
+        self.controls.set_status(
+            "watching: pass this callback to <code>model.fit(callbacks=[...])</code>.")
         return self.watcher
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the current surface (finished cells, directions, path) to a resumable
         :class:`~nbviz.landscape.SurfaceFile` (overwritten). Returns the path."""
         with self._lock:
-            surface, dirs = self.surface, self.current_directions
-            coords, steps, residual = self.path_coords, self.path_steps, self.path_residual
-        if surface is None or dirs is None:
-            raise NbvizError("Nothing to save yet. Fix: compute a surface first (compute()).")
-        info = {k: surface.metadata[k] for k in RUN_INFO_KEYS if k in surface.metadata}
-        sf = SurfaceFile.create(path, dirs, surface.xs, surface.ys, list(surface.metrics), info,
-                                overwrite=True)
-        try:
-            iy, ix = np.nonzero(surface.done)
-            stderr = None if surface.stderr is None else surface.stderr[iy, ix]
-            sf.write_cells(iy, ix, surface.loss[iy, ix],
-                           {k: v[iy, ix] for k, v in surface.metrics.items()}, stderr)
-            if coords is not None:
-                sf.write_path(coords, steps, residual)
-        finally:
-            sf.close()
+            shown = dataclasses.replace(self.shown)
+        saved = shown.save(path)
+        assert shown.surface is not None  # saved
         with self._lock:
-            self._loaded = {"file": os.fspath(path), "xs": surface.xs, "ys": surface.ys}
-        return os.fspath(path)
+            self._loaded = ResumeGrid(saved, shown.surface.xs, shown.surface.ys)
+        return saved
 
     @_hybridmethod
     def load(cls, self: LossLandscapeWidget | None, path: str | os.PathLike, model: Any = None,
@@ -449,7 +332,8 @@ class LossLandscapeWidget(widgets.VBox):
         """
         if self is None:
             if model is None:
-                raise NbvizError("LossLandscapeWidget.load(path, model, x, y): the model is needed.")
+                raise NbvizError(
+                    "LossLandscapeWidget.load(path, model, x, y): the model is needed.")
             widget = cls(model, x, y, directions="random", **kwargs)
             try:
                 widget._load_file(path)
@@ -464,23 +348,10 @@ class LossLandscapeWidget(widgets.VBox):
         """A PNG of the current plot (matplotlib: contours and path, or the line); written to
         ``path`` when given. Returns the PNG bytes."""
         with self._lock:
-            surface, line = self.surface, self.line
-            coords, steps = self.path_coords, self.path_steps
-        if self.mode == "1d":
-            if line is None:
-                raise NbvizError("No line computed yet. Fix: compute() in 1-D mode first.")
-            ax = plot_line(line, title="loss along a line")
-        else:
-            if surface is None:
-                raise NbvizError("No surface computed yet. Fix: compute() first.")
-            ax = plot_contour(surface, levels=self.levels, log=self.level_scale == "log")
-            if coords is not None and self.show_path and len(coords):
-                plot_path(coords, ax, steps=steps)
-            ax.set_xlabel(self.x_axis.label)
-            ax.set_ylabel(self.y_axis.label)
-        buf = io.BytesIO()
-        ax.figure.savefig(buf, format="png", dpi=dpi)
-        data = buf.getvalue()
+            shown = dataclasses.replace(self.shown)
+        data = shown.png(line=self.mode == "1d", levels=self.levels,
+                         log=self.level_scale == "log", show_path=self.show_path,
+                         labels=(self.x_axis.label, self.y_axis.label), dpi=dpi)
         if path is not None:
             with open(path, "wb") as f:
                 f.write(data)
@@ -496,132 +367,55 @@ class LossLandscapeWidget(widgets.VBox):
             self.watcher.close()
         for link in self._links:
             link.unlink()
-        if self.view3d is not None:
-            self.view3d.close()
+        self.views.close()
         close_widget_tree(self)
 
     # -- requests and the job ----------------------------------------------------------------
-    def _make_request(self) -> dict:
+    def _make_request(self) -> PlaneRequest:
         """Everything the job needs, taken on the calling thread (weights read here, not in
         the worker, so a later ``fit`` in another cell cannot race with it)."""
-        kind, mode = self.directions, self.mode
-        n = 1 if mode == "1d" else 2
-        request: dict[str, Any] = {"mode": mode, "kind": kind, "n": n, "path": None,
-                                   "steps": None, "dirs": None}
-        if self.path is not None:
-            layout = WeightLayout.from_model(self.model)
-            request["path"] = as_path_matrix(self.path, layout)
-            request["steps"] = (self.path.steps if isinstance(self.path, WeightPathRecorder)
-                                else np.arange(len(request["path"])))
-        if kind == "pca":
-            if request["path"] is None:
-                raise PathError(NO_PATH_HELP)
-        elif kind == "random":
-            request["dirs"] = random_directions(self.model, n=n, seed=self.seed)
-        elif kind == "hessian":
-            request["origin"] = snapshot_weights(self.model)
-        elif kind == "interpolation":
-            if mode != "1d":
-                raise NbvizError("Interpolation is a line: switch to 1-D mode (mode='1d').")
-            request["dirs"] = interpolation_directions(self.model, self.other)
-        elif kind == "custom":
-            if self._custom is None:
-                raise NbvizError("No directions were given. Fix: choose 'pca' or 'random'.")
-            if self._custom.n < n:
-                raise NbvizError(f"The given directions have {self._custom.n} direction(s); "
-                                 f"{'1-D' if n == 1 else '2-D'} mode needs {n}.")
-            request["dirs"] = self._custom
-        prepare_for_background(self.model)  # on the kernel thread, before the worker runs
-        request.update(subset=self.subset or None, seed=self.seed, order=self.order,
-                       resolution=self.resolution, spacing=self.spacing,
-                       extent=None if self.auto_extent else self.extent, loaded=self._loaded)
-        return request
+        grid = GridSpec(self.resolution, None if self.auto_extent else self.extent, self.spacing)
+        return plane_request(self.model, self.directions, n=1 if self.mode == "1d" else 2,
+                             grid=grid, path=self.path, other=self.other, given=self._custom,
+                             seed=self.seed, subset=self.subset or None, order=self.order,
+                             resume=self._loaded)
 
-    def _job(self, ctx: JobContext, r: dict) -> Any:
-        dirs = r["dirs"]
-        if dirs is None and r["kind"] == "hessian":  # Lanczos: the slow part runs here
-            dirs = hessian_directions(self.model, self.x, self.y, n=r["n"], loss=self.loss,
-                                      subset=r["subset"] or 256, seed=r["seed"],
-                                      origin=r["origin"], regularization=self.regularization,
-                                      stop_event=ctx.stop_event)
-        elif dirs is None:  # PCA: the slow part runs here
-            dirs = pca_directions(r["path"], self.model, n_components=r["n"])
-        if r["mode"] == "2d" and dirs.n > 2:
-            dirs = Directions(dirs.vectors[:2], dirs.origin, dirs.layout, dirs.kind, dirs.seed,
-                              dirs.normalization, dirs.explained_variance, dirs.metadata)
-        coords = residual = None
-        if r["path"] is not None and dirs.n == 2:
-            coords, residual = project_path(r["path"], dirs)
-        ctx.publish(("path", dirs, coords, r["steps"], residual))
-        kw = {"loss": self.loss, "subset": r["subset"], "seed": r["seed"],
-              "stop_event": ctx.stop_event, "max_chunk": self.max_chunk,
-              "regularization": self.regularization}
-        if r["mode"] == "1d":
-            if dirs.kind == "interpolation":
-                ts = (np.linspace(-0.5, 1.5, r["resolution"]) if r["extent"] is None
-                      else np.linspace(-r["extent"], 1.0 + r["extent"], r["resolution"]))
-            else:
-                ts = grid_coords(r["resolution"], r["extent"] or 1.0, r["spacing"])
-            line = evaluate_line(self.model, self.x, self.y, dirs, ts, **kw)
-            ctx.publish(("line", line))
-            return line
-        loaded = r["loaded"]
-        if loaded is not None and r["kind"] == "custom":
-            xs, ys, store = loaded["xs"], loaded["ys"], loaded["file"]
-        else:
-            extent = r["extent"] if r["extent"] is not None else auto_extent(coords, dirs.kind)
-            xs = ys = grid_coords(r["resolution"], extent, r["spacing"])
-            store = None
-        update = None
-        for update in iter_grid(self.model, self.x, self.y, dirs, xs, ys, order=r["order"],
-                                store=store, executor=self.executor, **kw):
-            ctx.publish(("grid", update))
-        return update.surface if update is not None else None
+    def _job(self, ctx: JobContext, request: PlaneRequest) -> None:
+        planner = PlanePlanner(self.model, self.x, self.y, loss=self.loss,
+                               regularization=self.regularization)
+        for frame in planner.frames(request, stop_event=ctx.stop_event, max_chunk=self.max_chunk,
+                                    executor=self.executor):
+            ctx.publish(frame)
 
     # -- worker callbacks (delivery thread): set traits only ----------------------------------
-    def _on_frame(self, frame: tuple) -> None:
+    def _on_frame(self, frame: Plane | GridUpdate | Line) -> None:
         if self._closed:
             return
-        what = frame[0]
         with self._lock:
-            if what == "path":
-                _, dirs, coords, steps, residual = frame
-                self.current_directions = dirs
-                self.path_coords, self.path_steps, self.path_residual = coords, steps, residual
-                self._label_axes(dirs)
-                self._draw_path()
-            elif what == "grid":
-                update = frame[1]
-                self.last_update = update
-                self.surface = update.surface
-                self._draw_surface()
-                self._draw_progress(update.done, update.total, update.elapsed_s, update.eta_s)
-            elif what == "line":
-                self.line = frame[1]
-                self._draw_line()
+            self.shown.take(frame)
+            if isinstance(frame, Plane):
+                self.plane_view.set_axis_labels(axis_labels(frame.directions))
+                self._draw(path=True)
+            elif isinstance(frame, GridUpdate):
+                self._draw(surface=True)
+                self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
+            else:
+                self.line_view.set_line(frame)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
-        self.compute_button.disabled, self.stop_button.disabled = False, True
+        self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
             return
         took = time.monotonic() - self._t0
-        if self.mode == "1d" and self.line is not None:
+        line = self.mode == "1d" and self.line is not None
+        if line:
             self.progress.max, self.progress.value = 1, 1
-            self._set_status(f"line of {len(self.line.ts)} points in {took:.2f} s")
-            return
-        s = self.surface
-        if s is None:
-            self._set_status("stopped before the first chunk." if stopped else "done.")
-            return
-        self.progress.bar_style = "warning" if stopped else "success"
-        what = f"stopped: kept {s.n_done} of {s.done.size} cells" if stopped and not s.complete \
-            else f"{s.done.size} cells"
-        bad = int(s.nonfinite.sum())
-        self._set_status(f"{what} in {took:.2f} s" + (f"; {bad} non-finite" if bad else "")
-                         + self._path_note())
+        elif self.surface is not None:
+            self.progress.bar_style = "warning" if stopped else "success"
+        self.controls.set_status(self.shown.summary(took, stopped, line))
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
         self._show_error(exc)
@@ -633,147 +427,28 @@ class LossLandscapeWidget(widgets.VBox):
         with self._lock:
             if frame.directions is not self.current_directions:
                 return  # the plane is changing; the surface frame brings the new one
-            self.path_coords, self.path_steps = frame.coords, frame.steps
-            self._draw_path()
+            self.shown.path_coords, self.shown.path_steps = frame.coords, frame.steps
+            self._draw(path=True)
             self.progress_label.value = f"batch {frame.batch}, {len(frame.steps)} snapshots"
 
     def _on_watch_surface(self, frame: SurfaceFrame) -> None:
         if self._closed:
             return
         with self._lock:
-            self.current_directions = frame.directions
-            self.surface = frame.surface
-            live = self.watcher.path_frame() if self.watcher is not None else frame.path
-            if live.directions is frame.directions and live.coords is not None:
-                self.path_coords, self.path_steps = live.coords, live.steps
-            else:
-                self.path_coords, self.path_steps = frame.path.coords, frame.path.steps
-            self.path_residual = None
-            self._label_axes(frame.directions)
-            self._draw_surface()
-            self._draw_path()
-            self._draw_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
+            live = self.watcher.path_frame() if self.watcher is not None else None
+            self.shown.take_live(frame, live)
+            self.plane_view.set_axis_labels(axis_labels(frame.directions))
+            self._draw(surface=True, path=True)
+            self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
             n = self.watcher.recomputes if self.watcher is not None else 0
-            where = "final weights" if frame.final else f"step {frame.step}"
-            self._set_status(f"live: landscape #{n} around {where} ({frame.directions.kind}, "
-                             f"{frame.surface.metadata.get('n_examples', '?')} examples, "
-                             f"{frame.elapsed_s:.2f} s)")
+            self.controls.set_status(frame.describe(n))
 
     # -- drawing (called with the lock held) ---------------------------------------------------
-    def _values(self, z: np.ndarray) -> np.ndarray:
-        """What the colours and the 3-D height show: log10 of the loss on the log scale."""
-        if self.level_scale == "log" and np.nanmin(z, initial=np.inf) > 0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log10(z)
-        return z
-
-    def _draw_surface(self) -> None:
-        s = self.surface
-        if s is None:
-            return
-        s = s.ascending()  # a loaded file's grid may come in any order
-        z = np.where(np.isfinite(s.loss), s.loss, np.nan)
-        v = self._values(z)
-        finite = np.isfinite(v)
-        with self.heatmap.hold_sync():
-            self.heatmap.x, self.heatmap.y, self.heatmap.color = s.xs, s.ys, v
-        if finite.any():
-            lo, hi = float(v[finite].min()), float(v[finite].max())
-            self.color_scale.min, self.color_scale.max = lo, max(hi, lo + 1e-12)
-            self.color_axis.tick_values = nice_ticks(lo, hi, 6)
-        self.color_axis.label = "log10 loss" if v is not z else "loss"
-        self.x_scale.min, self.x_scale.max = float(s.xs[0]), float(s.xs[-1])
-        self.y_scale.min, self.y_scale.max = float(s.ys[0]), float(s.ys[-1])
-        self.x_axis.tick_values = nice_ticks(s.xs[0], s.xs[-1], 7)
-        self.y_axis.tick_values = nice_ticks(s.ys[0], s.ys[-1], 9)
-        gx, gy = np.meshgrid(s.xs, s.ys)
-        keep = np.isfinite(z).ravel()
-        cell_px = 400.0 / max(len(s.xs), len(s.ys))
-        with self.hover.hold_sync():
-            self.hover.x, self.hover.y = gx.ravel()[keep], gy.ravel()[keep]
-            self.hover.color = z.ravel()[keep]
-            self.hover.default_size = int(max(16, min(400, cell_px**2)))
-        self._draw_contours()
-        if self.view3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
-            self.view3d.set_surface(s.xs, s.ys, v)
-            self._draw_path3d()
-        self.figure.title = self._title()
-
-    def _draw_contours(self) -> None:
-        s = self.surface
-        if s is None:
-            return
-        lines = contour_lines(s.xs, s.ys, s.loss, self.levels, self.level_scale)
-        self.contour_levels = lines.levels
-        if lines.n_levels:
-            with self.contours.hold_sync():
-                self.contours.x, self.contours.y = lines.x, lines.y
-                self.contours.colors = ["white"]
-        else:
-            with self.contours.hold_sync():
-                self.contours.x, self.contours.y = np.zeros((1, 0)), np.zeros((1, 0))
-
-    def _draw_path(self) -> None:
-        coords, steps = self.path_coords, self.path_steps
-        visible = self.show_path and coords is not None and len(coords) > 0
-        for mark in (self.path_line, self.path_points, self.final_mark):
-            mark.visible = bool(visible)
-        if coords is None or not len(coords):
-            return
-        a, b = coords[:, 0], coords[:, 1]
-        steps = np.arange(len(a)) if steps is None else np.asarray(steps)[: len(a)]
-        with self.path_line.hold_sync():
-            self.path_line.x, self.path_line.y = a, b
-        with self.path_points.hold_sync():
-            self.path_points.x, self.path_points.y, self.path_points.color = a, b, steps
-        self.step_scale.min, self.step_scale.max = float(steps.min()), float(max(steps.max(), 1))
-        with self.final_mark.hold_sync():
-            self.final_mark.x, self.final_mark.y = a[-1:], b[-1:]
-        self._draw_path3d()
-
-    def _draw_path3d(self) -> None:
-        s, coords = self.surface, self.path_coords
-        if self.view3d is None or s is None or coords is None or not len(coords):
-            return
-        a, b = coords[:, 0], coords[:, 1]
-        self.view3d.set_path(a, b, bilinear(s.xs, s.ys, self._values(s.loss), a, b))
-        self.view3d.show_path = bool(self.show_path)
-
-    def _draw_line(self) -> None:
-        line = self.line
-        assert line is not None  # drawn only once a line exists
-        with self.line_mark.hold_sync():
-            self.line_mark.x, self.line_mark.y = line.ts, line.loss
-        anchors = ((line.metadata.get("directions") or {}).get("anchors") or {})
-        ts = [p[0] for p in anchors.values() if len(p) == 1] or [0.0]
-        z = np.interp(ts, line.ts, np.nan_to_num(line.loss, nan=np.nanmax(line.loss, initial=0)))
-        with self.line_anchor.hold_sync():
-            self.line_anchor.x, self.line_anchor.y = np.asarray(ts, float), z
-        kind = line.directions.kind if line.directions is not None else ""
-        self.line_figure.axes[0].label = ("t (0 = this model, 1 = other)" if kind == "interpolation"
-                                          else "t (along a random direction)")
-
-    def _draw_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
-        self.progress.max, self.progress.value = max(int(total), 1), int(done)
-        eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
-        self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
-
-    def _label_axes(self, dirs: Directions) -> None:
-        names = axis_labels(dirs)
-        self.x_axis.label = names[0]
-        if len(names) > 1:
-            self.y_axis.label = names[1]
-
-    def _title(self) -> str:
-        s = self.surface
-        n = s.metadata.get("n_examples") if s is not None else None
-        return f"loss landscape ({n} examples)" if n else "loss landscape"
-
-    def _path_note(self) -> str:
-        r = self.path_residual
-        if r is None or not len(r):
-            return ""
-        return f"; path off-plane residual: median {np.median(r):.0%}"
+    def _draw(self, *, surface: bool = False, path: bool = False) -> None:
+        if surface:
+            self.views.draw_surface(self.shown, self.levels, self.level_scale, self.show_path)
+        if path:
+            self.views.draw_path(self.shown, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:
@@ -783,24 +458,20 @@ class LossLandscapeWidget(widgets.VBox):
             keeps_file = change["name"] == "directions" and change["new"] == "custom"
             if self._loaded is not None and not keeps_file:
                 self._loaded = None  # another grid: the file is not resumed any more
-        self._set_status("settings changed: press Compute.")
+        self.controls.set_status("settings changed: press Compute.")
 
     def _on_levels(self, change: dict) -> None:
         if self._quiet:
             return
         with self._lock:
-            self._draw_surface()
+            self._draw(surface=True)
 
     def _on_mode(self, change: dict) -> None:
-        two_d = change["new"] == "2d"
-        self.figure.layout.display = None if two_d else "none"
-        self.line_figure.layout.display = "none" if two_d else None
-        if self.view3d is not None:
-            self.view3d.widget.layout.display = None if two_d else "none"
+        self.views.show_mode(change["new"] == "2d")
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
-            self._draw_path()
+            self._draw(path=True)
             if self.view3d is not None:
                 self.view3d.show_path = bool(change["new"])
 
@@ -824,9 +495,8 @@ class LossLandscapeWidget(widgets.VBox):
             exc = NbvizError(f"resolution must be between 2 and 501, got {value}.")
             self._show_error(exc)
             raise exc
-        slider = getattr(self, "resolution_slider", None)
-        if slider is not None and not slider.min <= value <= slider.max:  # show what is computed
-            slider.min, slider.max = min(slider.min, value), max(slider.max, value)
+        if hasattr(self, "controls"):
+            self.controls.widen_resolution(value)  # show what is computed
         return value
 
     # -- helpers -----------------------------------------------------------------------------
@@ -839,59 +509,28 @@ class LossLandscapeWidget(widgets.VBox):
             self._quiet = quiet
 
     def _load_file(self, path: str | os.PathLike) -> None:
-        sf = SurfaceFile.open(path, mode="r", model=self.model)
-        try:
-            dirs, surface, stored = sf.directions, sf.surface(), sf.read_path()
-            info = dict(sf.info)
-        finally:
-            sf.close()
+        shown, info = ShownLandscape.load(path, self.model)
+        surface = shown.surface
+        assert surface is not None and shown.directions is not None  # a file has both
         with self._lock:
-            self._custom = dirs
+            self._custom = shown.directions
             options = [o for o in self.directions_dropdown.options if o[1] != "custom"]
             self.directions_dropdown.options = options + [("from file", "custom")]
             self._quiet_set(directions="custom", mode="2d", subset=int(info.get("subset") or 0),
                             seed=int(info.get("subset_seed") or 0), resolution=len(surface.xs),
                             auto_extent=False, extent=float(np.max(np.abs(surface.xs))))
-            self._loaded = {"file": os.fspath(path), "xs": surface.xs, "ys": surface.ys}
-            self.current_directions, self.surface = dirs, surface
-            if stored is not None:
-                self.path_coords = stored["coords"][:, :2]
-                self.path_steps = stored.get("steps")
-                self.path_residual = stored.get("residual")
-            self._label_axes(dirs)
-            self._draw_surface()
-            self._draw_path()
-            self._draw_progress(surface.n_done, surface.done.size, 0.0, None)
-        self._set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
-                         f"{surface.done.size} cells; Compute resumes the missing ones.")
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+            self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
+            shown.line, shown.last_update = self.line, self.last_update
+            self.shown = shown
+            self.plane_view.set_axis_labels(axis_labels(shown.directions))
+            self._draw(surface=True, path=True)
+            self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
+        self.controls.set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
+                                 f"{surface.done.size} cells; Compute resumes the missing ones.")
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
-        kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-        self.status.value = (f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-                             f"{html.escape(str(exc))}</span>")
-
-
-def axis_labels(dirs: Directions) -> list[str]:
-    """Axis titles for directions: PCA ones with their explained variance."""
-    if dirs.kind == "pca" and dirs.explained_variance is not None:
-        what = ("of path moment about the end" if dirs.metadata.get("center") == "final"
-                else "of path variance")
-        return [f"PC{i + 1} ({ev:.1%} {what})" for i, ev in enumerate(dirs.explained_variance)]
-    if dirs.kind == "random":
-        norm = dirs.normalization or "no"
-        return [f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)" for i in range(dirs.n)]
-    if dirs.kind == "hessian":
-        lam = dirs.metadata.get("eigenvalues") or []
-        norm = dirs.normalization or "no"
-        return [f"Hessian eigenvector {i + 1} (λ = {lam[i]:.3g}, {norm}-normalized)"
-                if i < len(lam) else f"Hessian eigenvector {i + 1}" for i in range(dirs.n)]
-    if dirs.kind == "interpolation":
-        return ["t (0 = this model, 1 = other)"]
-    return [f"direction {i + 1} ({dirs.kind})" for i in range(dirs.n)]
+        self.controls.show_error(exc)
 
 
 def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,
@@ -922,17 +561,3 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = 
 
         show(widget)
     return callback
-
-
-def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
-    """At most ``at_most`` ticks in ``[lo, hi]`` at a round step (1, 2, 2.5 or 5 times a power
-    of ten), exactly 0 when the range holds it: d3's own choice crowds a 300 px axis (16
-    labels for -1.5..1.5) and bqplot's ``num_ticks`` splits the range evenly (``-1e-16``)."""
-    lo, hi = float(min(lo, hi)), float(max(lo, hi))
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
-        return np.asarray([lo])
-    raw = (hi - lo) / max(at_most - 1, 1)
-    power = 10.0 ** np.floor(np.log10(raw))
-    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
-    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
-    return np.round(ticks / step) * step + 0.0  # exact multiples; + 0.0 turns -0.0 into 0.0

@@ -1,0 +1,134 @@
+"""The landscape widget's controls: one object that builds them, names them by the widget
+trait each one edits, and lays them out above the plots."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from ..errors import NbvizError
+
+
+def direction_kinds(interpolation: bool, given: bool) -> list[tuple[str, str]]:
+    """The directions menu: PCA, random and Hessian, interpolation when there is another
+    model, and the given directions when there are some."""
+    kinds = [("PCA of path", "pca"), ("random", "random"), ("Hessian top-2", "hessian")]
+    if interpolation:
+        kinds.append(("interpolation", "interpolation"))
+    if given:
+        kinds.append(("given", "custom"))
+    return kinds
+
+
+class LandscapeControls:
+    """Directions, grid, contour and computing controls, the progress bar and the status line.
+    ``kinds`` are the directions menu's ``(label, value)`` options."""
+
+    def __init__(self, kinds: list[tuple[str, str]]) -> None:
+        lay = widgets.Layout
+        self.directions_dropdown = widgets.Dropdown(
+            options=kinds, description="directions", layout=lay(width="230px")
+        )
+        self.extent_box = widgets.BoundedFloatText(
+            min=1e-6, max=1e6, step=0.1, description="range", layout=lay(width="160px")
+        )
+        self.auto_box = widgets.Checkbox(description="auto", indent=False, layout=lay(width="70px"))
+        self.resolution_slider = widgets.IntSlider(
+            min=3, max=101, description="resolution", continuous_update=False
+        )
+        self.spacing_buttons = widgets.ToggleButtons(
+            options=["linear", "cubed"], style={"button_width": "60px"}
+        )
+        self.subset_box = widgets.BoundedIntText(
+            min=0, max=10**9, description="subset", tooltip="examples (0 = all)",
+            layout=lay(width="160px"),
+        )  # fmt: skip
+        self.levels_slider = widgets.IntSlider(
+            min=2, max=60, description="levels", continuous_update=False
+        )
+        self.scale_buttons = widgets.ToggleButtons(
+            options=["log", "linear"], style={"button_width": "60px"}
+        )
+        self.order_dropdown = widgets.Dropdown(
+            options=[("coarse first", "coarse_to_fine"), ("row by row", "raster")],
+            description="order", layout=lay(width="200px"),
+        )  # fmt: skip
+        self.mode_buttons = widgets.ToggleButtons(
+            options=[("2-D", "2d"), ("1-D", "1d")], style={"button_width": "50px"}
+        )
+        self.path_box = widgets.Checkbox(
+            description="show path", indent=False, layout=lay(width="110px")
+        )
+        self.compute_button = widgets.Button(
+            description="Compute", button_style="primary", icon="play"
+        )
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=lay(width="240px"))
+        self.progress_label = widgets.HTML()
+        self.status = widgets.HTML()
+
+    def by_trait(self) -> dict[str, widgets.Widget]:
+        """Each setting control under the name of the widget trait it edits."""
+        return {
+            "directions": self.directions_dropdown,
+            "extent": self.extent_box,
+            "auto_extent": self.auto_box,
+            "resolution": self.resolution_slider,
+            "spacing": self.spacing_buttons,
+            "subset": self.subset_box,
+            "levels": self.levels_slider,
+            "level_scale": self.scale_buttons,
+            "order": self.order_dropdown,
+            "mode": self.mode_buttons,
+            "show_path": self.path_box,
+        }
+
+    def panel(self, plots: list[widgets.Widget]) -> list[widgets.Widget]:
+        """The widget's rows: settings, computing, the ``plots`` side by side, the status."""
+        return [
+            widgets.HBox(
+                [self.directions_dropdown, self.extent_box, self.auto_box, self.mode_buttons]
+            ),
+            widgets.HBox([self.resolution_slider, self.spacing_buttons, self.subset_box]),
+            widgets.HBox(
+                [self.levels_slider, self.scale_buttons, self.order_dropdown, self.path_box]
+            ),
+            widgets.HBox(
+                [self.compute_button, self.stop_button, self.progress, self.progress_label]
+            ),
+            widgets.HBox(plots),
+            self.status,
+        ]
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` (HTML) in the status line."""
+        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+
+    def show_error(self, exc: BaseException) -> None:
+        """Show an error in the status line: its type (``unexpected`` unless an nbviz error)
+        and message."""
+        name = type(exc).__name__
+        kind = name if isinstance(exc, NbvizError) else f"unexpected {name}"
+        self.status.value = (
+            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
+            f"{html.escape(str(exc))}</span>"
+        )
+
+    def show_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
+        """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go."""
+        self.progress.max, self.progress.value = max(int(total), 1), int(done)
+        eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
+        self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
+
+    def show_running(self, running: bool) -> None:
+        """Compute or Stop enabled; a new run's progress bar starts empty."""
+        self.compute_button.disabled, self.stop_button.disabled = running, not running
+        if running:
+            self.progress.value, self.progress.bar_style = 0, "info"
+
+    def widen_resolution(self, value: int) -> None:
+        """Let the resolution slider show ``value`` even beyond its usual range."""
+        slider = self.resolution_slider
+        if not slider.min <= value <= slider.max:
+            slider.min, slider.max = min(slider.min, value), max(slider.max, value)

@@ -1,0 +1,354 @@
+"""The landscape widget's plots: the plane (heat map and contours) and the 1-D line.
+
+Each view owns its bqplot marks and exposes update methods that set traits only, like the 3-D
+view (:mod:`.surface3d`), so all three sit behind the same small interface
+(:class:`LandscapeView`): ``.widget`` to display, ``set_*`` methods, ``.show_path`` where a
+path is drawn, and ``close()``. They know nothing about computations. :class:`LandscapeViews`
+holds the three and draws what a :class:`~nbviz.landscape.shown.ShownLandscape` holds; the
+widget (:mod:`nbviz.widgets.landscape`) tells it when.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import bqplot
+import ipywidgets as widgets
+import numpy as np
+
+from ..landscape.contours import bilinear, contour_lines
+from ..landscape.directions import Directions
+from ..landscape.shown import ShownLandscape
+from ..landscape.surface import Line
+from .closing import close_widget_tree
+from .surface3d import Kind, SurfaceView, make_surface_view
+
+__all__ = [
+    "LandscapeView",
+    "LandscapeViews",
+    "LineView",
+    "PlaneView",
+    "axis_labels",
+    "nice_ticks",
+    "shown_values",
+]
+
+CIVIDIS = ["#00224e", "#35456c", "#666970", "#948e77", "#c8b866", "#fee838"]
+
+
+class LandscapeView(Protocol):
+    """What the widget needs from each of its plots (the 3-D view has it too)."""
+
+    @property
+    def widget(self) -> widgets.Widget: ...
+
+    def close(self) -> None: ...
+
+
+def shown_values(z: np.ndarray, level_scale: str) -> np.ndarray:
+    """What the colours and the 3-D height show: log10 of the loss on the log scale (``z``
+    itself otherwise, or when a value is not positive)."""
+    if level_scale == "log" and np.nanmin(z, initial=np.inf) > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log10(z)
+    return z
+
+
+def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
+    """At most ``at_most`` ticks in ``[lo, hi]`` at a round step (1, 2, 2.5 or 5 times a power
+    of ten), exactly 0 when the range holds it: d3's own choice crowds a 300 px axis (16
+    labels for -1.5..1.5) and bqplot's ``num_ticks`` splits the range evenly (``-1e-16``)."""
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
+        return np.asarray([lo])
+    raw = (hi - lo) / max(at_most - 1, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
+    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+    return np.round(ticks / step) * step + 0.0  # exact multiples; + 0.0 turns -0.0 into 0.0
+
+
+def axis_labels(dirs: Directions) -> list[str]:
+    """Axis titles for directions: PCA ones with their explained variance."""
+    if dirs.kind == "pca" and dirs.explained_variance is not None:
+        what = (
+            "of path moment about the end"
+            if dirs.metadata.get("center") == "final"
+            else "of path variance"
+        )
+        return [f"PC{i + 1} ({ev:.1%} {what})" for i, ev in enumerate(dirs.explained_variance)]
+    if dirs.kind == "random":
+        norm = dirs.normalization or "no"
+        return [
+            f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)"
+            for i in range(dirs.n)
+        ]
+    if dirs.kind == "hessian":
+        lam = dirs.metadata.get("eigenvalues") or []
+        norm = dirs.normalization or "no"
+        return [
+            f"Hessian eigenvector {i + 1} (λ = {lam[i]:.3g}, {norm}-normalized)"
+            if i < len(lam)
+            else f"Hessian eigenvector {i + 1}"
+            for i in range(dirs.n)
+        ]
+    if dirs.kind == "interpolation":
+        return ["t (0 = this model, 1 = other)"]
+    return [f"direction {i + 1} ({dirs.kind})" for i in range(dirs.n)]
+
+
+class PlaneView:
+    """The plane: a canvas heat map of the grid, iso-lines in one ``Lines`` mark, a colour bar,
+    the training path coloured by step, the final weights marked, and a hover read-out of
+    ``(a, b, loss)`` (an invisible square per cell)."""
+
+    def __init__(self) -> None:
+        self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
+        self.color_scale = bqplot.ColorScale(scheme="viridis")
+        self.step_scale = bqplot.ColorScale(colors=CIVIDIS)
+        self.hover_scale = bqplot.ColorScale()
+        xy = {"x": self.x_scale, "y": self.y_scale}
+        self.heatmap = bqplot.HeatMap(
+            x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
+            scales={**xy, "color": self.color_scale}, null_color="#eeeeee",
+        )  # fmt: skip
+        self.hover = bqplot.Scatter(
+            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0),
+            scales={**xy, "color": self.hover_scale}, marker="square", opacities=[0.0],
+            default_size=64,
+            tooltip=bqplot.Tooltip(
+                fields=["x", "y", "color"], labels=["a", "b", "loss"],
+                formats=[".4g", ".4g", ".5g"],
+            ),
+        )  # fmt: skip
+        self.contours = bqplot.Lines(
+            x=np.zeros((1, 0)), y=np.zeros((1, 0)), scales=xy, colors=["white"],
+            stroke_width=1.0, opacities=[0.85],
+        )  # fmt: skip
+        self.path_line = bqplot.Lines(
+            x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#333333"], stroke_width=1.2
+        )
+        self.path_points = bqplot.Scatter(
+            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0),
+            scales={**xy, "color": self.step_scale}, default_size=14, stroke="black",
+            stroke_width=0.3,
+            tooltip=bqplot.Tooltip(
+                fields=["x", "y", "color"], labels=["a", "b", "step"],
+                formats=[".4g", ".4g", "d"],
+            ),
+        )  # fmt: skip
+        self.final_mark = bqplot.Scatter(
+            x=np.zeros(0), y=np.zeros(0), scales=xy, marker="diamond", colors=["red"],
+            default_size=90, stroke="white",
+            tooltip=bqplot.Tooltip(fields=["x", "y"], labels=["a (final)", "b (final)"]),
+        )  # fmt: skip
+        self.x_axis = bqplot.Axis(scale=self.x_scale, label="a", tick_format=".3~g")
+        self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="b", tick_format=".3~g")
+        self.color_axis = bqplot.ColorAxis(
+            scale=self.color_scale, side="right", label="log10 loss", tick_format=".3~g"
+        )
+        self.figure = bqplot.Figure(
+            marks=[
+                self.heatmap, self.hover, self.contours, self.path_line, self.path_points,
+                self.final_mark,
+            ],
+            axes=[self.x_axis, self.y_axis, self.color_axis], animation_duration=0,
+            title="loss landscape", padding_x=0.0, padding_y=0.0,
+            # bqplot centres a vertical colour bar's label on the bar, margin/2 - 10 px right of
+            # the plot: 100 px keeps "log10 loss" off the heatmap.
+            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 100},
+            layout=widgets.Layout(width="520px", height="460px"),
+        )  # fmt: skip
+        self.contour_levels = np.zeros(0)
+        self._show_path = True
+        self._has_path = False
+
+    @property
+    def widget(self) -> bqplot.Figure:
+        return self.figure
+
+    @property
+    def path_marks(self) -> tuple[bqplot.Mark, ...]:
+        return (self.path_line, self.path_points, self.final_mark)
+
+    @property
+    def show_path(self) -> bool:
+        """Whether the path is drawn (when there is one)."""
+        return self._show_path
+
+    @show_path.setter
+    def show_path(self, value: bool) -> None:
+        self._show_path = bool(value)
+        for mark in self.path_marks:
+            mark.visible = self._show_path and self._has_path
+
+    def set_surface(self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, *,
+                    levels: int = 20, level_scale: str = "log") -> None:
+        """Show a grid (ascending ``xs``, ``ys``; NaN for missing cells) with ``levels``
+        contour levels on a ``"log"`` or ``"linear"`` scale."""
+        z = np.where(np.isfinite(loss), loss, np.nan)
+        v = shown_values(z, level_scale)
+        finite = np.isfinite(v)
+        with self.heatmap.hold_sync():
+            self.heatmap.x, self.heatmap.y, self.heatmap.color = xs, ys, v
+        if finite.any():
+            lo, hi = float(v[finite].min()), float(v[finite].max())
+            self.color_scale.min, self.color_scale.max = lo, max(hi, lo + 1e-12)
+            self.color_axis.tick_values = nice_ticks(lo, hi, 6)
+        self.color_axis.label = "log10 loss" if v is not z else "loss"
+        self.x_scale.min, self.x_scale.max = float(xs[0]), float(xs[-1])
+        self.y_scale.min, self.y_scale.max = float(ys[0]), float(ys[-1])
+        self.x_axis.tick_values = nice_ticks(xs[0], xs[-1], 7)
+        self.y_axis.tick_values = nice_ticks(ys[0], ys[-1], 9)
+        gx, gy = np.meshgrid(xs, ys)
+        keep = np.isfinite(z).ravel()
+        cell_px = 400.0 / max(len(xs), len(ys))
+        with self.hover.hold_sync():
+            self.hover.x, self.hover.y = gx.ravel()[keep], gy.ravel()[keep]
+            self.hover.color = z.ravel()[keep]
+            self.hover.default_size = int(max(16, min(400, cell_px**2)))
+        self.set_contours(xs, ys, loss, levels, level_scale)
+
+    def set_contours(self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, levels: int,
+                     level_scale: str) -> None:
+        """Draw the iso-lines of ``loss`` (kept in :attr:`contour_levels`)."""
+        lines = contour_lines(xs, ys, loss, levels, level_scale)
+        self.contour_levels = lines.levels
+        with self.contours.hold_sync():
+            if lines.n_levels:
+                self.contours.x, self.contours.y = lines.x, lines.y
+                self.contours.colors = ["white"]
+            else:
+                self.contours.x, self.contours.y = np.zeros((1, 0)), np.zeros((1, 0))
+
+    def set_path(self, a: np.ndarray, b: np.ndarray, steps: np.ndarray | None = None) -> None:
+        """Draw the path at plane coordinates ``(a, b)``, coloured by ``steps`` (default the
+        snapshot index), its last point marked; an empty path hides the marks."""
+        self._has_path = len(a) > 0
+        self.show_path = self._show_path
+        if not self._has_path:
+            return
+        steps = np.arange(len(a)) if steps is None else np.asarray(steps)[: len(a)]
+        with self.path_line.hold_sync():
+            self.path_line.x, self.path_line.y = a, b
+        with self.path_points.hold_sync():
+            self.path_points.x, self.path_points.y, self.path_points.color = a, b, steps
+        self.step_scale.min, self.step_scale.max = float(steps.min()), float(max(steps.max(), 1))
+        with self.final_mark.hold_sync():
+            self.final_mark.x, self.final_mark.y = a[-1:], b[-1:]
+
+    def set_axis_labels(self, names: list[str]) -> None:
+        """Title the axes (one name: the x axis only)."""
+        self.x_axis.label = names[0]
+        if len(names) > 1:
+            self.y_axis.label = names[1]
+
+    def close(self) -> None:
+        close_widget_tree(self.figure)
+
+
+class LineView:
+    """The loss along a line, with this model's point (and the other's) marked."""
+
+    def __init__(self) -> None:
+        self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
+        xy = {"x": self.x_scale, "y": self.y_scale}
+        self.line_mark = bqplot.Lines(
+            x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#1f77b4"], marker="circle",
+            marker_size=12,
+        )  # fmt: skip
+        self.anchors = bqplot.Scatter(
+            x=np.zeros(0), y=np.zeros(0), scales=xy, marker="diamond", colors=["red"],
+            default_size=80,
+        )  # fmt: skip
+        self.figure = bqplot.Figure(
+            marks=[self.line_mark, self.anchors],
+            axes=[
+                bqplot.Axis(scale=self.x_scale, label="t"),
+                bqplot.Axis(scale=self.y_scale, side="left", label="loss"),
+            ],
+            animation_duration=0, title="loss along a line",
+            layout=widgets.Layout(width="520px", height="360px"),
+        )  # fmt: skip
+
+    @property
+    def widget(self) -> bqplot.Figure:
+        return self.figure
+
+    def set_line(self, line: Line) -> None:
+        """Show ``line``; its anchors (``t`` of each model on it, else 0) are marked."""
+        with self.line_mark.hold_sync():
+            self.line_mark.x, self.line_mark.y = line.ts, line.loss
+        anchors = (line.metadata.get("directions") or {}).get("anchors") or {}
+        ts = [p[0] for p in anchors.values() if len(p) == 1] or [0.0]
+        z = np.interp(ts, line.ts, np.nan_to_num(line.loss, nan=np.nanmax(line.loss, initial=0)))
+        with self.anchors.hold_sync():
+            self.anchors.x, self.anchors.y = np.asarray(ts, float), z
+        kind = line.directions.kind if line.directions is not None else ""
+        self.figure.axes[0].label = (
+            "t (0 = this model, 1 = other)" if kind == "interpolation"
+            else "t (along a random direction)"
+        )  # fmt: skip
+
+    def close(self) -> None:
+        close_widget_tree(self.figure)
+
+
+class LandscapeViews:
+    """The plane, the line and (unless ``view3d`` is None) the 3-D surface, drawn together from
+    a :class:`~nbviz.landscape.shown.ShownLandscape`; 2-D mode shows the plane and the 3-D
+    view, 1-D mode the line. The colours and heights are log10 of the loss on the log scale."""
+
+    def __init__(self, view3d: Kind | None = "auto") -> None:
+        self.plane = PlaneView()
+        self.line = LineView()
+        self.surface3d: SurfaceView | None = None
+        if view3d is not None:
+            self.surface3d = make_surface_view(
+                view3d, width=380, height=380, xlabel="a", ylabel="b", zlabel="loss"
+            )
+
+    def all(self) -> list[LandscapeView]:
+        views: list[LandscapeView] = [self.plane, self.line]
+        return views if self.surface3d is None else [*views, self.surface3d]
+
+    def show_mode(self, two_d: bool) -> None:
+        """Show the 2-D views (plane, 3-D) or the line."""
+        for view in self.all():
+            shown = two_d if view is not self.line else not two_d
+            view.widget.layout.display = None if shown else "none"
+
+    def draw_surface(self, shown: ShownLandscape, levels: int, level_scale: str,
+                     show_path: bool) -> None:
+        """Draw the surface (and, in 3-D, the path on it) and title the plane."""
+        if shown.surface is None:
+            return
+        s = shown.surface.ascending()  # a loaded file's grid may come in any order
+        self.plane.set_surface(s.xs, s.ys, s.loss, levels=levels, level_scale=level_scale)
+        if self.surface3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
+            z = np.where(np.isfinite(s.loss), s.loss, np.nan)
+            self.surface3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
+            self._draw_path3d(shown, level_scale, show_path)
+        self.plane.figure.title = shown.title()
+
+    def draw_path(self, shown: ShownLandscape, level_scale: str, show_path: bool) -> None:
+        """Draw the path in the plane (hidden unless ``show_path``) and on the 3-D surface."""
+        coords = shown.path_coords
+        self.plane.show_path = show_path
+        if coords is None or not len(coords):
+            self.plane.set_path(np.zeros(0), np.zeros(0))
+            return
+        self.plane.set_path(coords[:, 0], coords[:, 1], shown.path_steps)
+        self._draw_path3d(shown, level_scale, show_path)
+
+    def _draw_path3d(self, shown: ShownLandscape, level_scale: str, show_path: bool) -> None:
+        s, coords = shown.surface, shown.path_coords
+        if self.surface3d is None or s is None or coords is None or not len(coords):
+            return
+        a, b = coords[:, 0], coords[:, 1]
+        self.surface3d.set_path(a, b, bilinear(s.xs, s.ys, shown_values(s.loss, level_scale), a, b))
+        self.surface3d.show_path = bool(show_path)
+
+    def close(self) -> None:
+        for view in self.all():
+            view.close()
