@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..worker import JobContext, LatestRequestLoop, Worker
-from .data import check_data, subset_indices, take
+from .data import checked_subset
 from .directions import Directions
 from .evaluator import prepare_for_background
 from .grid import iter_grid
@@ -175,9 +175,8 @@ class LandscapeWatcher(WeightPathRecorder):
     def set_model(self, model: Any) -> None:
         super().set_model(model)
         if self._data is None:
-            x, y, n = check_data(model, self.x, self.y)
-            idx = subset_indices(n, self.subset, self.seed)
-            self._data = (take(x, idx), take(y, idx))
+            x, y, _, _ = checked_subset(model, self.x, self.y, self.subset, self.seed)
+            self._data = (x, y)
         for c in self.companions:
             c.set_model(model)
 

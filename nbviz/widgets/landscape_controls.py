@@ -3,11 +3,9 @@ trait each one edits, and lays them out above the plots."""
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as widgets
 
-from ..errors import NbvizError
+from .status import error_html, status_html
 
 
 def direction_kinds(interpolation: bool, given: bool) -> list[tuple[str, str]]:
@@ -103,17 +101,12 @@ class LandscapeControls:
 
     def set_status(self, text: str) -> None:
         """Show ``text`` (HTML) in the status line."""
-        self.status.value = f"<span style='font-family: monospace'>{text}</span>"
+        self.status.value = status_html(text)
 
     def show_error(self, exc: BaseException) -> None:
         """Show an error in the status line: its type (``unexpected`` unless an nbviz error)
         and message."""
-        name = type(exc).__name__
-        kind = name if isinstance(exc, NbvizError) else f"unexpected {name}"
-        self.status.value = (
-            f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-            f"{html.escape(str(exc))}</span>"
-        )
+        self.status.value = error_html(exc)
 
     def show_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
         """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go."""
