@@ -55,6 +55,7 @@ case "$cmd" in
     setup
     ensure_chromium
     "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .   # one code style: ruff format decides
     "$VENV/bin/mypy" nbviz   # configured in pyproject.toml [tool.mypy]
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -210,8 +210,10 @@ def main(argv: list[str] | None = None) -> None:
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
         f"threads {args.threads or 'default'}, {load_average()}"
     )
-    print(f"{'model / method':34s} {'eager':>8s} {'tkv':>8s} {'nbviz':>8s}  "
-          f"{'nbviz/eager':>11s} {'nbviz/tkv':>9s}   share of matmul rate (eager/tkv/nbviz)")
+    print(
+        f"{'model / method':34s} {'eager':>8s} {'tkv':>8s} {'nbviz':>8s}  "
+        f"{'nbviz/eager':>11s} {'nbviz/tkv':>9s}   share of matmul rate (eager/tkv/nbviz)"
+    )
     rng = np.random.default_rng(0)
     for name, model, logits, conv, size in _models(args.models):
         x = rng.uniform(size=(4, size, size, 3)).astype(np.float32)
@@ -226,31 +228,46 @@ def main(argv: list[str] | None = None) -> None:
         rates = interleaved_rates(runs, 1 if size >= 128 else 4, repeats)
         alongside = rates[("matmul", "peak")][0] * matmul_flops
         peak = max(alongside, best_rate(matmul, matmul_flops))
-        print(f"{name}: float32 matmul 2048^2 at {peak / 1e9:.1f} GFLOP/s (best of alone and "
-              f"alongside the variants: {alongside / 1e9:.1f})")
+        print(
+            f"{name}: float32 matmul 2048^2 at {peak / 1e9:.1f} GFLOP/s (best of alone and "
+            f"alongside the variants: {alongside / 1e9:.1f})"
+        )
         fwd = forward_flops(model)
         flops = {
             "SmoothGrad x20": 4 * SAMPLES * 2.0 * fwd,
             "Grad-CAM": 4 * (fwd + forward_flops(model, after=conv)),
         }
         for method in ("SmoothGrad x20", "Grad-CAM"):
-            r = {v: rates[(method, v)][0] for v in ("eager", "tkv", "nbviz") if (method, v) in rates}
-            share = "/".join(f"{flops[method] * r[v] / peak * 100:.0f}%" if v in r else "-"
-                             for v in ("eager", "tkv", "nbviz"))
+            r = {
+                v: rates[(method, v)][0] for v in ("eager", "tkv", "nbviz") if (method, v) in rates
+            }
+            share = "/".join(
+                f"{flops[method] * r[v] / peak * 100:.0f}%" if v in r else "-"
+                for v in ("eager", "tkv", "nbviz")
+            )
             tkv = f"{r['tkv']:8.3g}" if "tkv" in r else f"{'n/a':>8s}"
             vs_tkv = f"{r['nbviz'] / r['tkv']:8.2f}x" if "tkv" in r else f"{'n/a':>9s}"
-            print(f"{name + ' ' + method:34s} {r['eager']:8.3g} {tkv} {r['nbviz']:8.3g}  "
-                  f"{r['nbviz'] / r['eager']:10.2f}x {vs_tkv}   {share}", flush=True)
+            print(
+                f"{name + ' ' + method:34s} {r['eager']:8.3g} {tkv} {r['nbviz']:8.3g}  "
+                f"{r['nbviz'] / r['eager']:10.2f}x {vs_tkv}   {share}",
+                flush=True,
+            )
         if unavailable:
             print(f"  tf-keras-vis unavailable: {unavailable}")
         if size == 64:
             ms = class_switch_ms(a, x[0], n_classes, repeats=20)
-            print(f"  class switch (Grad-CAM heatmap of one image, another class): {ms:.1f} ms "
-                  f"({'met' if ms < 100 else 'NOT met'}: goal < 100 ms)")
+            print(
+                f"  class switch (Grad-CAM heatmap of one image, another class): {ms:.1f} ms "
+                f"({'met' if ms < 100 else 'NOT met'}: goal < 100 ms)"
+            )
         assert a.trace_count <= 3, "nbviz retraced"
-    print("  calls/s (batch of 4 images each), best of interleaved runs; useful FLOPs: 2x "
-          "forward per sample for input gradients")
-    print(f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)")
+    print(
+        "  calls/s (batch of 4 images each), best of interleaved runs; useful FLOPs: 2x "
+        "forward per sample for input gradients"
+    )
+    print(
+        f"after: {load_average()} (other processes' load makes single runs noisy; compare ratios)"
+    )
 
 
 if __name__ == "__main__":

@@ -56,14 +56,20 @@ def hvp_costs(rounds: int) -> None:
 
     x, y = parabola_data(1024, seed=0)
     cx, cy = load_demo_data(n=64)
-    cases = [("seed MLP, 1024 ex", build_parabola_mlp(seed=0), x, y, 20),
-             ("demo convnet, 64 img", load_demo_model(), cx, cy, 2)]
+    cases = [
+        ("seed MLP, 1024 ex", build_parabola_mlp(seed=0), x, y, 20),
+        ("demo convnet, 64 img", load_demo_model(), cx, cy, 2),
+    ]
     print("1. Hessian-vector product vs gradient (best of interleaved rounds)")
-    print(f"   {'model':<22} {'params':>7} {'gradient':>10} {'fwd-over-rev':>13} {'ratio':>6} "
-          f"{'rev-over-rev':>13} {'ratio':>6}  auto")
+    print(
+        f"   {'model':<22} {'params':>7} {'gradient':>10} {'fwd-over-rev':>13} {'ratio':>6} "
+        f"{'rev-over-rev':>13} {'ratio':>6}  auto"
+    )
     for name, model, xx, yy, calls in cases:
-        ops = {m: HessianOperator(model, xx, yy, mode=m)
-               for m in ("forward_over_reverse", "reverse_over_reverse")}
+        ops = {
+            m: HessianOperator(model, xx, yy, mode=m)
+            for m in ("forward_over_reverse", "reverse_over_reverse")
+        }
         auto = HessianOperator(model, xx, yy).mode
         v = np.random.default_rng(0).standard_normal(ops["forward_over_reverse"].n)
         fns = {"grad": ops["forward_over_reverse"].gradient}
@@ -73,9 +79,11 @@ def hvp_costs(rounds: int) -> None:
         t = best_of(fns, calls, rounds)
         g, f, r = t["grad"], t["forward_over_reverse"], t["reverse_over_reverse"]
         chosen = f if auto == "forward_over_reverse" else r
-        print(f"   {name:<22} {ops['forward_over_reverse'].n:>7} {g * 1e3:8.2f}ms "
-              f"{f * 1e3:11.2f}ms {f / g:6.2f} {r * 1e3:11.2f}ms {r / g:6.2f}  "
-              f"{auto} ({chosen / g:.2f}x: {'OK' if chosen / g <= 3 else 'MISSED'} goal <= 3x)")
+        print(
+            f"   {name:<22} {ops['forward_over_reverse'].n:>7} {g * 1e3:8.2f}ms "
+            f"{f * 1e3:11.2f}ms {f / g:6.2f} {r * 1e3:11.2f}ms {r / g:6.2f}  "
+            f"{auto} ({chosen / g:.2f}x: {'OK' if chosen / g <= 3 else 'MISSED'} goal <= 3x)"
+        )
 
 
 def top_eigenvalue(quick: bool) -> None:
@@ -87,9 +95,15 @@ def top_eigenvalue(quick: bool) -> None:
     x, y = parabola_data(256, seed=0)
     if quick:
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(32, activation="relu"),
-                                  keras.layers.Dense(32, activation="relu"),
-                                  keras.layers.Dense(1)], name="mlp32")
+        model = keras.Sequential(
+            [
+                keras.Input((1,)),
+                keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(1),
+            ],
+            name="mlp32",
+        )
         model.compile(optimizer="adam", loss="mse")
     else:
         model = build_parabola_mlp(seed=0)
@@ -106,10 +120,12 @@ def top_eigenvalue(quick: bool) -> None:
     t_eig = time.perf_counter() - t0
     full = t_dense + t_eig
     print(f"\n2. Time to the top eigenvalue, {model.name} ({h.shape[0]} params, 256 examples)")
-    print(f"   full Hessian (Jacobian of the gradient {t_dense:.2f} s + eigvalsh {t_eig:.2f} s) "
-          f"{full:.2f} s | Lanczos {t_lanczos:.3f} s ({lanczos.n_products} products) | "
-          f"speed-up {full / t_lanczos:.0f}x | values {exact:.6g} vs {lanczos.top:.6g} "
-          f"(rel. diff {abs(lanczos.top - exact) / exact:.1e})")
+    print(
+        f"   full Hessian (Jacobian of the gradient {t_dense:.2f} s + eigvalsh {t_eig:.2f} s) "
+        f"{full:.2f} s | Lanczos {t_lanczos:.3f} s ({lanczos.n_products} products) | "
+        f"speed-up {full / t_lanczos:.0f}x | values {exact:.6g} vs {lanczos.top:.6g} "
+        f"(rel. diff {abs(lanczos.top - exact) / exact:.1e})"
+    )
 
 
 def fit_run(variant: str, x, y, epochs: int, warm: bool) -> dict:
@@ -125,21 +141,29 @@ def fit_run(variant: str, x, y, epochs: int, warm: bool) -> dict:
         model.fit(x, y, epochs=1, batch_size=32, shuffle=True, verbose=0, callbacks=[first])
     callbacks, tracker = [], None
     if variant != "plain":
-        tracker = SharpnessTracker(x, y, every_k_batches=10, subset=256,
-                                   background=variant == "background")
+        tracker = SharpnessTracker(
+            x, y, every_k_batches=10, subset=256, background=variant == "background"
+        )
         callbacks.append(tracker)
     t0, c0 = time.perf_counter(), time.process_time()
     model.fit(x, y, epochs=epochs, batch_size=32, shuffle=True, verbose=0, callbacks=callbacks)
     if tracker is not None:
         tracker.wait(60)
-    out = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-           "weights": [w.numpy().copy() for w in model.weights]}
+    out = {
+        "seconds": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,
+        "weights": [w.numpy().copy() for w in model.weights],
+    }
     if tracker is not None:
-        out.update(estimates=len(tracker.history), skipped=tracker.skipped,
-                   products=[e.n_products for e in tracker.history],
-                   estimate_s=[e.elapsed_s for e in tracker.history], error=tracker.error,
-                   setup_s=tracker.setup_s,
-                   last=tracker.history[-1])
+        out.update(
+            estimates=len(tracker.history),
+            skipped=tracker.skipped,
+            products=[e.n_products for e in tracker.history],
+            estimate_s=[e.elapsed_s for e in tracker.history],
+            error=tracker.error,
+            setup_s=tracker.setup_s,
+            last=tracker.history[-1],
+        )
         tracker.close()
     return out
 
@@ -150,11 +174,17 @@ def sharpness_overhead(epochs: int, rounds: int, warm: bool) -> None:
     x, y = parabola_data(1024, seed=0)
     batches = epochs * 32
     variants = ["plain", "background", "training thread"]
-    what = ("warm: a model whose operator was traced in an earlier fit (the steady state of a "
-            "long training)" if warm else "cold: a new model each run, tracing included")
-    print(f"\n3. Live sharpness during fit, {what}: seed MLP (Adam), N=1024, batch 32, {epochs} "
-          f"epochs ({batches} batches), an estimate every 10 batches on 256 examples; "
-          f"{rounds} interleaved rounds")
+    what = (
+        "warm: a model whose operator was traced in an earlier fit (the steady state of a "
+        "long training)"
+        if warm
+        else "cold: a new model each run, tracing included"
+    )
+    print(
+        f"\n3. Live sharpness during fit, {what}: seed MLP (Adam), N=1024, batch 32, {epochs} "
+        f"epochs ({batches} batches), an estimate every 10 batches on 256 examples; "
+        f"{rounds} interleaved rounds"
+    )
     fit_run("background", x, y, 1, warm)  # import and first-use costs, outside the timings
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for _ in range(rounds):
@@ -164,36 +194,47 @@ def sharpness_overhead(epochs: int, rounds: int, warm: bool) -> None:
     med = {v: statistics.median(o["seconds"] for o in results[v]) for v in variants}
     best = {v: min(o["seconds"] for o in results[v]) for v in variants}
     cpu = {v: statistics.median(o["cpu"] for o in results[v]) for v in variants}
-    print(f"   {'variant':<16} {'median s':>9} {'overhead':>9} {'best s':>7} {'overhead':>9} "
-          f"{'CPU s':>6} {'overhead':>9} {'estimates':>9} {'skipped':>8} {'HVPs/est.':>9} {'s/est.':>7} {'setup s':>7}  identical")
+    print(
+        f"   {'variant':<16} {'median s':>9} {'overhead':>9} {'best s':>7} {'overhead':>9} "
+        f"{'CPU s':>6} {'overhead':>9} {'estimates':>9} {'skipped':>8} {'HVPs/est.':>9} {'s/est.':>7} {'setup s':>7}  identical"
+    )
     for v in variants:
-        same = all(all(np.array_equal(a, b) for a, b in zip(o["weights"], ref, strict=True))
-                   for o in results[v])
+        same = all(
+            all(np.array_equal(a, b) for a, b in zip(o["weights"], ref, strict=True))
+            for o in results[v]
+        )
         extra = ""
         if v != "plain":
             o = results[v][0]
-            extra = (f"{o['estimates']:>9} {o['skipped']:>8} "
-                     f"{statistics.median(o['products']):>9.0f} "
-                     f"{statistics.median(o['estimate_s']):>7.3f} "
-                     f"{statistics.median(r['setup_s'] for r in results[v]):>7.2f}")
+            extra = (
+                f"{o['estimates']:>9} {o['skipped']:>8} "
+                f"{statistics.median(o['products']):>9.0f} "
+                f"{statistics.median(o['estimate_s']):>7.3f} "
+                f"{statistics.median(r['setup_s'] for r in results[v]):>7.2f}"
+            )
         else:
             extra = f"{'':>9} {'':>8} {'':>9} {'':>7} {'':>7}"
-        print(f"   {v:<16} {med[v]:9.2f} {med[v] / med['plain'] - 1:9.1%} {best[v]:7.2f} "
-              f"{best[v] / best['plain'] - 1:9.1%} {cpu[v]:6.2f} {cpu[v] / cpu['plain'] - 1:9.1%} "
-              f"{extra}  {same}")
+        print(
+            f"   {v:<16} {med[v]:9.2f} {med[v] / med['plain'] - 1:9.1%} {best[v]:7.2f} "
+            f"{best[v] / best['plain'] - 1:9.1%} {cpu[v]:6.2f} {cpu[v] / cpu['plain'] - 1:9.1%} "
+            f"{extra}  {same}"
+        )
     last = results["background"][0]["last"]
-    print(f"   last estimate: {last.threshold.quantity} {last.value:.4g}, "
-          f"{last.threshold.label}")
-    print("   (CPU s: this process's CPU time, all threads, median: the work the estimates add,"
-          " barely affected by other processes' load)")
+    print(f"   last estimate: {last.threshold.quantity} {last.value:.4g}, {last.threshold.label}")
+    print(
+        "   (CPU s: this process's CPU time, all threads, median: the work the estimates add,"
+        " barely affected by other processes' load)"
+    )
     for v in ("background", "training thread"):
         over = med[v] / med["plain"] - 1
         setup = statistics.median(r["setup_s"] for r in results[v])
         steady = (med[v] - setup) / med["plain"] - 1
-        print(f"   overhead ({v}, median) {over:.1%} (goal <= 25%): "
-              f"{'OK' if over <= 0.25 else 'MISSED'}; best {best[v] / best['plain'] - 1:.1%}; "
-              f"CPU time {cpu[v] / cpu['plain'] - 1:.1%}; without on_train_begin's {setup:.2f} s "
-              f"on the training thread {steady:.1%}")
+        print(
+            f"   overhead ({v}, median) {over:.1%} (goal <= 25%): "
+            f"{'OK' if over <= 0.25 else 'MISSED'}; best {best[v] / best['plain'] - 1:.1%}; "
+            f"CPU time {cpu[v] / cpu['plain'] - 1:.1%}; without on_train_begin's {setup:.2f} s "
+            f"on the training thread {steady:.1%}"
+        )
 
 
 def main() -> None:

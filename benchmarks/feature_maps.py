@@ -120,21 +120,37 @@ def bench_layer(model, layer, image, quick, preprocess=None, label=""):
     name = f"{label}{layer}"
     rounds = f"median of {n_sample}, interleaved"
     print(f"\n{name}: output {tuple(acts0.shape)}, {channels} filters")
-    extrapolated = "" if n_sample == channels else f"; measured {n_sample} of {channels} filters, extrapolated"
-    print(f"  seed, new model per filter : {seed_per_filter * 1e3:8.1f} ms/filter -> "
-          f"{seed_total * 1e3:9.1f} ms for all {channels} ({rounds}{extrapolated})")
-    print(f"  nbviz, first look (cold)   : {cached_cold * 1e3:8.1f} ms for all {channels} "
-          f"(new backend: extractor build + 1 eager pass; {rounds})")
+    extrapolated = (
+        "" if n_sample == channels else f"; measured {n_sample} of {channels} filters, extrapolated"
+    )
+    print(
+        f"  seed, new model per filter : {seed_per_filter * 1e3:8.1f} ms/filter -> "
+        f"{seed_total * 1e3:9.1f} ms for all {channels} ({rounds}{extrapolated})"
+    )
+    print(
+        f"  nbviz, first look (cold)   : {cached_cold * 1e3:8.1f} ms for all {channels} "
+        f"(new backend: extractor build + 1 eager pass; {rounds})"
+    )
     print(f"  nbviz, layer reused        : {second * 1e3:8.1f} ms once (tf.function trace + pass)")
-    print(f"  nbviz, new image (warm)    : {cached_warm * 1e3:8.1f} ms for all {channels} "
-          f"(compiled, no retrace; {rounds})")
-    print(f"  ratio seed/nbviz           : {seed_total / cached_cold:8.1f}x cold, "
-          f"{seed_total / cached_warm:8.1f}x warm")
+    print(
+        f"  nbviz, new image (warm)    : {cached_warm * 1e3:8.1f} ms for all {channels} "
+        f"(compiled, no retrace; {rounds})"
+    )
+    print(
+        f"  ratio seed/nbviz           : {seed_total / cached_cold:8.1f}x cold, "
+        f"{seed_total / cached_warm:8.1f}x warm"
+    )
     print(f"  same maps                  : max |diff| {diff:.2e} (max |map| {scale:.3g})")
-    print(f"  slider step (slice+colormap+PNG, cached): {step_ms:.2f} ms median; "
-          f"all-filters grid view: {grid_ms:.1f} ms")
-    return {"layer": name, "ratio_cold": seed_total / cached_cold,
-            "ratio_warm": seed_total / cached_warm, "step_ms": step_ms}
+    print(
+        f"  slider step (slice+colormap+PNG, cached): {step_ms:.2f} ms median; "
+        f"all-filters grid view: {grid_ms:.1f} ms"
+    )
+    return {
+        "layer": name,
+        "ratio_cold": seed_total / cached_cold,
+        "ratio_warm": seed_total / cached_warm,
+        "step_ms": step_ms,
+    }
 
 
 def bench_widget_step(model, image, layer, quick, preprocess=None):
@@ -172,12 +188,16 @@ def bench_fingerprint(quick):
     fp.changed()
     repeats = 50 if quick else 300
     sampled = _median_time(fp.changed, repeats) * 1e3
-    naive = _median_time(lambda: weights_hash([v.numpy() for v in vgg.weights]),
-                         3 if quick else 5) * 1e3
+    naive = (
+        _median_time(lambda: weights_hash([v.numpy() for v in vgg.weights]), 3 if quick else 5)
+        * 1e3
+    )
     n = sum(int(np.prod(v.shape)) for v in vgg.weights)
-    print(f"weight-change check per cached step, VGG16 ({n / 1e6:.0f} M parameters): "
-          f"sampled fingerprint {sampled:.2f} ms median, naive full hash {naive:.0f} ms "
-          f"({naive / sampled:.0f}x)")
+    print(
+        f"weight-change check per cached step, VGG16 ({n / 1e6:.0f} M parameters): "
+        f"sampled fingerprint {sampled:.2f} ms median, naive full hash {naive:.0f} ms "
+        f"({naive / sampled:.0f}x)"
+    )
     return sampled
 
 
@@ -185,8 +205,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sampled filters")
     parser.add_argument("--size", type=int, default=128, help="VGG16 input size (default 128)")
-    parser.add_argument("--fingerprint", action="store_true",
-                        help="only time the weight-change check of a cached step")
+    parser.add_argument(
+        "--fingerprint",
+        action="store_true",
+        help="only time the weight-change check of a cached step",
+    )
     args = parser.parse_args(argv)
     if args.fingerprint:
         bench_fingerprint(args.quick)
@@ -195,12 +218,15 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"{os.cpu_count()} CPU cores, devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"{os.cpu_count()} CPU cores, devices: {[d.device_type for d in tf.config.list_physical_devices()]}"
+    )
     photo = _photo(args.size)
     keras.utils.set_random_seed(0)
-    vgg = keras.applications.VGG16(weights=None, include_top=False,
-                                   input_shape=(args.size, args.size, 3))
+    vgg = keras.applications.VGG16(
+        weights=None, include_top=False, input_shape=(args.size, args.size, 3)
+    )
     vgg_pre = keras.applications.vgg16.preprocess_input
     results = []
     for layer in ("block1_conv1", "block3_conv1"):
@@ -225,18 +251,24 @@ def main(argv=None):
     widget_steps = {}
     for layer in ("block1_conv1", "block3_conv1"):
         widget_steps[layer] = bench_widget_step(vgg, photo, layer, args.quick, vgg_pre)
-        print(f"\nwidget slider step (trait change -> PNG in map_image + status), VGG16 {layer}: "
-              f"{widget_steps[layer]:.2f} ms median")
+        print(
+            f"\nwidget slider step (trait change -> PNG in map_image + status), VGG16 {layer}: "
+            f"{widget_steps[layer]:.2f} ms median"
+        )
     step = max(widget_steps.values())
 
     print("\nsummary")
     for r in results:
-        print(f"  {r['layer']:<22} seed/cached {r['ratio_cold']:7.1f}x cold "
-              f"{r['ratio_warm']:7.1f}x warm   slider step {r['step_ms']:.2f} ms")
+        print(
+            f"  {r['layer']:<22} seed/cached {r['ratio_cold']:7.1f}x cold "
+            f"{r['ratio_warm']:7.1f}x warm   slider step {r['step_ms']:.2f} ms"
+        )
     b3 = next(r for r in results if r["layer"].endswith("block3_conv1"))
-    print(f"  goals: >= 100x on block3_conv1 -> {b3['ratio_warm']:.0f}x warm / "
-          f"{b3['ratio_cold']:.0f}x cold; slider step < 10 ms -> "
-          f"{max(r['step_ms'] for r in results):.2f} ms (worst layer), widget {step:.2f} ms (worst)")
+    print(
+        f"  goals: >= 100x on block3_conv1 -> {b3['ratio_warm']:.0f}x warm / "
+        f"{b3['ratio_cold']:.0f}x cold; slider step < 10 ms -> "
+        f"{max(r['step_ms'] for r in results):.2f} ms (worst layer), widget {step:.2f} ms (worst)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ import numpy as np  # noqa: E402
 
 # -- the seed's method, ported to Keras 3 (its RandomCoordinates / LossSurface.compile) -------------
 def seed_normalize_weights(weights, origin):
-    return [w * np.linalg.norm(wc) / np.linalg.norm(w) for w, wc in zip(weights, origin, strict=True)]
+    return [
+        w * np.linalg.norm(wc) / np.linalg.norm(w) for w, wc in zip(weights, origin, strict=True)
+    ]
 
 
 def seed_loss_grid(model, inputs, outputs, coords, a_grid, b_grid):
@@ -115,9 +117,11 @@ def _mlp_and_data(n):
     except ImportError:  # the demo module is optional here: build the same MLP inline
         import keras
 
-        model = keras.Sequential([keras.Input((1,))]
-                                 + [keras.layers.Dense(64, activation="relu") for _ in range(3)]
-                                 + [keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [keras.Input((1,))]
+            + [keras.layers.Dense(64, activation="relu") for _ in range(3)]
+            + [keras.layers.Dense(1)]
+        )
         model.compile(optimizer="adam", loss="mse")
         rng = np.random.default_rng(0)
         x = rng.standard_normal((n, 1)).astype(np.float32)
@@ -173,7 +177,9 @@ def bench_grid(name, model, x, y, points, rounds, rate, goal, n_blocks=5):
         for rows in blocks:
             z, w, c = _timed(lambda r=rows: seed_loss_grid(clone, x, y, coords, grid, grid[r]))
             z_naive[rows], t[0], t[1] = z, t[0] + w, t[1] + c
-            s, w, c = _timed(lambda r=rows: evaluate_grid(model, x, y, d, grid, grid[r], progress=False))
+            s, w, c = _timed(
+                lambda r=rows: evaluate_grid(model, x, y, d, grid, grid[r], progress=False)
+            )
             z_ours[rows], t[2], t[3] = s.Z, t[2] + w, t[3] + c
         totals.append(t)
     cold = totals[0]
@@ -182,18 +188,26 @@ def bench_grid(name, model, x, y, points, rounds, rate, goal, n_blocks=5):
     flops = forward_flops(model) * len(x) * points * points
     label = "warm" if rounds > 1 else "once"
     how = f"{n_blocks} interleaved row blocks" if n_blocks > 1 else f"{rounds} interleaved rounds"
-    print(f"\n[{name}] {points}x{points} grid, N={len(x)}, {d.layout.n_params} params, "
-          f"strategy={s.metadata['strategy']}, batch={s.metadata['batch_size']}, {how}")
-    for title, (w, c) in (("naive (set_weights + test_on_batch)", warm[:2]),
-                          ("nbviz evaluate_grid               ", warm[2:])):
+    print(
+        f"\n[{name}] {points}x{points} grid, N={len(x)}, {d.layout.n_params} params, "
+        f"strategy={s.metadata['strategy']}, batch={s.metadata['batch_size']}, {how}"
+    )
+    for title, (w, c) in (
+        ("naive (set_weights + test_on_batch)", warm[:2]),
+        ("nbviz evaluate_grid               ", warm[2:]),
+    ):
         first = f"cold {cold[0 if 'naive' in title else 2]:7.3f} s   " if rounds > 1 else ""
-        print(f"  {title}: {first}{label} {w:7.3f} s (cpu {c:7.3f} s)   {flops / w / 1e9:6.1f} GFLOP/s")
+        print(
+            f"  {title}: {first}{label} {w:7.3f} s (cpu {c:7.3f} s)   {flops / w / 1e9:6.1f} GFLOP/s"
+        )
     ratio = warm[0] / warm[2]
     verdict = f"  [goal >= {goal:g}x: {'met' if ratio >= goal else 'MISSED'}]"
     cold_txt = f", cold {cold[0] / cold[2]:5.1f}x" if rounds > 1 else ""
-    print(f"  speed-up {label} {ratio:5.1f}x (cpu time {warm[1] / warm[3]:5.1f}x){cold_txt}{verdict}"
-          f"   max relative difference {rel:.1e}   (machine matmul: numpy {rate[0]:.0f}, "
-          f"TF {rate[1]:.0f} GFLOP/s)")
+    print(
+        f"  speed-up {label} {ratio:5.1f}x (cpu time {warm[1] / warm[3]:5.1f}x){cold_txt}{verdict}"
+        f"   max relative difference {rel:.1e}   (machine matmul: numpy {rate[0]:.0f}, "
+        f"TF {rate[1]:.0f} GFLOP/s)"
+    )
     return ratio
 
 
@@ -231,18 +245,26 @@ def bench_pca(n_params, n_snaps):
     ref, t_ref, m_ref = measured(lambda: PCA(n_components=2, svd_solver="full").fit(path))
     li, t_li, m_li = measured(lambda: pca_directions(path, model))  # centred on the final weights
     cos = np.abs(np.sum(ours.flat() * ref.components_, axis=1))
-    print(f"\n[PCA] path of {n_snaps} snapshots x {p} params ({snap_bytes / 2**30:.2f} GiB float32)")
-    print(f"  sklearn PCA(svd_solver='full')   : {t_ref:7.2f} s   peak +{m_ref / 2**30:5.2f} GiB"
-          f"   total {1 + m_ref / snap_bytes:4.2f}x snapshots")
-    print(f"  nbviz Gram trick (center='mean') : {t_ours:7.2f} s   peak +{m_ours / 2**30:5.2f} GiB"
-          f"   total {1 + m_ours / snap_bytes:4.2f}x snapshots")
+    print(
+        f"\n[PCA] path of {n_snaps} snapshots x {p} params ({snap_bytes / 2**30:.2f} GiB float32)"
+    )
+    print(
+        f"  sklearn PCA(svd_solver='full')   : {t_ref:7.2f} s   peak +{m_ref / 2**30:5.2f} GiB"
+        f"   total {1 + m_ref / snap_bytes:4.2f}x snapshots"
+    )
+    print(
+        f"  nbviz Gram trick (center='mean') : {t_ours:7.2f} s   peak +{m_ours / 2**30:5.2f} GiB"
+        f"   total {1 + m_ours / snap_bytes:4.2f}x snapshots"
+    )
     print(f"  nbviz Gram trick (Li, 'final')   : {t_li:7.2f} s   peak +{m_li / 2**30:5.2f} GiB")
     ratio = t_ref / t_ours
     mem_ok = 1 + m_ours / snap_bytes <= 1.5
-    print(f"  speed-up {ratio:5.1f}x  [goal >= 20x: {'met' if ratio >= 20 else 'MISSED'}; memory "
-          f"<= 1.5x snapshots: {'met' if mem_ok else 'MISSED'}]   |cos| to sklearn: "
-          f"{cos.round(6).tolist()}, explained variance {ours.explained_variance.round(4).tolist()}"
-          f" vs {ref.explained_variance_ratio_.round(4).tolist()}")
+    print(
+        f"  speed-up {ratio:5.1f}x  [goal >= 20x: {'met' if ratio >= 20 else 'MISSED'}; memory "
+        f"<= 1.5x snapshots: {'met' if mem_ok else 'MISSED'}]   |cos| to sklearn: "
+        f"{cos.round(6).tolist()}, explained variance {ours.explained_variance.round(4).tolist()}"
+        f" vs {ref.explained_variance_ratio_.round(4).tolist()}"
+    )
     return ratio
 
 
@@ -260,11 +282,14 @@ def bench_recording(n_params, repeats):
     t_rec = statistics.median(_time(lambda: rec.on_train_batch_begin(0)) for _ in range(repeats))
     assert len(rec) == repeats + 1
     seed_path = []
-    t_seed = statistics.median(_time(lambda: seed_path.append(model.get_weights()))
-                               for _ in range(repeats))
-    print(f"\n[recording] {model.count_params()} params, one snapshot: WeightPathRecorder "
-          f"{t_rec * 1e3:.2f} ms (into a preallocated {rec.nbytes / 2**20:.0f} MiB store), seed "
-          f"get_weights() list {t_seed * 1e3:.2f} ms (grows without bound)")
+    t_seed = statistics.median(
+        _time(lambda: seed_path.append(model.get_weights())) for _ in range(repeats)
+    )
+    print(
+        f"\n[recording] {model.count_params()} params, one snapshot: WeightPathRecorder "
+        f"{t_rec * 1e3:.2f} ms (into a preallocated {rec.nbytes / 2**20:.0f} MiB store), seed "
+        f"get_weights() list {t_seed * 1e3:.2f} ms (grows without bound)"
+    )
 
 
 def bench_fit_overhead(n, epochs):
@@ -276,22 +301,32 @@ def bench_fit_overhead(n, epochs):
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # trace first
 
     def fit(callbacks):
-        return _time(lambda: model.fit(x, y, epochs=1, batch_size=32, verbose=0,
-                                       callbacks=callbacks))
+        return _time(
+            lambda: model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=callbacks)
+        )
 
     times = {"plain": [], "nbviz": [], "seed": []}
     for _ in range(epochs):  # interleaved
         times["plain"].append(fit([]))
         times["nbviz"].append(fit([WeightPathRecorder()]))
         path = []
-        times["seed"].append(fit([keras.callbacks.LambdaCallback(
-            on_batch_end=lambda batch, logs, p=path: p.append(model.get_weights()))]))
+        times["seed"].append(
+            fit(
+                [
+                    keras.callbacks.LambdaCallback(
+                        on_batch_end=lambda batch, logs, p=path: p.append(model.get_weights())
+                    )
+                ]
+            )
+        )
     batches = int(np.ceil(n / 32))
     ms = {k: statistics.median(v) / batches * 1e3 for k, v in times.items()}
-    print(f"[recording] fit of the seed MLP, {batches} batches/epoch, recording every batch: "
-          f"plain {ms['plain']:.2f} ms/batch, WeightPathRecorder {ms['nbviz']:.2f} "
-          f"({ms['nbviz'] - ms['plain']:+.2f}), seed LambdaCallback(get_weights) {ms['seed']:.2f} "
-          f"({ms['seed'] - ms['plain']:+.2f})")
+    print(
+        f"[recording] fit of the seed MLP, {batches} batches/epoch, recording every batch: "
+        f"plain {ms['plain']:.2f} ms/batch, WeightPathRecorder {ms['nbviz']:.2f} "
+        f"({ms['nbviz'] - ms['plain']:+.2f}), seed LambdaCallback(get_weights) {ms['seed']:.2f} "
+        f"({ms['seed'] - ms['plain']:+.2f})"
+    )
 
 
 SECTIONS = ["mlp", "convnet", "pca", "recording"]
@@ -300,16 +335,21 @@ SECTIONS = ["mlp", "convnet", "pca", "recording"]
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller N, grids and path")
-    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS,
-                    help="run only these sections")
+    ap.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections"
+    )
     args = ap.parse_args(argv)
     quick, only = args.quick, set(args.only)
     import tensorflow as tf
 
-    print(f"nbviz landscape benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} CPUs, "
-          f"TF {tf.__version__}, Python {sys.version.split()[0]}; {load_average()}")
+    print(
+        f"nbviz landscape benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} CPUs, "
+        f"TF {tf.__version__}, Python {sys.version.split()[0]}; {load_average()}"
+    )
     rate = matmul_rate()
-    print(f"measured float32 2048x2048 matmul: numpy {rate[0]:.0f} GFLOP/s, TF {rate[1]:.0f} GFLOP/s")
+    print(
+        f"measured float32 2048x2048 matmul: numpy {rate[0]:.0f} GFLOP/s, TF {rate[1]:.0f} GFLOP/s"
+    )
 
     points = 15 if quick else 30
     results = {}
@@ -318,18 +358,24 @@ def main(argv=None):
             model, x, y = _mlp_and_data(n)
             # Whole grids alternate (one evaluate_grid call is what a user runs); the median of
             # the warm rounds damps other processes' load.
-            results[f"mlp{n}"] = bench_grid(f"seed MLP N={n}", model, x, y, points, 4, rate, goal,
-                                            n_blocks=1)
+            results[f"mlp{n}"] = bench_grid(
+                f"seed MLP N={n}", model, x, y, points, 4, rate, goal, n_blocks=1
+            )
     if "convnet" in only:
         model, x, y = _convnet_and_data(32 if quick else 64)
-        results["convnet"] = bench_grid("demo convnet", model, x, y, 10 if quick else 30, 1,
-                                        rate, 1.0)
+        results["convnet"] = bench_grid(
+            "demo convnet", model, x, y, 10 if quick else 30, 1, rate, 1.0
+        )
     if "pca" in only:
         results["pca"] = bench_pca(250_000 if quick else 1_000_000, 100 if quick else 300)
     if "recording" in only:
         bench_recording(1_000_000, 10 if quick else 30)
         bench_fit_overhead(2048 if quick else 8192, 2 if quick else 3)
-    print("\nsummary: " + ", ".join(f"{k} {v:.1f}x" for k, v in results.items()) + f"; {load_average()}")
+    print(
+        "\nsummary: "
+        + ", ".join(f"{k} {v:.1f}x" for k, v in results.items())
+        + f"; {load_average()}"
+    )
 
 
 if __name__ == "__main__":

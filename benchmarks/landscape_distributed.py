@@ -34,8 +34,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-
-
 def _workers_cpu() -> float:
     """CPU seconds used so far by this process' children (nannies and their workers)."""
     import psutil
@@ -62,11 +60,17 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=None, help="points per axis (default 15)")
     parser.add_argument("--n", type=int, default=None, help="test images (default 256)")
     parser.add_argument("--workers", default="1,2", help="local worker process counts")
-    parser.add_argument("--tf-threads", default=None,
-                        help="TensorFlow threads per worker: 'default', a number, or a comma "
-                             "list (default 'default,1'; --quick: '1')")
-    parser.add_argument("--scheduler", default=None,
-                        help="address of a running dask scheduler (skips the local clusters)")
+    parser.add_argument(
+        "--tf-threads",
+        default=None,
+        help="TensorFlow threads per worker: 'default', a number, or a comma "
+        "list (default 'default,1'; --quick: '1')",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler (skips the local clusters)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -83,29 +87,36 @@ def main() -> None:
     d = random_directions(model, seed=0)
     xs = ys = grid_coords(n_grid, 1.0)
     warm = grid_coords(3, 1.0)
-    print(f"demo convnet ({model.count_params()} parameters), {n_grid}x{n_grid} grid, "
-          f"{n_images} images, {os.cpu_count()} CPU cores; {load_average()}")
+    print(
+        f"demo convnet ({model.count_params()} parameters), {n_grid}x{n_grid} grid, "
+        f"{n_images} images, {os.cpu_count()} CPU cores; {load_average()}"
+    )
 
     evaluate_grid(model, x, y, d, warm, warm, progress=False)
     cpu0 = time.process_time()
     ref, t_ref = _timed(lambda: evaluate_grid(model, x, y, d, xs, ys, progress=False))
     cpu_ref = time.process_time() - cpu0
     pts = n_grid * n_grid
-    print(f"{'in-process evaluate_grid':<40} {t_ref:7.2f} s  {pts / t_ref:6.1f} points/s   "
-          f"(CPU {cpu_ref:.1f} s, {load_average()})")
+    print(
+        f"{'in-process evaluate_grid':<40} {t_ref:7.2f} s  {pts / t_ref:6.1f} points/s   "
+        f"(CPU {cpu_ref:.1f} s, {load_average()})"
+    )
 
     def run(client, source, label, base):
-        (_, t_start) = _timed(lambda: evaluate_grid_distributed(source, x, y, d, warm, warm,
-                                                                client))
+        (_, t_start) = _timed(
+            lambda: evaluate_grid_distributed(source, x, y, d, warm, warm, client)
+        )
         cpu0 = _workers_cpu()
         got, t = _timed(lambda: evaluate_grid_distributed(source, x, y, d, xs, ys, client))
         cpu = _workers_cpu() - cpu0
         err = float(np.max(np.abs(got.Z - ref.Z) / np.abs(ref.Z)))
         assert got.complete and err < 1e-5, f"{label}: differs from in-process by {err:.1e}"
         vs = f"  x{base / t:4.2f} vs 1 worker" if base else ""
-        print(f"{label:<40} {t:7.2f} s  {pts / t:6.1f} points/s   x{t_ref / t:4.2f} vs "
-              f"in-process{vs}   (workers' CPU {cpu:.1f} s, start {t_start:.1f} s, max rel diff "
-              f"{err:.0e}, {load_average()})")
+        print(
+            f"{label:<40} {t:7.2f} s  {pts / t:6.1f} points/s   x{t_ref / t:4.2f} vs "
+            f"in-process{vs}   (workers' CPU {cpu:.1f} s, start {t_start:.1f} s, max rel diff "
+            f"{err:.0e}, {load_average()})"
+        )
         return t
 
     if args.scheduler:
@@ -120,15 +131,29 @@ def main() -> None:
         path = os.path.join(tmp, "demo.keras")
         model.save(path)
         for tf_threads in threads.split(","):
-            env = {} if tf_threads == "default" else {"TF_NUM_INTRAOP_THREADS": tf_threads,
-                                                      "TF_NUM_INTEROP_THREADS": "1"}
-            kind = ("TF default threads" if tf_threads == "default"
-                    else f"{tf_threads} TF thread(s) each")
+            env = (
+                {}
+                if tf_threads == "default"
+                else {"TF_NUM_INTRAOP_THREADS": tf_threads, "TF_NUM_INTEROP_THREADS": "1"}
+            )
+            kind = (
+                "TF default threads"
+                if tf_threads == "default"
+                else f"{tf_threads} TF thread(s) each"
+            )
             base = None
             for k in counts:
-                with LocalCluster(n_workers=k, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1",
-                                  env=env) as cluster, Client(cluster) as client:
+                with (
+                    LocalCluster(
+                        n_workers=k,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        host="127.0.0.1",
+                        env=env,
+                    ) as cluster,
+                    Client(cluster) as client,
+                ):
                     t = run(client, path, f"{k} worker process(es), {kind}", base)
                     base = base or t
     print(f"done; {load_average()}")

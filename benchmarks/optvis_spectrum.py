@@ -77,10 +77,12 @@ def variants(size: int) -> dict:
     rng = np.random.default_rng(0)
     probe = tf.constant(rng.normal(size=(1, size, size, 3)).astype(np.float32))
     pixels = tf.Variable(rng.normal(0, 0.01, (1, size, size, 3)).astype(np.float32))
-    nbviz = param.fft_image((1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED,
-                            method="matmul")
-    nbviz_fft = param.fft_image((1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED,
-                                method="fft")
+    nbviz = param.fft_image(
+        (1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED, method="matmul"
+    )
+    nbviz_fft = param.fft_image(
+        (1, size, size, 3), color=param.COLOR_CORRELATION_NORMALIZED, method="fft"
+    )
     sig_var, sig_image = signal_image(size, rng)
     xla_var, xla_image = signal_image(size, rng)
     return {

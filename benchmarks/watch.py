@@ -51,8 +51,11 @@ def run(variant: str, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int
     callbacks = []
     if variant == "seed":
         path = [model.get_weights()]
-        callbacks.append(keras.callbacks.LambdaCallback(
-            on_batch_end=lambda batch, logs: path.append(model.get_weights())))
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_batch_end=lambda batch, logs: path.append(model.get_weights())
+            )
+        )
     elif variant == "recorder":
         callbacks.append(WeightPathRecorder(every_k_batches=1))
     elif variant == "watch":
@@ -61,8 +64,9 @@ def run(variant: str, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int
         widget = LossLandscapeWidget(model, x, y, resolution=21)
         callbacks.append(widget.watch(subset=256))  # the defaults: a snapshot every 4 batches
     t_fit = time.perf_counter()
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
-              callbacks=callbacks)
+    model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks
+    )
     t_end = time.perf_counter()
     out["seconds"] = t_end - t0
     out["cpu"] = time.thread_time() - c0  # the training thread only: robust to other load
@@ -96,45 +100,62 @@ def main() -> None:
     x, y = parabola_data(args.n, seed=0)
     batch_size = 32
     steps = epochs * -(-args.n // batch_size)
-    print(f"seed MLP, N={args.n}, batch {batch_size}, {epochs} epochs ({steps} batches), "
-          f"{rounds} interleaved rounds; {load_average()}")
+    print(
+        f"seed MLP, N={args.n}, batch {batch_size}, {epochs} epochs ({steps} batches), "
+        f"{rounds} interleaved rounds; {load_average()}"
+    )
     variants = ["plain", "seed", "recorder", "watch"]
     run("plain", x, y, 1, batch_size)  # import and first-use costs, outside the timings
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(rounds):
         for v in variants:
             results[v].append(run(v, x, y, epochs, batch_size))
-        print(f"  round {r + 1}: " + ", ".join(f"{v} {results[v][-1]['seconds']:.2f} s"
-                                              for v in variants))
+        print(
+            f"  round {r + 1}: "
+            + ", ".join(f"{v} {results[v][-1]['seconds']:.2f} s" for v in variants)
+        )
 
     med = {v: statistics.median(o["seconds"] for o in results[v]) for v in variants}
     best = {v: min(o["seconds"] for o in results[v]) for v in variants}
     cpu = {v: statistics.median(o["cpu"] for o in results[v]) for v in variants}
     ref = results["plain"][0]["weights"]
     print()
-    print(f"{'variant':<10} {'median s':>9} {'overhead':>9} {'best s':>7} {'overhead':>9} "
-          f"{'train-thread CPU s':>19} {'overhead':>9}  identical weights")
+    print(
+        f"{'variant':<10} {'median s':>9} {'overhead':>9} {'best s':>7} {'overhead':>9} "
+        f"{'train-thread CPU s':>19} {'overhead':>9}  identical weights"
+    )
     for v in variants:
-        same = all(all(np.array_equal(a, b) for a, b in zip(o["weights"], ref, strict=True))
-                   for o in results[v])
-        print(f"{v:<10} {med[v]:9.2f} {med[v] / med['plain'] - 1:9.1%} {best[v]:7.2f} "
-              f"{best[v] / best['plain'] - 1:9.1%} {cpu[v]:19.2f} {cpu[v] / cpu['plain'] - 1:9.1%}"
-              f"  {same}")
+        same = all(
+            all(np.array_equal(a, b) for a, b in zip(o["weights"], ref, strict=True))
+            for o in results[v]
+        )
+        print(
+            f"{v:<10} {med[v]:9.2f} {med[v] / med['plain'] - 1:9.1%} {best[v]:7.2f} "
+            f"{best[v] / best['plain'] - 1:9.1%} {cpu[v]:19.2f} {cpu[v] / cpu['plain'] - 1:9.1%}"
+            f"  {same}"
+        )
     w = results["watch"]
     rec_s = [s for o in w for s in o["recompute_s"]]
     print()
-    print(f"watch: {statistics.median(o['recomputes'] for o in w):.0f} landscapes finished "
-          f"during fit (median), {w[0]['snapshots']} path snapshots, recompute median "
-          f"{statistics.median(rec_s):.3f} s (first, incl. compiling: {w[0]['recompute_s'][0]:.2f} s); "
-          f"final landscape ready {statistics.median(o['final_s'] for o in w):.2f} s after fit; "
-          f"errors: {[o['error'] for o in w if o['error'] is not None] or 'none'}")
-    for name, t in (("median wall time", med), ("best wall time", best),
-                    ("training-thread CPU", cpu)):
+    print(
+        f"watch: {statistics.median(o['recomputes'] for o in w):.0f} landscapes finished "
+        f"during fit (median), {w[0]['snapshots']} path snapshots, recompute median "
+        f"{statistics.median(rec_s):.3f} s (first, incl. compiling: {w[0]['recompute_s'][0]:.2f} s); "
+        f"final landscape ready {statistics.median(o['final_s'] for o in w):.2f} s after fit; "
+        f"errors: {[o['error'] for o in w if o['error'] is not None] or 'none'}"
+    )
+    for name, t in (
+        ("median wall time", med),
+        ("best wall time", best),
+        ("training-thread CPU", cpu),
+    ):
         overhead = t["watch"] / t["plain"] - 1
-        print(f"watch overhead ({name}) {overhead:.1%} (goal <= 25%): "
-              f"{'OK' if overhead <= 0.25 else 'MISSED'}; the seed's get_weights() list adds "
-              f"{t['seed'] / t['plain'] - 1:.1%} (watch / seed time ratio "
-              f"{t['watch'] / t['seed']:.2f})")
+        print(
+            f"watch overhead ({name}) {overhead:.1%} (goal <= 25%): "
+            f"{'OK' if overhead <= 0.25 else 'MISSED'}; the seed's get_weights() list adds "
+            f"{t['seed'] / t['plain'] - 1:.1%} (watch / seed time ratio "
+            f"{t['watch'] / t['seed']:.2f})"
+        )
     print(load_average())
 
 

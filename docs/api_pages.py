@@ -20,17 +20,27 @@ logger = logging.getLogger(__name__)
 
 # (module, title, intro); each is documented from its __all__ (or its public names).
 PAGES = [
-    ("nbviz", "nbviz", "The top-level package: the widgets and the demo helpers, re-exported "
-     "lazily (``import nbviz`` does not import TensorFlow)."),
+    (
+        "nbviz",
+        "nbviz",
+        "The top-level package: the widgets and the demo helpers, re-exported "
+        "lazily (``import nbviz`` does not import TensorFlow).",
+    ),
     ("nbviz.featuremaps", "nbviz.featuremaps", "Feature-map backend (no widgets)."),
     ("nbviz.optvis", "nbviz.optvis", "Optimization-visualization backend (no widgets)."),
     ("nbviz.landscape", "nbviz.landscape", "Loss-landscape backend (no widgets)."),
-    ("nbviz.landscape.distributed", "nbviz.landscape.distributed",
-     "Loss grids on a Dask client or any ``concurrent.futures.Executor``."),
+    (
+        "nbviz.landscape.distributed",
+        "nbviz.landscape.distributed",
+        "Loss grids on a Dask client or any ``concurrent.futures.Executor``.",
+    ),
     ("nbviz.demo", "nbviz.demo", "The demo model, its data, sample images, the parabola MLP."),
     ("nbviz.widgets", "nbviz.widgets", "The Jupyter widgets."),
-    ("nbviz.errors", "nbviz.errors", "Error types: each message says what is wrong and how to "
-     "fix it."),
+    (
+        "nbviz.errors",
+        "nbviz.errors",
+        "Error types: each message says what is wrong and how to fix it.",
+    ),
 ]
 PAGE_NAMES = {modname for modname, _, _ in PAGES}
 
@@ -44,6 +54,8 @@ def _add_new_subpackages() -> None:
         if m.ispkg and not m.name.startswith("_") and name not in PAGE_NAMES:
             PAGES.insert(-1, (name, name, ""))
             PAGE_NAMES.add(name)
+
+
 # Types that public signatures use but no __all__ exports; documented with their module.
 SUPPORT_TYPES = {
     "nbviz.layers": ["LayerInfo"],
@@ -51,10 +63,22 @@ SUPPORT_TYPES = {
     "nbviz.landscape.weights": ["TensorInfo"],
     "nbviz.landscape.watch": ["LandscapeWatcher", "PathFrame", "SurfaceFrame"],
     "nbviz.demo.splits": ["SPLITS", "Split"],
-    "nbviz.optvis.introspection": ["LayerTable", "LayerReader", "preactivation_fn",
-                                   "check_image_model", "check_float_input"],
-    "nbviz.optvis.objective_core": ["Context", "Sum", "Scaled", "UnitObjective", "Channel",
-                                    "Neuron", "ClassLogit"],
+    "nbviz.optvis.introspection": [
+        "LayerTable",
+        "LayerReader",
+        "preactivation_fn",
+        "check_image_model",
+        "check_float_input",
+    ],
+    "nbviz.optvis.objective_core": [
+        "Context",
+        "Sum",
+        "Scaled",
+        "UnitObjective",
+        "Channel",
+        "Neuron",
+        "ClassLogit",
+    ],
 }
 
 
@@ -63,9 +87,13 @@ def public_names(module: Any) -> list[str]:
     names = getattr(module, "__all__", None)
     if names is not None:
         return list(names)
-    return [n for n, v in vars(module).items() if not n.startswith("_")
-            and getattr(v, "__module__", None) == module.__name__
-            and (inspect.isclass(v) or inspect.isfunction(v))]
+    return [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and getattr(v, "__module__", None) == module.__name__
+        and (inspect.isclass(v) or inspect.isfunction(v))
+    ]
 
 
 def _directive(qualified: str, obj: Any) -> str:
@@ -78,8 +106,16 @@ def _directive(qualified: str, obj: Any) -> str:
 
 def _page(modname: str, title: str, intro: str, documented: dict[int, str]) -> str:
     module = importlib.import_module(modname)
-    lines = [title, "=" * len(title), "", f".. automodule:: {modname}", "   :no-members:", "",
-             intro, ""]
+    lines = [
+        title,
+        "=" * len(title),
+        "",
+        f".. automodule:: {modname}",
+        "   :no-members:",
+        "",
+        intro,
+        "",
+    ]
     submodules = []
     for name in public_names(module):
         obj = getattr(module, name)
@@ -106,8 +142,14 @@ def _page(modname: str, title: str, intro: str, documented: dict[int, str]) -> s
 
 def _module_section(modname: str, documented: dict[int, str], names: list[str]) -> list[str]:
     sub = importlib.import_module(modname)
-    lines = [f"``{modname}``", "-" * (len(modname) + 4), "", f".. automodule:: {modname}",
-             "   :no-members:", ""]
+    lines = [
+        f"``{modname}``",
+        "-" * (len(modname) + 4),
+        "",
+        f".. automodule:: {modname}",
+        "   :no-members:",
+        "",
+    ]
     for name in names:
         obj = getattr(sub, name)
         if id(obj) in documented:
@@ -121,8 +163,11 @@ def _inner_modules(module: Any) -> list[str]:
     """The public modules directly inside a package (none for a plain module)."""
     if not hasattr(module, "__path__"):
         return []
-    return [f"{module.__name__}.{m.name}" for m in pkgutil.iter_modules(module.__path__)
-            if not m.name.startswith("_")]
+    return [
+        f"{module.__name__}.{m.name}"
+        for m in pkgutil.iter_modules(module.__path__)
+        if not m.name.startswith("_")
+    ]
 
 
 def write_api_pages(out: Path) -> None:
@@ -136,9 +181,17 @@ def write_api_pages(out: Path) -> None:
     pages = {}
     for modname, title, intro in order:
         pages[modname] = _page(modname, title, intro, documented)
-    toc = ["API reference", "=============", "",
-           "Generated from the docstrings of every name that ``nbviz`` and its subpackages "
-           "export (their ``__all__``).", "", ".. toctree::", "   :maxdepth: 1", ""]
+    toc = [
+        "API reference",
+        "=============",
+        "",
+        "Generated from the docstrings of every name that ``nbviz`` and its subpackages "
+        "export (their ``__all__``).",
+        "",
+        ".. toctree::",
+        "   :maxdepth: 1",
+        "",
+    ]
     for modname, _, _ in PAGES:
         _write_if_changed(out / f"{modname}.rst", pages[modname])
         toc.append(f"   {modname}")
@@ -150,8 +203,9 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def check_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
-                    lines: list[str]) -> None:
+def check_docstring(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
     """Fail the build (a warning; the build runs with -W) on a public class, function or
     method without a docstring."""
     if what == "data":
@@ -166,8 +220,9 @@ def check_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
     if short.startswith("_"):
         return
     if not any(line.strip() for line in lines):
-        logger.warning(f"nbviz API: {what} {name} has no docstring", type="nbviz",
-                       subtype="docstring")
+        logger.warning(
+            f"nbviz API: {what} {name} has no docstring", type="nbviz", subtype="docstring"
+        )
 
 
 def _attribute_comment(name: str, obj: Any) -> list[str]:

@@ -33,9 +33,7 @@ def _rgb_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
             )
         out.append(a)
     if len({f.shape for f in out}) != 1:
-        raise ImageError(
-            f"All frames must have one size; got {sorted({f.shape for f in out})}."
-        )
+        raise ImageError(f"All frames must have one size; got {sorted({f.shape for f in out})}.")
     return out
 
 

@@ -65,19 +65,28 @@ class WeightFingerprint:
         tf = require_tensorflow()
         self._positions = [sample_positions(tuple(v.shape), self.samples) for v in variables]
         indices = [
-            tf.constant(np.stack(np.unravel_index(p, tuple(v.shape)), axis=-1).astype(np.int64)
-                        if len(v.shape) else np.zeros((len(p), 0), np.int64))
+            tf.constant(
+                np.stack(np.unravel_index(p, tuple(v.shape)), axis=-1).astype(np.int64)
+                if len(v.shape)
+                else np.zeros((len(p), 0), np.int64)
+            )
             for v, p in zip(variables, self._positions, strict=True)
         ]
         live = [getattr(v, "value", v) for v in variables]
         step_var = getattr(step, "value", step)
 
         def read() -> tuple[Any, Any]:
-            parts = [tf.reshape(tf.cast(tf.gather_nd(v, i), tf.float64), [-1])
-                     for v, i in zip(live, indices, strict=True) if i.shape[0]]
+            parts = [
+                tf.reshape(tf.cast(tf.gather_nd(v, i), tf.float64), [-1])
+                for v, i in zip(live, indices, strict=True)
+                if i.shape[0]
+            ]
             sample = tf.concat(parts, 0) if parts else tf.zeros((0,), tf.float64)
-            count = (tf.zeros((0,), tf.float64) if step_var is None
-                     else tf.reshape(tf.cast(step_var, tf.float64), [-1]))
+            count = (
+                tf.zeros((0,), tf.float64)
+                if step_var is None
+                else tf.reshape(tf.cast(step_var, tf.float64), [-1])
+            )
             return sample, count
 
         self._fn = tf.function(read, autograph=False)
@@ -105,8 +114,11 @@ class WeightFingerprint:
         _, sample, _ = self._read()
         if len(weights) != len(self._positions):
             return False
-        parts = [np.asarray(w).reshape(-1)[p].astype(np.float64)
-                 for w, p in zip(weights, self._positions, strict=True) if len(p)]
+        parts = [
+            np.asarray(w).reshape(-1)[p].astype(np.float64)
+            for w, p in zip(weights, self._positions, strict=True)
+            if len(p)
+        ]
         theirs = np.concatenate(parts) if parts else np.zeros(0)
         return theirs.shape == sample.shape and theirs.tobytes() == sample.tobytes()
 

@@ -69,7 +69,9 @@ def decode_image(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def mosaic(tiles: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = 0.0) -> np.ndarray:
+def mosaic(
+    tiles: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = 0.0
+) -> np.ndarray:
     """Arrange ``tiles`` of shape (N, H, W[, C]) into one grid image with ``pad`` pixel gaps."""
     t = np.asarray(tiles)
     n, h, w = t.shape[:3]

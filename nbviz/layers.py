@@ -113,14 +113,23 @@ def check_channels_last(model: Any, shape: tuple) -> None:
     Without this, a (3, 32, 32) input is read as a 3x32 image with 32 channels and the user
     gets a puzzling channel-count error much later.
     """
-    first = [] if model is None else [
-        i.name for i in iter_layers(model) if getattr(i.layer, "data_format", None) == "channels_first"
-    ]
+    first = (
+        []
+        if model is None
+        else [
+            i.name
+            for i in iter_layers(model)
+            if getattr(i.layer, "data_format", None) == "channels_first"
+        ]
+    )
     looks_chw = shape[1] in (1, 3, 4) and shape[2] == shape[3] and (shape[3] or 0) > 4
     if not first and not looks_chw:
         return
-    why = (f"its layers {format_choices(first, limit=5)} use data_format='channels_first'"
-           if first else f"its input {shape[1:]} looks like (channels, height, width)")
+    why = (
+        f"its layers {format_choices(first, limit=5)} use data_format='channels_first'"
+        if first
+        else f"its input {shape[1:]} looks like (channels, height, width)"
+    )
     c, h, w = shape[1:]
     raise ModelError(
         f"Model {getattr(model, 'name', 'with input ' + str(shape))!r} is channels-first ({why}); nbviz needs "

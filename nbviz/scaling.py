@@ -37,7 +37,10 @@ _TRANSPARENT = (
 
 #: Layers that prepare the input: transparent ones plus those that set the value range.
 PREPROCESSING_LAYERS = frozenset([*_TRANSPARENT, "Rescaling", "Normalization"]) - {
-    "Activation", "Dropout", "SpatialDropout2D", "Identity"
+    "Activation",
+    "Dropout",
+    "SpatialDropout2D",
+    "Identity",
 }
 
 
@@ -81,15 +84,20 @@ def input_scaling(model: Any) -> InputScaling | None:
         scale = float(np.max(np.abs(np.asarray(layer.scale, dtype=np.float64))))
         offset = np.asarray(layer.offset, dtype=np.float64)
         rng = BYTE if scale <= 1 / 50 else UNIT
-        found = (rng, f"layer {layer.name!r} (Rescaling scale={scale:.3g}, "
-                      f"offset={np.round(offset, 3).tolist()})")
+        found = (
+            rng,
+            f"layer {layer.name!r} (Rescaling scale={scale:.3g}, "
+            f"offset={np.round(offset, 3).tolist()})",
+        )
     elif isinstance(layer, keras.layers.Normalization):
         stats = _normalization_stats(layer)
         if stats is not None:
             mean, std = stats
             rng = BYTE if (mean > 2 or std > 2) else UNIT
-            found = (rng, f"layer {layer.name!r} (Normalization mean up to {mean:.3g}, "
-                          f"std up to {std:.3g})")
+            found = (
+                rng,
+                f"layer {layer.name!r} (Normalization mean up to {mean:.3g}, std up to {std:.3g})",
+            )
     if found is None and integer:
         found = (BYTE, f"the model's {dtype} input")
     if found is None:

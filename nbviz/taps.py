@@ -103,17 +103,17 @@ def _replay(model: Any, x: Any, wanted: dict[Tap, None], need_output: bool) -> t
         return _check_all(model, wanted, captured), outputs
 
     _check_functional(model)
-    clone = keras.models.clone_model(model, clone_function=lambda layer: layer,
-                                     call_function=call)
+    clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
     keys = list(_check_all(model, wanted, captured))
     extra = list(clone.outputs) if need_output else []
-    part = keras.Model(clone.inputs, [captured[k] for k in keys] + extra,
-                       name=f"nbviz_{model.name}_taps")
+    part = keras.Model(
+        clone.inputs, [captured[k] for k in keys] + extra, name=f"nbviz_{model.name}_taps"
+    )
     res = part(x)
     res = list(res) if isinstance(res, (list, tuple)) else [res]
     outputs = None
     if need_output:
-        outputs = res[len(keys)] if len(extra) == 1 else res[len(keys):]
+        outputs = res[len(keys)] if len(extra) == 1 else res[len(keys) :]
     return dict(zip(keys, res[: len(keys)], strict=True)), outputs
 
 

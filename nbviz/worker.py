@@ -173,7 +173,7 @@ class Worker:
 
 
 class LatestRequestLoop:
-    """"Latest request wins" on one worker: a request made while another is computed replaces
+    """ "Latest request wins" on one worker: a request made while another is computed replaces
     any older one still waiting, and one loop on the worker's thread handles them until none
     is left (a slider dragged over ten layers computes the first and the last).
 

@@ -26,8 +26,9 @@ REQUIRED = [
 
 def package_files() -> list[str]:
     """Every file git tracks under nbviz/ (no caches, no local leftovers)."""
-    out = subprocess.run(["git", "ls-files", "nbviz"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "nbviz"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return sorted(line for line in out.splitlines() if line)
 
 
@@ -44,19 +45,24 @@ def main(dist: Path) -> None:
     wheels = list(dist.glob(f"nbviz-{ver}-py3-none-any.whl"))
     sdists = list(dist.glob(f"nbviz-{ver}.tar.gz"))
     if len(wheels) != 1 or len(sdists) != 1:
-        sys.exit(f"expected one wheel and one sdist of version {ver} in {dist}, found "
-                 f"{sorted(p.name for p in dist.iterdir())}")
+        sys.exit(
+            f"expected one wheel and one sdist of version {ver} in {dist}, found "
+            f"{sorted(p.name for p in dist.iterdir())}"
+        )
     expected = sorted(set(package_files()) | set(REQUIRED))
     with zipfile.ZipFile(wheels[0]) as zf:
         in_wheel = set(zf.namelist())
         meta = zf.read(f"nbviz-{ver}.dist-info/METADATA").decode()
     with tarfile.open(sdists[0]) as tf:
         prefix = f"nbviz-{ver}/"
-        in_sdist = {m.name[len(prefix):] for m in tf.getmembers() if m.name.startswith(prefix)}
+        in_sdist = {m.name[len(prefix) :] for m in tf.getmembers() if m.name.startswith(prefix)}
     problems = [f"wheel lacks {f}" for f in expected if f not in in_wheel]
     problems += [f"sdist lacks {f}" for f in expected if f not in in_sdist]
-    problems += [f"wheel has an unexpected file {f}" for f in sorted(in_wheel)
-                 if f.startswith("nbviz/") and f not in expected]
+    problems += [
+        f"wheel has an unexpected file {f}"
+        for f in sorted(in_wheel)
+        if f.startswith("nbviz/") and f not in expected
+    ]
     if f"\nVersion: {ver}\n" not in meta:
         problems.append(f"wheel METADATA does not say Version: {ver}")
     weights = ROOT / REQUIRED[1]
@@ -65,8 +71,10 @@ def main(dist: Path) -> None:
             problems.append("the wheel's demo weights differ from the repository's")
     if problems:
         sys.exit("dist check failed:\n  " + "\n  ".join(problems))
-    print(f"[release] {wheels[0].name}: {len(expected)} package files, demo weights "
-          f"({weights.stat().st_size // 1024} KiB) and py.typed present; sdist matches")
+    print(
+        f"[release] {wheels[0].name}: {len(expected)} package files, demo weights "
+        f"({weights.stat().st_size // 1024} KiB) and py.typed present; sdist matches"
+    )
 
 
 if __name__ == "__main__":

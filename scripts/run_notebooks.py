@@ -35,7 +35,7 @@ PICTURE_NOTE = "[static picture of this widget's view at the end of the run; liv
 LIVE_ONLY_NOTE = "[interactive widget: run the notebook in Jupyter to use it]"
 
 # Runs in the kernel before the first cell; defines the picture-taking hooks.
-_SETUP = r'''
+_SETUP = r"""
 def _nbviz_docs_setup():
     import base64, io, json, sys
     from IPython import get_ipython
@@ -103,7 +103,7 @@ def _nbviz_docs_setup():
 
 _nbviz_docs_collect = _nbviz_docs_setup()
 del _nbviz_docs_setup
-'''
+"""
 _COLLECT = "print(_nbviz_docs_collect())"
 
 
@@ -161,8 +161,12 @@ def execute_notebook(path: Path, timeout: int = 600) -> Any:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
 
     async def run() -> dict[str, str]:
         async with client.async_setup_kernel():
@@ -202,8 +206,9 @@ def reusable(executed: Path, source: Path) -> bool:
     if not executed.is_file():
         return False
     meta = nbformat.read(executed, as_version=4).metadata.get("nbviz_docs", {})
-    return (meta.get("source_sha256") == source_hash(source)
-            and meta.get("runner_sha256") == source_hash(Path(__file__)))
+    return meta.get("source_sha256") == source_hash(source) and meta.get(
+        "runner_sha256"
+    ) == source_hash(Path(__file__))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         nb = execute_notebook(path.resolve())
         nbformat.write(nb, target)
         meta = nb.metadata["nbviz_docs"]
-        print(f"[docs] {path.name}: executed in {meta['seconds']} s (NBVIZ_FAST=1), "
-              f"{meta['widget_pictures']} widget pictures", flush=True)
+        print(
+            f"[docs] {path.name}: executed in {meta['seconds']} s (NBVIZ_FAST=1), "
+            f"{meta['widget_pictures']} widget pictures",
+            flush=True,
+        )
     return 0
 
 

@@ -72,5 +72,7 @@ land.close()
 say("LossLandscapeWidget (with its 3-D view) built, computed and closed")
 
 after = model.get_weights()
-assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)), "the demo model's weights changed"
+assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True)), (
+    "the demo model's weights changed"
+)
 say("smoke test passed; the model's weights are unchanged")

@@ -58,7 +58,8 @@ def no_thread_leak():
     before = {t.ident for t in threading.enumerate()}
     yield
     leftover = [
-        t for t in threading.enumerate()
+        t
+        for t in threading.enumerate()
         if t.ident not in before and t.is_alive() and t.name.startswith("nbviz")
     ]
     for t in leftover:

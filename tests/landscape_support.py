@@ -13,10 +13,12 @@ def mlp(seed: int = 0, width: int = 16, compile: bool = True):
         return keras.initializers.GlorotUniform(seed=seed * 100 + i)
 
     model = keras.Sequential(
-        [keras.Input((1,)),
-         keras.layers.Dense(width, activation="relu", kernel_initializer=init(1), name="h1"),
-         keras.layers.Dense(width, activation="relu", kernel_initializer=init(2), name="h2"),
-         keras.layers.Dense(1, kernel_initializer=init(3), name="out")],
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(width, activation="relu", kernel_initializer=init(1), name="h1"),
+            keras.layers.Dense(width, activation="relu", kernel_initializer=init(2), name="h2"),
+            keras.layers.Dense(1, kernel_initializer=init(3), name="out"),
+        ],
         name=f"mlp{seed}",
     )
     if compile:
@@ -43,9 +45,11 @@ def convnet(seed: int = 0):
     h = keras.layers.GlobalAveragePooling2D()(h)
     out = keras.layers.Dense(3, name="logits")(h)
     model = keras.Model(inp, out, name="tiny_bn_convnet")
-    model.compile(optimizer="adam",
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -54,7 +58,9 @@ def images(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 8, 8, 3), dtype=np.float32), rng.integers(0, 3, n)
 
 
-def naive_grid(model, x, y, directions, xs, ys, metric: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def naive_grid(
+    model, x, y, directions, xs, ys, metric: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The seed article's loop (set_weights + test_on_batch per point) on a *copy* of the model."""
     import keras
 

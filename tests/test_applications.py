@@ -60,14 +60,22 @@ def test_unknown_name_lists_valid_names():
 
 def test_weights_file_names_match_keras():
     assert imagenet_weights_filename("VGG19") == "vgg19_weights_tf_dim_ordering_tf_kernels.h5"
-    assert (imagenet_weights_filename("resnet50v2", include_top=False)
-            == "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    assert (imagenet_weights_filename("MobileNetV2")
-            == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5")
-    assert (imagenet_weights_filename("MobileNetV2", False, (128, 128, 3), alpha=0.5)
-            == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_128_no_top.h5")
+    assert (
+        imagenet_weights_filename("resnet50v2", include_top=False)
+        == "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert (
+        imagenet_weights_filename("MobileNetV2")
+        == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
+    )
+    assert (
+        imagenet_weights_filename("MobileNetV2", False, (128, 128, 3), alpha=0.5)
+        == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_128_no_top.h5"
+    )
     # Keras falls back to the 224 weights for sizes it has no weights for.
-    assert imagenet_weights_filename("MobileNetV2", False, (64, 64, 3)).endswith("_1.0_224_no_top.h5")
+    assert imagenet_weights_filename("MobileNetV2", False, (64, 64, 3)).endswith(
+        "_1.0_224_no_top.h5"
+    )
 
 
 def test_cached_weights_are_loaded(keras, empty_keras_home):
@@ -76,7 +84,9 @@ def test_cached_weights_are_loaded(keras, empty_keras_home):
     filename = imagenet_weights_filename("VGG16", include_top=False)
     # Keras' ImageNet files are legacy-format .h5, which model.save writes for a ".h5" name.
     source.save(empty_keras_home / "models" / filename)
-    assert find_imagenet_weights("VGG16", include_top=False) == empty_keras_home / "models" / filename
+    assert (
+        find_imagenet_weights("VGG16", include_top=False) == empty_keras_home / "models" / filename
+    )
     keras.utils.set_random_seed(4)
     loaded = load_application("VGG16", input_shape=SMALL, include_top=False)
     for a, b in zip(source.get_weights(), loaded.get_weights(), strict=True):
@@ -122,9 +132,13 @@ class _RefusingProxy:
 def _load_offline(tmp_path, proxy: _RefusingProxy, download: bool) -> str:
     """Run load_application in a fresh process (Keras reads KERAS_HOME once, at import)."""
     url = f"http://127.0.0.1:{proxy.port}"
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "NO_PROXY": "",
-           "no_proxy": "", **{k: url for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                                                "https_proxy")}}
+    env = {
+        **os.environ,
+        "KERAS_HOME": str(tmp_path / "keras_home"),
+        "NO_PROXY": "",
+        "no_proxy": "",
+        **{k: url for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")},
+    }
     code = textwrap.dedent(f"""
         from nbviz.demo import load_application
         from nbviz.errors import WeightsUnavailableError
@@ -134,8 +148,9 @@ def _load_offline(tmp_path, proxy: _RefusingProxy, download: bool) -> str:
         except WeightsUnavailableError as exc:
             print("ERROR:", exc)
     """)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 

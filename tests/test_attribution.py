@@ -54,7 +54,7 @@ def _tape_logit_grads(model, x, cls, layer=None):
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         res = grad_model(x)
-        acts, logits = (res if layer is not None else (None, res))
+        acts, logits = res if layer is not None else (None, res)
         score = logits[:, cls]
     wrt = x if layer is None else acts
     grads = tape.gradient(score, wrt)
@@ -174,9 +174,15 @@ def test_class_scores_are_read_before_a_fused_softmax(keras):
     h = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
     h = keras.layers.GlobalAveragePooling2D()(h)
     fused = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(h))
-    separate = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv"),
-                                 keras.layers.Flatten(), keras.layers.Dense(3, name="head"),
-                                 keras.layers.Softmax()])
+    separate = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, name="head"),
+            keras.layers.Softmax(),
+        ]
+    )
     x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype(np.float32)
     for model in (fused, separate):
         snap = weights_snapshot(model)
@@ -248,8 +254,9 @@ def test_sampling_runs_in_budgeted_batches_with_progress_and_stops_on_an_event(u
         seen.append(p.done)
         stop.set()
     assert seen == [4]
-    small = Attributor(unchanged, memory_budget=attribution.engine.bytes_per_sample(
-        unchanged, a.preparer.spec) * 5)
+    small = Attributor(
+        unchanged, memory_budget=attribution.engine.bytes_per_sample(unchanged, a.preparer.spec) * 5
+    )
     assert small.samples_per_call() == 5
 
 
@@ -271,8 +278,12 @@ def test_a_grating_patch_in_one_quadrant_gets_most_of_the_mass(unchanged, quadra
 # re-initialized (Adebayo et al. 2018), mean over 8 test images: maps that survive the
 # randomization explain the image, not the model. Measured: saliency 0.14, SmoothGrad -0.02,
 # Grad-CAM -0.19, IG 0.07 (IG keeps the input's structure by design: reported, no bound).
-RANDOMIZATION_BOUNDS = {"saliency": 0.4, "smoothgrad": 0.4, "grad_cam": 0.5,
-                        "integrated_gradients": None}
+RANDOMIZATION_BOUNDS = {
+    "saliency": 0.4,
+    "smoothgrad": 0.4,
+    "grad_cam": 0.5,
+    "integrated_gradients": None,
+}
 
 
 def test_maps_change_when_the_weights_are_randomized(unchanged, data, keras, capsys):
@@ -293,8 +304,9 @@ def test_maps_change_when_the_weights_are_randomized(unchanged, data, keras, cap
         if bound is not None:
             assert report[method] < bound, f"{method}: rank correlation {report[method]:.2f}"
     with capsys.disabled():
-        print("\nmodel randomization, mean Spearman rho:",
-              {k: round(v, 2) for k, v in report.items()})
+        print(
+            "\nmodel randomization, mean Spearman rho:", {k: round(v, 2) for k, v in report.items()}
+        )
 
 
 # -- your own model: a Functional fine-tuning model around a nested base ---------------------------
@@ -302,12 +314,15 @@ def _fine_tuning_model(keras):
     """Rescaling -> nested base (two convs) -> GlobalAveragePooling2D -> softmax Dense, as in
     the Keras transfer-learning guide; takes uint8-range images."""
     keras.utils.set_random_seed(3)
-    base = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
-    ], name="base")
+    base = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+        ],
+        name="base",
+    )
     inp = keras.Input((32, 32, 3), name="image")
     h = keras.layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inp)
     h = base(h, training=False)
@@ -339,8 +354,9 @@ def test_attribution_works_on_a_functional_fine_tuning_model(keras):
     weights = grads.mean(axis=(1, 2))
     expected = np.maximum(np.einsum("nhwk,nk->nhw", acts.numpy(), weights), 0)
     np.testing.assert_allclose(cam.values, expected, rtol=1e-4, atol=1e-6 * expected.max())
-    np.testing.assert_allclose(cam.scores, tf.gather(logits, [1, 4], axis=1, batch_dims=1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        cam.scores, tf.gather(logits, [1, 4], axis=1, batch_dims=1), rtol=1e-5
+    )
     # Input gradients are with respect to the image in [0, 1]: 255 x d/d(pixel value).
     sal = a.saliency(x, [1, 4])
     pixel_grads = tape.gradient(score, xs).numpy()
@@ -353,6 +369,10 @@ def test_attribution_works_on_a_functional_fine_tuning_model(keras):
     assert attribution.grad_cam(model, x[0], 2, input_range=(0, 255)).layer == "base/conv2"
     # Without input_range the range is read from the model's Rescaling layer, as FeatureMaps does.
     assert Attributor(model).preparer.input_range == (0.0, 255.0)
-    np.testing.assert_allclose(Attributor(model, layer="base/conv2").grad_cam(x, [1, 4]).values,
-                               cam.values, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        Attributor(model, layer="base/conv2").grad_cam(x, [1, 4]).values,
+        cam.values,
+        rtol=1e-5,
+        atol=1e-7,
+    )
     assert_weights_identical(model, snap)

@@ -55,9 +55,15 @@ def test_initial_view_explains_the_top_class_with_ranked_filters_and_icons(view)
     assert view.error is None and view.layer == "conv4"
     top = int(np.argmax(view.attributor().predict(view.explorer.image)[0]))
     assert view.cls == top and view.class_dropdown.options[0][1] == top
-    assert CLASS_NAMES[top] in view.class_dropdown.options[0][0] and "%" in view.class_dropdown.options[0][0]
-    np.testing.assert_allclose(decode_image(view.heat_image.value).astype(int),
-                               _expected_heat(view, top).astype(int), atol=2)
+    assert (
+        CLASS_NAMES[top] in view.class_dropdown.options[0][0]
+        and "%" in view.class_dropdown.options[0][0]
+    )
+    np.testing.assert_allclose(
+        decode_image(view.heat_image.value).astype(int),
+        _expected_heat(view, top).astype(int),
+        atol=2,
+    )
     ranking = attribution.layer_attribution(view.model, view.explorer.image, top, layer="conv4")
     assert view.ranked_filters == ranking.top_channels(3)
     for tile, c in zip(view.tiles, view.ranked_filters, strict=True):
@@ -73,12 +79,18 @@ def test_class_switch_redraws_from_the_compiled_attributor_without_retracing(vie
         view.class_dropdown.value = cls
         assert view.wait(120, icons=False)
         assert view.cls == cls and CLASS_NAMES[cls] in view.status.value
-        np.testing.assert_allclose(decode_image(view.heat_image.value).astype(int),
-                                   _expected_heat(view, cls).astype(int), atol=2)
+        np.testing.assert_allclose(
+            decode_image(view.heat_image.value).astype(int),
+            _expected_heat(view, cls).astype(int),
+            atol=2,
+        )
     view.method = "grad_cam++"
     assert view.wait(120, icons=False)
-    np.testing.assert_allclose(decode_image(view.heat_image.value).astype(int),
-                               _expected_heat(view, 1, "grad_cam++").astype(int), atol=2)
+    np.testing.assert_allclose(
+        decode_image(view.heat_image.value).astype(int),
+        _expected_heat(view, 1, "grad_cam++").astype(int),
+        atol=2,
+    )
     assert a.trace_count == traces and view.last_draw_s > 0
 
 
@@ -87,7 +99,8 @@ def test_clicking_a_filter_selects_it_in_the_explorer(view):
     view.tiles[2].button.click()
     assert view.explorer.filter == view.ranked_filters[2] and view.explorer.mode == "single"
     assert view.explorer.wait(60) and f"filter {view.ranked_filters[2]} of 64" in (
-        view.explorer.status.value)
+        view.explorer.status.value
+    )
 
 
 def test_long_methods_stream_and_stop(view):
@@ -109,8 +122,11 @@ def test_a_new_image_in_the_explorer_updates_predictions_and_map(view):
     assert view.wait(120, icons=False) and view.error is None
     top = int(np.argmax(view.attributor().predict(view.explorer.image)[0]))
     assert view.cls == top and view.heat_image.value != before
-    np.testing.assert_allclose(decode_image(view.heat_image.value).astype(int),
-                               _expected_heat(view, top).astype(int), atol=2)
+    np.testing.assert_allclose(
+        decode_image(view.heat_image.value).astype(int),
+        _expected_heat(view, top).astype(int),
+        atol=2,
+    )
     view.explorer.layer = "conv3"
     assert view.wait(120, icons=False) and view.layer == "conv3" and view.tiles[0].layer == "conv3"
 
@@ -121,8 +137,12 @@ def test_fine_tuning_model_with_a_nested_base(keras, no_thread_leak):
     model, _ = _fine_tuning_model(keras)
     snap = weights_snapshot(model)
     rng = np.random.default_rng(0)
-    w = AttributionExplorer(model, top_filters=2, input_range=(0, 255),
-                            samples={"noise": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)})
+    w = AttributionExplorer(
+        model,
+        top_filters=2,
+        input_range=(0, 255),
+        samples={"noise": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
+    )
     try:
         assert w.wait(180) and w.error is None, w.status.value
         assert w.layer == "base/conv2" and len(w.ranked_filters) == 2
@@ -138,10 +158,22 @@ def test_unusable_models_show_the_error_and_the_explorer_still_works(keras, no_t
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))
     maps = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(inp), name="no_classifier")
-    dead = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(
-        4, 3, activation="relu", kernel_initializer="zeros", bias_initializer=keras.initializers
-        .Constant(-1.0), name="conv"), keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, name="logits")], name="dead")
+    dead = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(
+                4,
+                3,
+                activation="relu",
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(-1.0),
+                name="conv",
+            ),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, name="logits"),
+        ],
+        name="dead",
+    )
     samples = {"noise": np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)}
     for model, fix in ((maps, "not class scores"), (dead, "nothing to weight")):
         w = AttributionExplorer(model, samples=samples, top_filters=2)

@@ -52,8 +52,9 @@ from nbviz.optvis import Renderer, channel, class_logit, direction, neuron, visu
 def _convnet(keras, shape=(16, 16, 3), name="conv", data_format="channels_last"):
     keras.utils.set_random_seed(0)
     inp = keras.Input(shape, name="image")
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1",
-                            data_format=data_format)(inp)
+    x = keras.layers.Conv2D(
+        4, 3, padding="same", activation="relu", name="conv1", data_format=data_format
+    )(inp)
     x = keras.layers.GlobalAveragePooling2D(name="gap", data_format=data_format)(x)
     out = keras.layers.Dense(3, name="logits")(x)
     model = keras.Model(inp, out, name=name)
@@ -76,7 +77,9 @@ def _Subclassed(keras):
 
 def _uint8_model(keras):
     inp = keras.Input((8, 8, 3), dtype="uint8")
-    return keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(keras.layers.Rescaling(1 / 255)(inp)))
+    return keras.Model(
+        inp, keras.layers.Conv2D(2, 3, name="c")(keras.layers.Rescaling(1 / 255)(inp))
+    )
 
 
 @dataclass
@@ -106,19 +109,27 @@ def env(tmp_path_factory):
 
     conv = _convnet(keras)
     i1, i2 = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
-    two = keras.Model([i1, i2], keras.layers.Conv2D(2, 3, name="c")(keras.layers.Add()([i1, i2])),
-                      name="two_inputs")
+    two = keras.Model(
+        [i1, i2],
+        keras.layers.Conv2D(2, 3, name="c")(keras.layers.Add()([i1, i2])),
+        name="two_inputs",
+    )
     inner = _convnet(keras, name="inner")
     outer_in = keras.Input((16, 16, 3))
-    nested_functional = keras.Model(outer_in, keras.layers.Dense(2)(inner(outer_in)),
-                                    name="outer_functional")
-    nested_sequential = keras.Sequential([keras.Input((16, 16, 3)), _convnet(keras, name="base"),
-                                          keras.layers.Dense(2)], name="outer_sequential")
+    nested_functional = keras.Model(
+        outer_in, keras.layers.Dense(2)(inner(outer_in)), name="outer_functional"
+    )
+    nested_sequential = keras.Sequential(
+        [keras.Input((16, 16, 3)), _convnet(keras, name="base"), keras.layers.Dense(2)],
+        name="outer_sequential",
+    )
     shared_in = [keras.Input((16, 16, 3)), keras.Input((16, 16, 3))]
     twice = _convnet(keras, name="twice")
-    shared_base = keras.Model(shared_in[0], keras.layers.Add()([twice(shared_in[0]),
-                                                                twice(shared_in[0] * 0.5)]),
-                              name="shared_base")
+    shared_base = keras.Model(
+        shared_in[0],
+        keras.layers.Add()([twice(shared_in[0]), twice(shared_in[0] * 0.5)]),
+        name="shared_base",
+    )
     subclassed = _Subclassed(keras)
     subclassed(np.zeros((1, 16, 16, 3), np.float32))
     m = mlp(seed=0, width=8)
@@ -128,12 +139,23 @@ def env(tmp_path_factory):
     surface_path = str(tmp / "ok.h5")
     evaluate_grid(m, x, y, dirs, grid_coords(3), grid_coords(3), store=surface_path)
     return Env(
-        keras=keras, conv=conv, chw_input=_convnet(keras, (3, 16, 16), "chw_input"),
+        keras=keras,
+        conv=conv,
+        chw_input=_convnet(keras, (3, 16, 16), "chw_input"),
         chw_layers=_convnet(keras, (3, 16, 16), "chw_layers", data_format="channels_first"),
         unbuilt=keras.Sequential([keras.layers.Conv2D(4, 3)], name="unbuilt"),
-        two_inputs=two, nested_functional=nested_functional,
-        nested_sequential=nested_sequential, shared_base=shared_base, subclassed=subclassed, mlp=m, mlp_no_loss=mlp(seed=0, width=8, compile=False),
-        x=x, y=y, dirs=dirs, tmp=tmp, surface_path=surface_path,
+        two_inputs=two,
+        nested_functional=nested_functional,
+        nested_sequential=nested_sequential,
+        shared_base=shared_base,
+        subclassed=subclassed,
+        mlp=m,
+        mlp_no_loss=mlp(seed=0, width=8, compile=False),
+        x=x,
+        y=y,
+        dirs=dirs,
+        tmp=tmp,
+        surface_path=surface_path,
     )
 
 
@@ -147,8 +169,9 @@ def _fm(e, model=None):
 def _grid(e, **kw):
     kw.setdefault("xs", grid_coords(3))
     kw.setdefault("ys", grid_coords(3))
-    model, x, y, dirs = (kw.pop(k, d) for k, d in
-                         (("model", e.mlp), ("x", e.x), ("y", e.y), ("dirs", e.dirs)))
+    model, x, y, dirs = (
+        kw.pop(k, d) for k, d in (("model", e.mlp), ("x", e.x), ("y", e.y), ("dirs", e.dirs))
+    )
     return evaluate_grid(model, x, y, dirs, **kw)
 
 
@@ -210,250 +233,673 @@ def _int_weight_model(e):
 FIX = "Fix"
 CASES: list[tuple[str, Any, type, str]] = [
     # -- layers ---------------------------------------------------------------------------------
-    ("find_layer/typo", lambda e: layers.find_layer(e.conv, "cnov1"), LayerError, "Did you mean 'conv1'"),
-    ("find_layer/int", lambda e: layers.find_layer(e.conv, 1), LayerError, "Layer names are strings"),
-    ("find_layer/nested-ambiguous-or-missing",
-     lambda e: layers.find_layer(e.nested_sequential, "base/nope"), LayerError, "Valid layers"),
-    ("build_extractor/unknown", lambda e: layers.build_extractor(e.conv, ["nope"]), LayerError,
-     "Valid layers"),
-    ("build_extractor/unbuilt", lambda e: layers.build_extractor(e.unbuilt, ["x"]), ModelError,
-     "model.build("),
-    ("build_extractor/two-inputs", lambda e: layers.build_extractor(e.two_inputs, ["c"]),
-     ModelError, "single-input keras.Model"),
-    ("build_extractor/base-called-twice",
-     lambda e: layers.build_extractor(e.shared_base, ["twice/conv1"]), ModelError,
-     "keras.Model around the one call"),
-    ("build_extractor/subclassed", lambda e: layers.build_extractor(e.subclassed, ["c"]),
-     ModelError, "Functional API"),
+    (
+        "find_layer/typo",
+        lambda e: layers.find_layer(e.conv, "cnov1"),
+        LayerError,
+        "Did you mean 'conv1'",
+    ),
+    (
+        "find_layer/int",
+        lambda e: layers.find_layer(e.conv, 1),
+        LayerError,
+        "Layer names are strings",
+    ),
+    (
+        "find_layer/nested-ambiguous-or-missing",
+        lambda e: layers.find_layer(e.nested_sequential, "base/nope"),
+        LayerError,
+        "Valid layers",
+    ),
+    (
+        "build_extractor/unknown",
+        lambda e: layers.build_extractor(e.conv, ["nope"]),
+        LayerError,
+        "Valid layers",
+    ),
+    (
+        "build_extractor/unbuilt",
+        lambda e: layers.build_extractor(e.unbuilt, ["x"]),
+        ModelError,
+        "model.build(",
+    ),
+    (
+        "build_extractor/two-inputs",
+        lambda e: layers.build_extractor(e.two_inputs, ["c"]),
+        ModelError,
+        "single-input keras.Model",
+    ),
+    (
+        "build_extractor/base-called-twice",
+        lambda e: layers.build_extractor(e.shared_base, ["twice/conv1"]),
+        ModelError,
+        "keras.Model around the one call",
+    ),
+    (
+        "build_extractor/subclassed",
+        lambda e: layers.build_extractor(e.subclassed, ["c"]),
+        ModelError,
+        "Functional API",
+    ),
     ("FeatureMaps/subclassed", lambda e: _fm(e, e.subclassed), ModelError, "Functional API"),
-    ("Renderer/subclassed", lambda e: Renderer(e.subclassed, "c:0"), ModelError,
-     "Functional API"),
-    ("Renderer/integer-input", lambda e: Renderer(_uint8_model(e.keras), "c:0"), ModelError,
-     "clone_model"),
+    ("Renderer/subclassed", lambda e: Renderer(e.subclassed, "c:0"), ModelError, "Functional API"),
+    (
+        "Renderer/integer-input",
+        lambda e: Renderer(_uint8_model(e.keras), "c:0"),
+        ModelError,
+        "clone_model",
+    ),
     # -- feature maps ---------------------------------------------------------------------------
     ("FeatureMaps/unbuilt", lambda e: _fm(e, e.unbuilt), ModelError, "keras.Input("),
     ("FeatureMaps/two-inputs", lambda e: _fm(e, e.two_inputs), ModelError, "single-input"),
-    ("FeatureMaps/not-an-image-model", lambda e: _fm(e, e.mlp), ModelError, "keras.Input((64, 64, 3))"),
-    ("FeatureMaps/channels-first-input", lambda e: _fm(e, e.chw_input), ModelError,
-     "keras.Input((16, 16, 3))"),
-    ("FeatureMaps/channels-first-layers", lambda e: _fm(e, e.chw_layers), ModelError,
-     "data_format='channels_last'"),
-    ("FeatureMaps/unknown-layer", lambda e: _fm(e).activations(IMG, "conv9"), LayerError,
-     "Did you mean 'conv1'"),
+    (
+        "FeatureMaps/not-an-image-model",
+        lambda e: _fm(e, e.mlp),
+        ModelError,
+        "keras.Input((64, 64, 3))",
+    ),
+    (
+        "FeatureMaps/channels-first-input",
+        lambda e: _fm(e, e.chw_input),
+        ModelError,
+        "keras.Input((16, 16, 3))",
+    ),
+    (
+        "FeatureMaps/channels-first-layers",
+        lambda e: _fm(e, e.chw_layers),
+        ModelError,
+        "data_format='channels_last'",
+    ),
+    (
+        "FeatureMaps/unknown-layer",
+        lambda e: _fm(e).activations(IMG, "conv9"),
+        LayerError,
+        "Did you mean 'conv1'",
+    ),
     ("FeatureMaps/layer-type", lambda e: _fm(e).activations(IMG, 3), LayerError, "strings"),
-    ("FeatureMaps/dense-layer", lambda e: _fm(e).activations(IMG, "logits"), LayerError,
-     "Pick one of the spatial layers: 'conv1'"),
-    ("FeatureMaps/filter-too-big", lambda e: _fm(e).feature_map(IMG, "conv1", 4), UnitError, "0..3"),
-    ("FeatureMaps/filter-negative", lambda e: _fm(e).feature_map(IMG, "conv1", -1), UnitError, "0..3"),
-    ("FeatureMaps/filter-float", lambda e: _fm(e).feature_map(IMG, "conv1", 1.5), UnitError,
-     "pass an int in 0..3"),
-    ("FeatureMaps/rank-1", lambda e: _fm(e).activations(np.zeros(5), "conv1"), ImageError,
-     "reshape it to (height, width"),
-    ("FeatureMaps/rank-5", lambda e: _fm(e).activations(np.zeros((1, 1, 16, 16, 3)), "conv1"),
-     ImageError, "np.squeeze"),
-    ("FeatureMaps/5-channels", lambda e: _fm(e).activations(np.zeros((16, 16, 5)), "conv1"),
-     ImageError, "np.moveaxis"),
-    ("FeatureMaps/chw-image", lambda e: _fm(e).activations(np.zeros((3, 16, 16)), "conv1"),
-     ImageError, "np.moveaxis(image, 0, -1)"),
-    ("FeatureMaps/string-dtype", lambda e: _fm(e).activations(np.full((4, 4), "a"), "conv1"),
-     ImageError, "np.asarray(image, dtype=np.float32)"),
-    ("FeatureMaps/complex-dtype", lambda e: _fm(e).activations(IMG.astype(complex), "conv1"),
-     ImageError, "dtype complex128"),
-    ("FeatureMaps/empty-batch", lambda e: _fm(e).activations(np.zeros((0, 16, 16, 3)), "conv1"),
-     ImageError, "pass at least one image"),
-    ("FeatureMaps/zero-size-image", lambda e: _fm(e).activations(np.zeros((0, 16, 3)), "conv1"),
-     ImageError, "no pixels"),
-    ("FeatureMaps/batch-to-feature_map",
-     lambda e: _fm(e).feature_map(np.zeros((2, 16, 16, 3)), "conv1", 0), ImageError, "images[i]"),
-    ("FeatureMaps/resize-off", lambda e: FeatureMaps(e.conv, resize=False).activations(
-        np.zeros((8, 8, 3)), "conv1"), ImageError, "leave resize=True"),
-    ("prepare_image/rank-1", lambda e: prepare_image(np.zeros(5), (None, 16, 16, 3)), ImageError,
-     "reshape"),
-    ("prepare_image/batch", lambda e: prepare_image(np.zeros((2, 16, 16, 3)), (None, 16, 16, 3)),
-     ImageError, "ImagePreparer.prepare"),
-    ("prepare_image/not-image-shape", lambda e: prepare_image(IMG, (None, 16)), ModelError,
-     "(batch, height, width, channels)"),
-    ("prepare_image/channels-first-shape", lambda e: prepare_image(IMG, (None, 3, 16, 16)),
-     ModelError, "keras.Input((16, 16, 3))"),
-    ("prepare_image/input-range-reversed",
-     lambda e: prepare_image(IMG, (None, 16, 16, 3), input_range=(1, 0)), ValueError, "high > low"),
+    (
+        "FeatureMaps/dense-layer",
+        lambda e: _fm(e).activations(IMG, "logits"),
+        LayerError,
+        "Pick one of the spatial layers: 'conv1'",
+    ),
+    (
+        "FeatureMaps/filter-too-big",
+        lambda e: _fm(e).feature_map(IMG, "conv1", 4),
+        UnitError,
+        "0..3",
+    ),
+    (
+        "FeatureMaps/filter-negative",
+        lambda e: _fm(e).feature_map(IMG, "conv1", -1),
+        UnitError,
+        "0..3",
+    ),
+    (
+        "FeatureMaps/filter-float",
+        lambda e: _fm(e).feature_map(IMG, "conv1", 1.5),
+        UnitError,
+        "pass an int in 0..3",
+    ),
+    (
+        "FeatureMaps/rank-1",
+        lambda e: _fm(e).activations(np.zeros(5), "conv1"),
+        ImageError,
+        "reshape it to (height, width",
+    ),
+    (
+        "FeatureMaps/rank-5",
+        lambda e: _fm(e).activations(np.zeros((1, 1, 16, 16, 3)), "conv1"),
+        ImageError,
+        "np.squeeze",
+    ),
+    (
+        "FeatureMaps/5-channels",
+        lambda e: _fm(e).activations(np.zeros((16, 16, 5)), "conv1"),
+        ImageError,
+        "np.moveaxis",
+    ),
+    (
+        "FeatureMaps/chw-image",
+        lambda e: _fm(e).activations(np.zeros((3, 16, 16)), "conv1"),
+        ImageError,
+        "np.moveaxis(image, 0, -1)",
+    ),
+    (
+        "FeatureMaps/string-dtype",
+        lambda e: _fm(e).activations(np.full((4, 4), "a"), "conv1"),
+        ImageError,
+        "np.asarray(image, dtype=np.float32)",
+    ),
+    (
+        "FeatureMaps/complex-dtype",
+        lambda e: _fm(e).activations(IMG.astype(complex), "conv1"),
+        ImageError,
+        "dtype complex128",
+    ),
+    (
+        "FeatureMaps/empty-batch",
+        lambda e: _fm(e).activations(np.zeros((0, 16, 16, 3)), "conv1"),
+        ImageError,
+        "pass at least one image",
+    ),
+    (
+        "FeatureMaps/zero-size-image",
+        lambda e: _fm(e).activations(np.zeros((0, 16, 3)), "conv1"),
+        ImageError,
+        "no pixels",
+    ),
+    (
+        "FeatureMaps/batch-to-feature_map",
+        lambda e: _fm(e).feature_map(np.zeros((2, 16, 16, 3)), "conv1", 0),
+        ImageError,
+        "images[i]",
+    ),
+    (
+        "FeatureMaps/resize-off",
+        lambda e: FeatureMaps(e.conv, resize=False).activations(np.zeros((8, 8, 3)), "conv1"),
+        ImageError,
+        "leave resize=True",
+    ),
+    (
+        "prepare_image/rank-1",
+        lambda e: prepare_image(np.zeros(5), (None, 16, 16, 3)),
+        ImageError,
+        "reshape",
+    ),
+    (
+        "prepare_image/batch",
+        lambda e: prepare_image(np.zeros((2, 16, 16, 3)), (None, 16, 16, 3)),
+        ImageError,
+        "ImagePreparer.prepare",
+    ),
+    (
+        "prepare_image/not-image-shape",
+        lambda e: prepare_image(IMG, (None, 16)),
+        ModelError,
+        "(batch, height, width, channels)",
+    ),
+    (
+        "prepare_image/channels-first-shape",
+        lambda e: prepare_image(IMG, (None, 3, 16, 16)),
+        ModelError,
+        "keras.Input((16, 16, 3))",
+    ),
+    (
+        "prepare_image/input-range-reversed",
+        lambda e: prepare_image(IMG, (None, 16, 16, 3), input_range=(1, 0)),
+        ValueError,
+        "high > low",
+    ),
     # -- optvis -----------------------------------------------------------------------------------
     ("Renderer/unbuilt", lambda e: Renderer(e.unbuilt, "conv1:0"), ModelError, "keras.Input("),
     ("Renderer/two-inputs", lambda e: Renderer(e.two_inputs, "c:0"), ModelError, "single-input"),
-    ("Renderer/not-an-image-model", lambda e: Renderer(e.mlp, "h1:0"), ModelError,
-     "pass an image model"),
-    ("Renderer/channels-first-input", lambda e: Renderer(e.chw_input, "conv1:0"), ModelError,
-     "channels-last"),
-    ("Renderer/channels-first-layers", lambda e: Renderer(e.chw_layers, "conv1:0"), ModelError,
-     "data_format='channels_last'"),
-    ("Renderer/unknown-layer", lambda e: Renderer(e.conv, channel("cnov1", 0)), LayerError,
-     "Did you mean 'conv1'"),
+    (
+        "Renderer/not-an-image-model",
+        lambda e: Renderer(e.mlp, "h1:0"),
+        ModelError,
+        "pass an image model",
+    ),
+    (
+        "Renderer/channels-first-input",
+        lambda e: Renderer(e.chw_input, "conv1:0"),
+        ModelError,
+        "channels-last",
+    ),
+    (
+        "Renderer/channels-first-layers",
+        lambda e: Renderer(e.chw_layers, "conv1:0"),
+        ModelError,
+        "data_format='channels_last'",
+    ),
+    (
+        "Renderer/unknown-layer",
+        lambda e: Renderer(e.conv, channel("cnov1", 0)),
+        LayerError,
+        "Did you mean 'conv1'",
+    ),
     ("Renderer/unit-too-big", lambda e: Renderer(e.conv, "conv1:4"), UnitError, "0..3"),
     ("Renderer/unit-negative", lambda e: Renderer(e.conv, channel("conv1", -1)), UnitError, "0..3"),
-    ("Renderer/shorthand-without-unit", lambda e: Renderer(e.conv, "conv1"), UnitError,
-     "add the unit index after a colon"),
+    (
+        "Renderer/shorthand-without-unit",
+        lambda e: Renderer(e.conv, "conv1"),
+        UnitError,
+        "add the unit index after a colon",
+    ),
     ("Renderer/shorthand-bad-unit", lambda e: Renderer(e.conv, "conv1:x"), UnitError, "'conv3:12'"),
     ("Renderer/objective-type", lambda e: Renderer(e.conv, 42), TypeError, "'layer:unit'"),
     ("channel/layer-type", lambda e: channel(3, 0), LayerError, "strings"),
-    ("class_logit/on-conv", lambda e: Renderer(e.conv, class_logit("conv1", 0)), LayerError,
-     "use channel()"),
-    ("neuron/on-dense", lambda e: Renderer(e.conv, neuron("logits", 0)), LayerError,
-     "class_logit()"),
-    ("direction/length", lambda e: Renderer(e.conv, direction("conv1", np.ones(7))), UnitError,
-     "vector of length 4"),
-    ("Renderer/size-zero", lambda e: Renderer(e.conv, "conv1:0", size=0), ImageError, "at least 8x8"),
-    ("Renderer/size-negative", lambda e: Renderer(e.conv, "conv1:0", size=-5), ImageError, "at least 8x8"),
+    (
+        "class_logit/on-conv",
+        lambda e: Renderer(e.conv, class_logit("conv1", 0)),
+        LayerError,
+        "use channel()",
+    ),
+    (
+        "neuron/on-dense",
+        lambda e: Renderer(e.conv, neuron("logits", 0)),
+        LayerError,
+        "class_logit()",
+    ),
+    (
+        "direction/length",
+        lambda e: Renderer(e.conv, direction("conv1", np.ones(7))),
+        UnitError,
+        "vector of length 4",
+    ),
+    (
+        "Renderer/size-zero",
+        lambda e: Renderer(e.conv, "conv1:0", size=0),
+        ImageError,
+        "at least 8x8",
+    ),
+    (
+        "Renderer/size-negative",
+        lambda e: Renderer(e.conv, "conv1:0", size=-5),
+        ImageError,
+        "at least 8x8",
+    ),
     ("Renderer/batch-zero", lambda e: Renderer(e.conv, "conv1:0", batch=0), ImageError, ">= 1"),
-    ("Renderer/batch-vs-units", lambda e: Renderer(e.conv, "conv1:0,1", batch=3), UnitError,
-     "leave batch unset"),
-    ("Renderer/set_channels-out-of-range",
-     lambda e: Renderer(e.conv, "conv1:0").set_channels(9), UnitError, "0..3"),
-    ("Renderer/evaluate-shape", lambda e: Renderer(e.conv, "conv1:0").evaluate(np.zeros((2, 2))),
-     ImageError, "(1, 16, 16, 3)"),
-    ("Renderer/every-zero", lambda e: list(Renderer(e.conv, "conv1:0").frames(2, every=0)),
-     ValueError, "every must be >= 1"),
-    ("render/steps-negative", lambda e: visualize(e.conv, "conv1:0", steps=-1), ValueError,
-     "steps must be >= 0"),
+    (
+        "Renderer/batch-vs-units",
+        lambda e: Renderer(e.conv, "conv1:0,1", batch=3),
+        UnitError,
+        "leave batch unset",
+    ),
+    (
+        "Renderer/set_channels-out-of-range",
+        lambda e: Renderer(e.conv, "conv1:0").set_channels(9),
+        UnitError,
+        "0..3",
+    ),
+    (
+        "Renderer/evaluate-shape",
+        lambda e: Renderer(e.conv, "conv1:0").evaluate(np.zeros((2, 2))),
+        ImageError,
+        "(1, 16, 16, 3)",
+    ),
+    (
+        "Renderer/every-zero",
+        lambda e: list(Renderer(e.conv, "conv1:0").frames(2, every=0)),
+        ValueError,
+        "every must be >= 1",
+    ),
+    (
+        "render/steps-negative",
+        lambda e: visualize(e.conv, "conv1:0", steps=-1),
+        ValueError,
+        "steps must be >= 0",
+    ),
     # -- landscape --------------------------------------------------------------------------------
-    ("random_directions/unbuilt", lambda e: random_directions(e.unbuilt), ModelError,
-     "give it an Input"),
+    (
+        "random_directions/unbuilt",
+        lambda e: random_directions(e.unbuilt),
+        ModelError,
+        "give it an Input",
+    ),
     ("random_directions/n-zero", lambda e: random_directions(e.mlp, n=0), ValueError, ">= 1"),
-    ("random_directions/normalization",
-     lambda e: random_directions(e.mlp, normalization="bogus"), ValueError, "'filter'"),
+    (
+        "random_directions/normalization",
+        lambda e: random_directions(e.mlp, normalization="bogus"),
+        ValueError,
+        "'filter'",
+    ),
     ("evaluate_grid/no-loss", lambda e: _grid(e, model=e.mlp_no_loss), ModelError, "pass loss="),
     ("evaluate_grid/unknown-loss", lambda e: _grid(e, loss="bogus"), ModelError, "Keras loss name"),
-    ("evaluate_grid/x-shape", lambda e: _grid(e, x=np.zeros((32, 3), np.float32)), DataError,
-     "expected shape (N, 1)"),
-    ("evaluate_grid/x-y-lengths", lambda e: _grid(e, y=e.y[:5]), DataError, "same number of examples"),
-    ("evaluate_grid/empty-data", lambda e: _grid(e, x=e.x[:0], y=e.y[:0]), DataError,
-     "at least one example"),
-    ("evaluate_grid/tf-dataset", lambda e: _grid(e, x=__import__("tensorflow").data.Dataset
-                                                 .from_tensor_slices(e.x)),
-     DataError, "take a fixed sample"),
+    (
+        "evaluate_grid/x-shape",
+        lambda e: _grid(e, x=np.zeros((32, 3), np.float32)),
+        DataError,
+        "expected shape (N, 1)",
+    ),
+    (
+        "evaluate_grid/x-y-lengths",
+        lambda e: _grid(e, y=e.y[:5]),
+        DataError,
+        "same number of examples",
+    ),
+    (
+        "evaluate_grid/empty-data",
+        lambda e: _grid(e, x=e.x[:0], y=e.y[:0]),
+        DataError,
+        "at least one example",
+    ),
+    (
+        "evaluate_grid/tf-dataset",
+        lambda e: _grid(e, x=__import__("tensorflow").data.Dataset.from_tensor_slices(e.x)),
+        DataError,
+        "take a fixed sample",
+    ),
     ("evaluate_grid/zero-size-grid", lambda e: _grid(e, xs=[]), ValueError, "see grid_coords"),
-    ("evaluate_grid/2-d-coords", lambda e: _grid(e, xs=np.zeros((2, 2))), ValueError,
-     "1-D coordinate arrays"),
-    ("evaluate_grid/one-direction", lambda e: _grid(e, dirs=random_directions(e.mlp, n=1)),
-     ValueError, "evaluate_line for one direction"),
-    ("evaluate_grid/other-models-directions", lambda e: _grid(e, dirs=random_directions(e.conv)),
-     ModelError, "make the directions from this model"),
+    (
+        "evaluate_grid/2-d-coords",
+        lambda e: _grid(e, xs=np.zeros((2, 2))),
+        ValueError,
+        "1-D coordinate arrays",
+    ),
+    (
+        "evaluate_grid/one-direction",
+        lambda e: _grid(e, dirs=random_directions(e.mlp, n=1)),
+        ValueError,
+        "evaluate_line for one direction",
+    ),
+    (
+        "evaluate_grid/other-models-directions",
+        lambda e: _grid(e, dirs=random_directions(e.conv)),
+        ModelError,
+        "make the directions from this model",
+    ),
     ("evaluate_grid/subset-zero", lambda e: _grid(e, subset=0), DataError, ">= 1 example"),
     ("evaluate_grid/subset-negative", lambda e: _grid(e, subset=-3), DataError, ">= 1 example"),
     ("evaluate_grid/subset-fraction", lambda e: _grid(e, subset=1.5), DataError, "(0, 1]"),
-    ("iter_grid/zero-size-grid",
-     lambda e: next(iter_grid(e.mlp, e.x, e.y, e.dirs, [], [0.0])), ValueError, "grid_coords"),
+    (
+        "iter_grid/zero-size-grid",
+        lambda e: next(iter_grid(e.mlp, e.x, e.y, e.dirs, [], [0.0])),
+        ValueError,
+        "grid_coords",
+    ),
     ("grid_coords/zero", lambda e: grid_coords(0), ValueError, "n >= 1"),
     ("grid_coords/negative-range", lambda e: grid_coords(5, -1.0), ValueError, "lo < hi"),
     ("grid_coords/reversed-range", lambda e: grid_coords(5, (1.0, -1.0)), ValueError, "lo < hi"),
-    ("evaluate_line/two-directions", lambda e: evaluate_line(e.mlp, e.x, e.y, e.dirs, [0.0, 1.0]),
-     ValueError, "1 direction"),
-    ("evaluate_line/x-shape", lambda e: evaluate_line(e.mlp, np.zeros((32, 2)), e.y), DataError,
-     "reshape or preprocess x"),
+    (
+        "evaluate_line/two-directions",
+        lambda e: evaluate_line(e.mlp, e.x, e.y, e.dirs, [0.0, 1.0]),
+        ValueError,
+        "1 direction",
+    ),
+    (
+        "evaluate_line/x-shape",
+        lambda e: evaluate_line(e.mlp, np.zeros((32, 2)), e.y),
+        DataError,
+        "reshape or preprocess x",
+    ),
     ("project_path/empty", lambda e: project_path([], e.dirs), PathError, "record at least two"),
-    ("project_path/wrong-width", lambda e: project_path(np.zeros((3, 5)), e.dirs), PathError,
-     "WeightLayout.flatten"),
-    ("project_path/rank-1", lambda e: project_path(np.zeros(5), e.dirs), PathError,
-     "(n_snapshots,"),
-    ("project_path/other-model", lambda e: project_path([e.conv.get_weights()], e.dirs),
-     PathError, "weights taken from this model"),
-    ("pca_directions/one-snapshot", lambda e: pca_directions([e.mlp.get_weights()], e.mlp),
-     PathError, "at least 3 snapshots"),
-    ("pca_directions/nan-path", lambda e: pca_directions(
-        np.full((5, WeightLayout.from_model(e.mlp).n_params), np.nan, np.float32), e.mlp),
-     PathError, "cut the path before it"),
-    ("pca_directions/constant-path", lambda e: pca_directions(
-        np.zeros((5, WeightLayout.from_model(e.mlp).n_params), np.float32), e.mlp),
-     PathError, "record more training steps"),
-    ("WeightPathRecorder/k-zero", lambda e: WeightPathRecorder(every_k_batches=0), PathError, ">= 1"),
-    ("WeightPathRecorder/overflow", lambda e: WeightPathRecorder(overflow="x"), PathError, "'thin'"),
-    ("WeightPathRecorder/budget-too-small",
-     lambda e: _recorder_on(e, e.conv, memory_budget_mb=1e-4), PathError, "raise memory_budget_mb"),
-    ("WeightPathRecorder/unbuilt", lambda e: _recorder_on(e, e.unbuilt), ModelError, "give it an Input"),
-    ("WeightPathRecorder/other-model", lambda e: _reuse_recorder(e), PathError,
-     "new WeightPathRecorder"),
-    ("WeightPathRecorder/nothing-recorded", lambda e: WeightPathRecorder().snapshots(), PathError,
-     "model.fit(callbacks"),
-    ("SurfaceFile.open/missing", lambda e: SurfaceFile.open(str(e.tmp / "nope.h5")),
-     SurfaceFileError, "check the path"),
-    ("SurfaceFile.open/not-hdf5", lambda e: SurfaceFile.open(_file(e, "junk.h5", b"junk" * 64)),
-     SurfaceFileError, "not an HDF5 file"),
-    ("SurfaceFile.open/truncated", lambda e: SurfaceFile.open(_truncated(e)), SurfaceFileError,
-     "delete it or choose another path"),
-    ("SurfaceFile.open/foreign-hdf5", lambda e: SurfaceFile.open(_foreign_h5(e)), SurfaceFileError,
-     "leave that file be"),
-    ("SurfaceFile.open/missing-dataset", lambda e: SurfaceFile.open(_missing_dataset(e)),
-     SurfaceFileError, "incomplete"),
-    ("SurfaceFile.open/a-directory", lambda e: SurfaceFile.open(str(e.tmp)), SurfaceFileError,
-     "choose another path"),
-    ("SurfaceFile.open/other-model", lambda e: SurfaceFile.open(e.surface_path, model=e.conv),
-     SurfaceFileError, "use another file path for this model"),
-    ("evaluate_grid/store-in-missing-directory",
-     lambda e: _grid(e, store=str(e.tmp / "no" / "such" / "dir" / "s.h5")), SurfaceFileError,
-     "os.makedirs"),
-    ("evaluate_grid/ragged-list-data", lambda e: _grid(e, x=[[0.0], [1.0, 2.0]] * 16),
-     DataError, "every example the same shape"),
-    ("FeatureMaps/missing-image-file",
-     lambda e: _fm(e).activations(str(e.tmp / "nope.png"), "conv1"), ImageError, "check the path"),
-    ("FeatureMaps/different-sizes-any-size-model",
-     lambda e: FeatureMaps(_any_size_convnet(e.keras)).activations(
-         [np.zeros((8, 8, 3)), np.zeros((9, 9, 3))], "conv1"), ImageError, "resize them to one size"),
-    ("FeatureMaps/negative-int-pixels",
-     lambda e: _fm(e).activations(np.full((16, 16, 3), -3), "conv1"), ImageError,
-     "scale it to floats in [0, 1]"),
-    ("evaluate_grid/store-of-another-grid",
-     lambda e: _grid(e, xs=grid_coords(4), store=e.surface_path), SurfaceFileError,
-     "use another file path"),
+    (
+        "project_path/wrong-width",
+        lambda e: project_path(np.zeros((3, 5)), e.dirs),
+        PathError,
+        "WeightLayout.flatten",
+    ),
+    (
+        "project_path/rank-1",
+        lambda e: project_path(np.zeros(5), e.dirs),
+        PathError,
+        "(n_snapshots,",
+    ),
+    (
+        "project_path/other-model",
+        lambda e: project_path([e.conv.get_weights()], e.dirs),
+        PathError,
+        "weights taken from this model",
+    ),
+    (
+        "pca_directions/one-snapshot",
+        lambda e: pca_directions([e.mlp.get_weights()], e.mlp),
+        PathError,
+        "at least 3 snapshots",
+    ),
+    (
+        "pca_directions/nan-path",
+        lambda e: pca_directions(
+            np.full((5, WeightLayout.from_model(e.mlp).n_params), np.nan, np.float32), e.mlp
+        ),
+        PathError,
+        "cut the path before it",
+    ),
+    (
+        "pca_directions/constant-path",
+        lambda e: pca_directions(
+            np.zeros((5, WeightLayout.from_model(e.mlp).n_params), np.float32), e.mlp
+        ),
+        PathError,
+        "record more training steps",
+    ),
+    (
+        "WeightPathRecorder/k-zero",
+        lambda e: WeightPathRecorder(every_k_batches=0),
+        PathError,
+        ">= 1",
+    ),
+    (
+        "WeightPathRecorder/overflow",
+        lambda e: WeightPathRecorder(overflow="x"),
+        PathError,
+        "'thin'",
+    ),
+    (
+        "WeightPathRecorder/budget-too-small",
+        lambda e: _recorder_on(e, e.conv, memory_budget_mb=1e-4),
+        PathError,
+        "raise memory_budget_mb",
+    ),
+    (
+        "WeightPathRecorder/unbuilt",
+        lambda e: _recorder_on(e, e.unbuilt),
+        ModelError,
+        "give it an Input",
+    ),
+    (
+        "WeightPathRecorder/other-model",
+        lambda e: _reuse_recorder(e),
+        PathError,
+        "new WeightPathRecorder",
+    ),
+    (
+        "WeightPathRecorder/nothing-recorded",
+        lambda e: WeightPathRecorder().snapshots(),
+        PathError,
+        "model.fit(callbacks",
+    ),
+    (
+        "SurfaceFile.open/missing",
+        lambda e: SurfaceFile.open(str(e.tmp / "nope.h5")),
+        SurfaceFileError,
+        "check the path",
+    ),
+    (
+        "SurfaceFile.open/not-hdf5",
+        lambda e: SurfaceFile.open(_file(e, "junk.h5", b"junk" * 64)),
+        SurfaceFileError,
+        "not an HDF5 file",
+    ),
+    (
+        "SurfaceFile.open/truncated",
+        lambda e: SurfaceFile.open(_truncated(e)),
+        SurfaceFileError,
+        "delete it or choose another path",
+    ),
+    (
+        "SurfaceFile.open/foreign-hdf5",
+        lambda e: SurfaceFile.open(_foreign_h5(e)),
+        SurfaceFileError,
+        "leave that file be",
+    ),
+    (
+        "SurfaceFile.open/missing-dataset",
+        lambda e: SurfaceFile.open(_missing_dataset(e)),
+        SurfaceFileError,
+        "incomplete",
+    ),
+    (
+        "SurfaceFile.open/a-directory",
+        lambda e: SurfaceFile.open(str(e.tmp)),
+        SurfaceFileError,
+        "choose another path",
+    ),
+    (
+        "SurfaceFile.open/other-model",
+        lambda e: SurfaceFile.open(e.surface_path, model=e.conv),
+        SurfaceFileError,
+        "use another file path for this model",
+    ),
+    (
+        "evaluate_grid/store-in-missing-directory",
+        lambda e: _grid(e, store=str(e.tmp / "no" / "such" / "dir" / "s.h5")),
+        SurfaceFileError,
+        "os.makedirs",
+    ),
+    (
+        "evaluate_grid/ragged-list-data",
+        lambda e: _grid(e, x=[[0.0], [1.0, 2.0]] * 16),
+        DataError,
+        "every example the same shape",
+    ),
+    (
+        "FeatureMaps/missing-image-file",
+        lambda e: _fm(e).activations(str(e.tmp / "nope.png"), "conv1"),
+        ImageError,
+        "check the path",
+    ),
+    (
+        "FeatureMaps/different-sizes-any-size-model",
+        lambda e: FeatureMaps(_any_size_convnet(e.keras)).activations(
+            [np.zeros((8, 8, 3)), np.zeros((9, 9, 3))], "conv1"
+        ),
+        ImageError,
+        "resize them to one size",
+    ),
+    (
+        "FeatureMaps/negative-int-pixels",
+        lambda e: _fm(e).activations(np.full((16, 16, 3), -3), "conv1"),
+        ImageError,
+        "scale it to floats in [0, 1]",
+    ),
+    (
+        "evaluate_grid/store-of-another-grid",
+        lambda e: _grid(e, xs=grid_coords(4), store=e.surface_path),
+        SurfaceFileError,
+        "use another file path",
+    ),
     # -- attribution ------------------------------------------------------------------------------
-    ("attribution/unknown-class", lambda e: attribution.grad_cam(e.conv, IMG, target=3),
-     UnitError, "class index in 0..2"),
-    ("attribution/negative-class", lambda e: attribution.saliency(e.conv, IMG, target=-1),
-     UnitError, "0..2"),
-    ("attribution/class-not-an-int", lambda e: attribution.saliency(e.conv, IMG, target=[1.5]),
-     UnitError, "0..2"),
-    ("attribution/grad-cam-on-dense", lambda e: attribution.grad_cam(e.conv, IMG, layer="logits"),
-     LayerError, "pick one of 'conv1'"),
-    ("attribution/grad-cam-unknown-layer",
-     lambda e: attribution.grad_cam(e.conv, IMG, layer="cnov1"), LayerError, "Did you mean"),
-    ("attribution/baseline-shape", lambda e: attribution.integrated_gradients(
-        e.conv, IMG, baseline=np.zeros((8, 8, 3))), ImageError, "baseline of shape (16, 16, 3)"),
-    ("attribution/baseline-name", lambda e: attribution.integrated_gradients(
-        e.conv, IMG, baseline="white"), ImageError, "'black', 'blurred'"),
-    ("attribution/zero-gradient-saliency", lambda e: attribution.saliency(_dead_relu_model(e), IMG),
-     ModelError, "model is flat there"),
-    ("attribution/zero-gradient-grad-cam",
-     lambda e: attribution.grad_cam(_dead_relu_model(e), IMG, target=0), ModelError,
-     "nothing to weight"),
-    ("attribution/zero-gradient-ig",
-     lambda e: attribution.integrated_gradients(_dead_relu_model(e), IMG, steps=4), ModelError,
-     "input_range="),
-    ("attribution/not-a-classifier", lambda e: attribution.saliency(e.mlp, np.zeros((4, 4))),
-     ModelError, "keras.Input((64, 64, 3))"),
-    ("attribution/objective-rows", lambda e: attribution.saliency(e.conv, IMG, "conv1:0,1"),
-     UnitError, "single index"),
-    ("attribution/objective-unknown-layer",
-     lambda e: attribution.saliency(e.conv, IMG, channel("cnov1", 0)), LayerError,
-     "Did you mean 'conv1'"),
-    ("attribution/smoothgrad-negative-noise",
-     lambda e: attribution.smoothgrad(e.conv, IMG, noise=-0.1), ValueError, "0.1-0.2"),
-    ("attribution/ig-steps-zero",
-     lambda e: attribution.integrated_gradients(e.conv, IMG, steps=0), ValueError, ">= 1"),
+    (
+        "attribution/unknown-class",
+        lambda e: attribution.grad_cam(e.conv, IMG, target=3),
+        UnitError,
+        "class index in 0..2",
+    ),
+    (
+        "attribution/negative-class",
+        lambda e: attribution.saliency(e.conv, IMG, target=-1),
+        UnitError,
+        "0..2",
+    ),
+    (
+        "attribution/class-not-an-int",
+        lambda e: attribution.saliency(e.conv, IMG, target=[1.5]),
+        UnitError,
+        "0..2",
+    ),
+    (
+        "attribution/grad-cam-on-dense",
+        lambda e: attribution.grad_cam(e.conv, IMG, layer="logits"),
+        LayerError,
+        "pick one of 'conv1'",
+    ),
+    (
+        "attribution/grad-cam-unknown-layer",
+        lambda e: attribution.grad_cam(e.conv, IMG, layer="cnov1"),
+        LayerError,
+        "Did you mean",
+    ),
+    (
+        "attribution/baseline-shape",
+        lambda e: attribution.integrated_gradients(e.conv, IMG, baseline=np.zeros((8, 8, 3))),
+        ImageError,
+        "baseline of shape (16, 16, 3)",
+    ),
+    (
+        "attribution/baseline-name",
+        lambda e: attribution.integrated_gradients(e.conv, IMG, baseline="white"),
+        ImageError,
+        "'black', 'blurred'",
+    ),
+    (
+        "attribution/zero-gradient-saliency",
+        lambda e: attribution.saliency(_dead_relu_model(e), IMG),
+        ModelError,
+        "model is flat there",
+    ),
+    (
+        "attribution/zero-gradient-grad-cam",
+        lambda e: attribution.grad_cam(_dead_relu_model(e), IMG, target=0),
+        ModelError,
+        "nothing to weight",
+    ),
+    (
+        "attribution/zero-gradient-ig",
+        lambda e: attribution.integrated_gradients(_dead_relu_model(e), IMG, steps=4),
+        ModelError,
+        "input_range=",
+    ),
+    (
+        "attribution/not-a-classifier",
+        lambda e: attribution.saliency(e.mlp, np.zeros((4, 4))),
+        ModelError,
+        "keras.Input((64, 64, 3))",
+    ),
+    (
+        "attribution/objective-rows",
+        lambda e: attribution.saliency(e.conv, IMG, "conv1:0,1"),
+        UnitError,
+        "single index",
+    ),
+    (
+        "attribution/objective-unknown-layer",
+        lambda e: attribution.saliency(e.conv, IMG, channel("cnov1", 0)),
+        LayerError,
+        "Did you mean 'conv1'",
+    ),
+    (
+        "attribution/smoothgrad-negative-noise",
+        lambda e: attribution.smoothgrad(e.conv, IMG, noise=-0.1),
+        ValueError,
+        "0.1-0.2",
+    ),
+    (
+        "attribution/ig-steps-zero",
+        lambda e: attribution.integrated_gradients(e.conv, IMG, steps=0),
+        ValueError,
+        ">= 1",
+    ),
     # -- curvature --------------------------------------------------------------------------------
-    ("HessianOperator/no-loss", lambda e: HessianOperator(e.mlp_no_loss, e.x, e.y), ModelError,
-     "Fix: pass loss="),
-    ("HessianOperator/non-differentiable-loss",
-     lambda e: HessianOperator(e.mlp, e.x, e.y, loss=_rounded_loss), ModelError,
-     "Fix: pass a differentiable loss"),
-    ("HessianOperator/integer-weights", lambda e: HessianOperator(_int_weight_model(e), e.x, e.y),
-     ModelError, "Fix: create it with trainable=False"),
-    ("hessian_eigen/k-too-large", lambda e: hessian_eigen(e.mlp, e.x, e.y, k=10**6), ModelError,
-     "Fix: pass k <="),
+    (
+        "HessianOperator/no-loss",
+        lambda e: HessianOperator(e.mlp_no_loss, e.x, e.y),
+        ModelError,
+        "Fix: pass loss=",
+    ),
+    (
+        "HessianOperator/non-differentiable-loss",
+        lambda e: HessianOperator(e.mlp, e.x, e.y, loss=_rounded_loss),
+        ModelError,
+        "Fix: pass a differentiable loss",
+    ),
+    (
+        "HessianOperator/integer-weights",
+        lambda e: HessianOperator(_int_weight_model(e), e.x, e.y),
+        ModelError,
+        "Fix: create it with trainable=False",
+    ),
+    (
+        "hessian_eigen/k-too-large",
+        lambda e: hessian_eigen(e.mlp, e.x, e.y, k=10**6),
+        ModelError,
+        "Fix: pass k <=",
+    ),
     # -- demo -------------------------------------------------------------------------------------
     ("load_application/unknown", lambda e: load_application("VGG17"), ModelError, "Did you mean"),
-    ("load_application/weights-file-missing",
-     lambda e: load_application("VGG16", weights=str(e.tmp / "none.h5")), WeightsUnavailableError,
-     "weights=None"),
-    ("load_application/classes-vs-imagenet",
-     lambda e: load_application("VGG16", classes=10), ModelError, "include_top=False"),
+    (
+        "load_application/weights-file-missing",
+        lambda e: load_application("VGG16", weights=str(e.tmp / "none.h5")),
+        WeightsUnavailableError,
+        "weights=None",
+    ),
+    (
+        "load_application/classes-vs-imagenet",
+        lambda e: load_application("VGG16", classes=10),
+        ModelError,
+        "include_top=False",
+    ),
 ]
 
 
@@ -507,8 +953,16 @@ def test_bad_input_gives_documented_error_naming_the_fix(env, call, error, fix):
 
 def test_every_nbviz_error_type_is_in_the_matrix():
     covered = {c[2] for c in CASES}
-    for err in (DataError, ImageError, LayerError, ModelError, PathError, SurfaceFileError,
-                UnitError, WeightsUnavailableError):
+    for err in (
+        DataError,
+        ImageError,
+        LayerError,
+        ModelError,
+        PathError,
+        SurfaceFileError,
+        UnitError,
+        WeightsUnavailableError,
+    ):
         assert err in covered
 
 
@@ -648,8 +1102,15 @@ def test_optvis_widget_survives_an_objective_that_raises(env, no_thread_leak):
             raise UnitError("custom objective refused. Fix: try again.")
         return channel(layer, units)
 
-    w = OptVisWidget(env.conv, layer="conv1", steps=4, size=16, transforms="none",
-                     objective=factory, frame_every=2)
+    w = OptVisWidget(
+        env.conv,
+        layer="conv1",
+        steps=4,
+        size=16,
+        transforms="none",
+        objective=factory,
+        frame_every=2,
+    )
     try:
         w.start()
         assert w.wait(60)
@@ -661,8 +1122,12 @@ def test_optvis_widget_survives_an_objective_that_raises(env, no_thread_leak):
 
 @pytest.mark.parametrize(
     ("model", "error", "fix"),
-    [("unbuilt", ModelError, "keras.Input("), ("two_inputs", ModelError, "single-input"),
-     ("mlp", ModelError, "pass an image model"), ("chw_layers", ModelError, "channels_last")],
+    [
+        ("unbuilt", ModelError, "keras.Input("),
+        ("two_inputs", ModelError, "single-input"),
+        ("mlp", ModelError, "pass an image model"),
+        ("chw_layers", ModelError, "channels_last"),
+    ],
 )
 def test_widgets_refuse_unusable_models_up_front(env, no_thread_leak, model, error, fix):
     from nbviz.widgets import FeatureMapExplorer, OptVisWidget
@@ -721,6 +1186,7 @@ def test_landscape_widget_load_of_a_corrupted_file_is_a_clear_error(env, no_thre
     from nbviz.widgets import LossLandscapeWidget
 
     with pytest.raises(SurfaceFileError, match="choose another path"):
-        LossLandscapeWidget.load(_file(env, "bad.h5", b"\x00" * 256), model=env.mlp, x=env.x,
-                                 y=env.y, view3d=None)
+        LossLandscapeWidget.load(
+            _file(env, "bad.h5", b"\x00" * 256), model=env.mlp, x=env.x, y=env.y, view3d=None
+        )
     assert not _nbviz_threads()

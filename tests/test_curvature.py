@@ -82,8 +82,14 @@ def test_hvp_equals_a_central_difference_of_gradients(mode):
     # A smooth (tanh) model: a ReLU network's gradient jumps where a unit switches, which a
     # finite difference sees and the Hessian (almost everywhere) does not.
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(12, activation="tanh"),
-                              keras.layers.Dense(12, activation="tanh"), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(12, activation="tanh"),
+            keras.layers.Dense(12, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(loss="mse")
     x, y = parabola(128, seed=0)
     op = HessianOperator(model, x, y, mode=mode)
@@ -250,11 +256,19 @@ def test_regularization_losses_enter_the_hessian():
 
     keras.utils.set_random_seed(0)
     reg = 0.3
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
-        1, kernel_regularizer=keras.regularizers.L2(reg), name="lin")], name="ridge")
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(reg), name="lin"),
+        ],
+        name="ridge",
+    )
     model.compile(loss="mse")
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((32, 3)).astype(np.float32), rng.standard_normal(32).astype(np.float32)
+    x, y = (
+        rng.standard_normal((32, 3)).astype(np.float32),
+        rng.standard_normal(32).astype(np.float32),
+    )
     a = np.concatenate([x.astype(np.float64), np.ones((32, 1))], axis=1)
     h = 2.0 / 32 * a.T @ a + np.diag([2 * reg] * 3 + [0.0])  # L2(reg): reg * sum(w^2)
     op = HessianOperator(model, x, y)
@@ -283,8 +297,9 @@ def test_hessian_directions_are_the_top_eigenvectors_over_the_random_directions_
     # Filter-normalized (the default): each output neuron slice gets the weights' norm.
     filt = hessian_directions(model, x, y, subset=None)
     k = filt.vectors[0][0]
-    np.testing.assert_allclose(np.linalg.norm(k, axis=0), np.linalg.norm(filt.origin[0], axis=0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(k, axis=0), np.linalg.norm(filt.origin[0], axis=0), rtol=1e-5
+    )
     surface = evaluate_grid(model, x, y, filt, grid_coords(5, 0.5), grid_coords(5, 0.5))
     assert surface.complete and np.isfinite(surface.loss).all()
     assert surface.metadata["directions"]["kind"] == "hessian"
@@ -325,14 +340,17 @@ def test_integer_trainable_weights_are_refused_with_the_fix():
 
     class Counter(keras.layers.Layer):
         def build(self, shape):
-            self.count = self.add_weight(shape=(), dtype="int32", initializer="zeros",
-                                         trainable=True)
+            self.count = self.add_weight(
+                shape=(), dtype="int32", initializer="zeros", trainable=True
+            )
 
         def call(self, x):
             return x
 
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2), Counter(),
-                              keras.layers.Dense(1)], name="with_int")
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(2), Counter(), keras.layers.Dense(1)],
+        name="with_int",
+    )
     model.compile(loss="mse")
     x, y = parabola(8)
     with pytest.raises(ModelError, match="int32.*Fix: create it with trainable=False"):

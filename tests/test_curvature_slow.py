@@ -42,14 +42,22 @@ def test_full_batch_gradient_descent_drives_sharpness_to_2_over_lr_and_keeps_it_
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, (128, 1)).astype(np.float32)
     y = (x[:, 0] ** 2).astype(np.float32)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(32, activation="tanh"),
-                              keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(32, activation="tanh"),
+            keras.layers.Dense(32, activation="tanh"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
-    tracker = SharpnessTracker(x, y, every_k_batches=EVERY, subset=None, full_batch=True,
-                               background=False)
+    tracker = SharpnessTracker(
+        x, y, every_k_batches=EVERY, subset=None, full_batch=True, background=False
+    )
     full_batch = tf.data.Dataset.from_tensors((x, y)).repeat()  # every step sees all 128
-    model.fit(full_batch, epochs=1, steps_per_epoch=STEPS, shuffle=False, verbose=0,
-              callbacks=[tracker])
+    model.fit(
+        full_batch, epochs=1, steps_per_epoch=STEPS, shuffle=False, verbose=0, callbacks=[tracker]
+    )
     limit = 2 / LR
     steps, values = tracker.steps, tracker.values
     assert tracker.history[-1].threshold.value == pytest.approx(limit)

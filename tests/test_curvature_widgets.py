@@ -50,8 +50,19 @@ def test_watch_with_hessian_directions_recomputes_around_the_snapshots(no_thread
     keras.utils.set_random_seed(0)
     model = mlp(seed=2, width=8)
     x, y = parabola(64, seed=2)
-    cb = watch(model, x, y, directions="hessian", display=False, resolution=5,
-               recompute_every=2, recompute_s=0.0, max_duty=1.0, view3d=None, subset=32)
+    cb = watch(
+        model,
+        x,
+        y,
+        directions="hessian",
+        display=False,
+        resolution=5,
+        recompute_every=2,
+        recompute_s=0.0,
+        max_duty=1.0,
+        view3d=None,
+        subset=32,
+    )
     w = cb.widget
     try:
         model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])

@@ -22,6 +22,7 @@ def _dominant_frequency(gray: np.ndarray) -> tuple[int, int]:
 
 # ---- procedural data -------------------------------------------------------------------
 
+
 def test_make_grating_shape_range_and_colours():
     g = demo.make_grating(32, 0.0, 8.0, color=(1, 0, 0), background=(0, 0, 1))
     assert g.shape == (32, 32, 3) and g.dtype == np.float32
@@ -112,6 +113,7 @@ def test_class_names():
 
 # ---- the shipped model -----------------------------------------------------------------
 
+
 def test_demo_model_loads_fast_and_is_fresh_each_call():
     demo.load_demo_model(compile=False)  # warm-up: first Keras graph building
     t = time.perf_counter()
@@ -181,6 +183,7 @@ def test_demo_data_errors():
 
 # ---- sample images ---------------------------------------------------------------------
 
+
 def test_sample_images_offline():
     images = demo.sample_images()
     for name in ("china", "flower", "grace_hopper", "grating_vertical_red"):
@@ -204,6 +207,7 @@ def test_sample_image_resize_and_errors():
 
 
 # ---- seed article's parabola -----------------------------------------------------------
+
 
 def test_parabola_data():
     x, y = demo.parabola_data(256, seed=3)
@@ -233,6 +237,7 @@ def test_parabola_mlp():
 
 
 # ---- shipped files and the training script ---------------------------------------------
+
 
 def test_shipped_json_describes_shipped_weights():
     import hashlib

@@ -39,20 +39,29 @@ def client():
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     threads_before = {t.ident for t in threading.enumerate()}
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, host="127.0.0.1")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    )
     c = distributed.Client(cluster)
     c.run(lambda: __import__("tensorflow") and None)  # warm up: TensorFlow's import, once
     yield c
     c.close()
     cluster.close()
-    left = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE
-            # multiprocessing's resource tracker lives as long as this process, by design
-            and "resource_tracker" not in " ".join(p.cmdline())]
+    left = [
+        p
+        for p in me.children(recursive=True)
+        if p.pid not in before
+        and p.is_running()
+        and p.status() != psutil.STATUS_ZOMBIE
+        # multiprocessing's resource tracker lives as long as this process, by design
+        and "resource_tracker" not in " ".join(p.cmdline())
+    ]
     assert not left, f"worker processes left running: {left}"
-    threads = [t.name for t in threading.enumerate()
-               if t.ident not in threads_before and t.is_alive() and not t.daemon]
+    threads = [
+        t.name
+        for t in threading.enumerate()
+        if t.ident not in threads_before and t.is_alive() and not t.daemon
+    ]
     assert not threads, f"non-daemon threads left running: {threads}"
 
 
@@ -76,8 +85,9 @@ def test_dask_grid_from_keras_file_equals_single_process_and_resumes(client, mlp
     want = evaluate_grid(model, x, y, d, XS, YS, metrics=["mae"], progress=False)
 
     store = tmp_path / "s.h5"
-    got = evaluate_grid_distributed(path, x, y, d, XS, YS, client, store=store, metrics=["mae"],
-                                    chunk_size=5)
+    got = evaluate_grid_distributed(
+        path, x, y, d, XS, YS, client, store=store, metrics=["mae"], chunk_size=5
+    )
     assert got.complete and got.Z.shape == (6, 7)
     assert _rel(got.Z, want.Z) < 1e-5
     assert _rel(got.metrics["mae"], want.metrics["mae"]) < 1e-5
@@ -90,11 +100,13 @@ def test_dask_grid_from_keras_file_equals_single_process_and_resumes(client, mlp
     assert all(i["models_loaded"] == 1 for i in info.values()), info
 
     # A rerun on the finished file submits nothing.
-    updates = list(iter_grid_distributed(path, x, y, d, XS, YS, client, store=store,
-                                         metrics=["mae"]))
+    updates = list(
+        iter_grid_distributed(path, x, y, d, XS, YS, client, store=store, metrics=["mae"])
+    )
     assert len(updates) == 1 and updates[0].done == 42 and len(updates[0].iy) == 0
     assert sum(i["chunks"] for i in client.run(worker_info).values()) == sum(
-        i["chunks"] for i in info.values())
+        i["chunks"] for i in info.values()
+    )
     assert_weights_identical(model, snap)
 
 
@@ -123,8 +135,9 @@ def test_dask_stop_keeps_finished_cells_and_resume_completes(client, mlp_file, t
     store = tmp_path / "stop.h5"
     stop = threading.Event()
     seen = 0
-    for update in iter_grid_distributed(path, x, y, d, XS, YS, client, store=store,
-                                        chunk_size=3, max_in_flight=1, stop_event=stop):
+    for update in iter_grid_distributed(
+        path, x, y, d, XS, YS, client, store=store, chunk_size=3, max_in_flight=1, stop_event=stop
+    ):
         seen = update.done
         stop.set()
     assert 0 < seen < 42
@@ -225,8 +238,7 @@ def test_dask_killed_worker_mid_run_loses_no_cell(client, tmp_path):
     pids = client.run(os.getpid)
     store = tmp_path / "killed.h5"
     killed_at = None
-    for update in iter_grid_distributed(model, x, y, d, xs, ys, client, store=store,
-                                        chunk_size=2):
+    for update in iter_grid_distributed(model, x, y, d, xs, ys, client, store=store, chunk_size=2):
         if killed_at is None and update.done:
             victim = next(iter(pids.values()))
             os.kill(victim, signal.SIGKILL)

@@ -89,8 +89,15 @@ def test_view_controls_rerender_without_the_network(explorer):
     overlaid = decode_image(explorer.map_image.value)
     np.testing.assert_array_equal(
         overlaid,
-        _expected_png(explorer, "conv1", 0, cmap="gray", normalization="layer",
-                      image=explorer._display, overlay_alpha=0.6),
+        _expected_png(
+            explorer,
+            "conv1",
+            0,
+            cmap="gray",
+            normalization="layer",
+            image=explorer._display,
+            overlay_alpha=0.6,
+        ),
     )
     explorer.mode_buttons.value = "grid"
     assert explorer.filter_slider.disabled
@@ -156,8 +163,13 @@ def test_image_picker_and_upload(explorer):
         decode_image(explorer.map_image.value), _expected_png(explorer, "conv1", 0)
     )
     photo = np.random.default_rng(5).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    upload = {"name": "cat.png", "type": "image/png", "size": 1,
-              "content": memoryview(encode_image(photo)), "last_modified": _NOW}
+    upload = {
+        "name": "cat.png",
+        "type": "image/png",
+        "size": 1,
+        "content": memoryview(encode_image(photo)),
+        "last_modified": _NOW,
+    }
     explorer.upload.value = (upload,)
     assert explorer.wait(60)
     assert explorer.image_dropdown.value == "upload: cat.png"
@@ -189,8 +201,13 @@ def test_errors_are_shown_and_the_widget_survives(explorer):
     with pytest.raises(ValueError, match="colormap"):
         explorer.cmap = "no-such-map"
     assert explorer.cmap == "magma"
-    bad = {"name": "notes.txt", "type": "text/plain", "size": 3,
-           "content": memoryview(b"abc"), "last_modified": _NOW}
+    bad = {
+        "name": "notes.txt",
+        "type": "text/plain",
+        "size": 3,
+        "content": memoryview(b"abc"),
+        "last_modified": _NOW,
+    }
     explorer.upload.value = (bad,)
     assert "notes.txt" in explorer.status.value and isinstance(explorer.error, ImageError)
     explorer.filter_slider.value = 2  # still usable
@@ -239,13 +256,13 @@ def test_headless_figure_and_function(explorer, tiny_convnet):
     assert len(fig.axes) == 3  # input, map, colorbar
     explorer.layer = "conv2"  # headless use: figure() computes on the calling thread
     fig = explorer.figure()
-    np.testing.assert_allclose(
-        fig.axes[1].images[0].get_array(), explorer.current_map(), atol=1e-6
-    )
+    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), explorer.current_map(), atol=1e-6)
     explorer.wait(60)
     ax = show_feature_map(explorer.image, tiny_convnet, "conv2", 4)
     fm = FeatureMaps(tiny_convnet)
-    np.testing.assert_allclose(ax.images[0].get_array(), fm.feature_map(explorer.image, "conv2", 4), atol=1e-6)
+    np.testing.assert_allclose(
+        ax.images[0].get_array(), fm.feature_map(explorer.image, "conv2", 4), atol=1e-6
+    )
     plt.close("all")
 
 

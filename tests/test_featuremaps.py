@@ -69,7 +69,12 @@ def transfer_model(keras):
         name="base",
     )
     return keras.Sequential(
-        [keras.Input((20, 20, 3)), base, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)],
+        [
+            keras.Input((20, 20, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ],
         name="transfer",
     )
 
@@ -85,7 +90,9 @@ def test_maps_equal_direct_submodel(keras, tiny_convnet):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     want = _direct(keras, tiny_convnet, "conv2", batch)
-    np.testing.assert_allclose(fm.feature_map(img, "conv2", 5), want[0, :, :, 5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fm.feature_map(img, "conv2", 5), want[0, :, :, 5], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_layer_choices_cover_resnet_kinds_with_shapes(resnetish):
@@ -113,7 +120,9 @@ def test_nested_base_model_in_sequential(keras, transfer_model):
     np.testing.assert_allclose(fm.activations(img, "base/b_conv2"), want, rtol=1e-5, atol=1e-6)
     # a unique inner name works too, and hits the same cache entry
     calls = fm.stats.network_calls
-    np.testing.assert_array_equal(fm.activations(img, "b_conv2"), fm.activations(img, "base/b_conv2"))
+    np.testing.assert_array_equal(
+        fm.activations(img, "b_conv2"), fm.activations(img, "base/b_conv2")
+    )
     assert fm.stats.network_calls == calls
 
 
@@ -124,7 +133,9 @@ def test_plain_sequential_model(keras):
     )
     img = np.random.default_rng(0).random((16, 16), dtype=np.float32)
     got = FeatureMaps(model).activations(img, "c")
-    np.testing.assert_allclose(got, _direct(keras, model, "c", img[None, :, :, None]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got, _direct(keras, model, "c", img[None, :, :, None]), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cache_hits_do_not_call_the_network_or_retrace(tiny_convnet):
@@ -203,8 +214,10 @@ def test_uint8_and_float_images_agree(tiny_convnet):
     fm = FeatureMaps(tiny_convnet)
     img = _image()
     np.testing.assert_allclose(
-        fm.activations(img, "conv1"), fm.activations(img.astype(np.float32) / 255.0, "conv1"),
-        rtol=1e-5, atol=1e-6,
+        fm.activations(img, "conv1"),
+        fm.activations(img.astype(np.float32) / 255.0, "conv1"),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 

@@ -118,8 +118,13 @@ def test_feature_map_explorer_survives_an_interrupt_on_its_worker(tiny_convnet):
 
     before = weights_snapshot(tiny_convnet)
     rng = np.random.default_rng(0)
-    w = FeatureMapExplorer(tiny_convnet, image=rng.random((32, 32, 3)), preprocess=preprocess,
-                           input_range=(0, 1), samples={})
+    w = FeatureMapExplorer(
+        tiny_convnet,
+        image=rng.random((32, 32, 3)),
+        preprocess=preprocess,
+        input_range=(0, 1),
+        samples={},
+    )
     try:
         assert w.wait(30)
         first = bytes(w.map_image.value)
@@ -181,8 +186,15 @@ def test_optvis_widget_stop_keeps_frames_and_continues(tiny_convnet):
     from nbviz.widgets import OptVisWidget
 
     before = weights_snapshot(tiny_convnet)
-    w = OptVisWidget(tiny_convnet, layer="conv2", steps=10**6, size=32, transforms="none",
-                     frame_every=4, max_fps=50)
+    w = OptVisWidget(
+        tiny_convnet,
+        layer="conv2",
+        steps=10**6,
+        size=32,
+        transforms="none",
+        frame_every=4,
+        max_fps=50,
+    )
     try:
         assert w.start()
         deadline = time.monotonic() + 60
@@ -216,8 +228,15 @@ def test_optvis_widget_survives_interrupt_and_errors_on_its_worker(tiny_convnet)
             raise exc
         return channel(layer, units)
 
-    w = OptVisWidget(tiny_convnet, layer="conv2", steps=4, size=32, transforms="none",
-                     objective=factory, frame_every=2)
+    w = OptVisWidget(
+        tiny_convnet,
+        layer="conv2",
+        steps=4,
+        size=32,
+        transforms="none",
+        objective=factory,
+        frame_every=2,
+    )
     try:
         for kind in (KeyboardInterrupt, RuntimeError):
             w.start()
@@ -255,8 +274,9 @@ def test_iter_grid_consumer_breaking_early_keeps_finished_cells(mlp_data, tmp_pa
         assert int(f.done.sum()) == last.done < 36
         np.testing.assert_array_equal(f.done, last.surface.done)
         np.testing.assert_array_equal(f.loss[f.done], last.surface.Z[last.surface.done])
-    resumed = list(iter_grid(model, x, y, dirs, xs, xs, store=store, max_chunk=6,
-                             strategy="per_point"))
+    resumed = list(
+        iter_grid(model, x, y, dirs, xs, xs, store=store, max_chunk=6, strategy="per_point")
+    )
     assert resumed[0].done == last.done and len(resumed[0].iy) == 0  # only missing cells computed
     assert sum(len(u.iy) for u in resumed) == 36 - last.done
     full = evaluate_grid(model, x, y, dirs, xs, xs)
@@ -269,8 +289,9 @@ def test_keyboard_interrupt_in_the_grid_consumer_closes_the_file_for_a_resume(ml
     store = tmp_path / "grid.h5"
     xs = grid_coords(5)
     with pytest.raises(KeyboardInterrupt) as info:
-        for update in iter_grid(model, x, y, dirs, xs, xs, store=store, max_chunk=5,
-                                strategy="per_point"):
+        for update in iter_grid(
+            model, x, y, dirs, xs, xs, store=store, max_chunk=5, strategy="per_point"
+        ):
             if update.done >= 10:
                 raise KeyboardInterrupt
     # The traceback (kept by Jupyter as sys.last_traceback) holds the generator: the next
@@ -323,8 +344,9 @@ def test_landscape_widget_stop_keeps_finished_cells(mlp_data):
 
     model, x, y, _ = mlp_data
     before = weights_snapshot(model)
-    w = LossLandscapeWidget(model, x, y, directions="random", resolution=101, order="raster",
-                            view3d=None, max_chunk=16)
+    w = LossLandscapeWidget(
+        model, x, y, directions="random", resolution=101, order="raster", view3d=None, max_chunk=16
+    )
     try:
         w.compute()
         deadline = time.monotonic() + 60
@@ -372,8 +394,9 @@ def test_path_recording_interrupted_keeps_the_recorded_path():
     assert len(rec) > n and np.all(np.diff(rec.steps) > 0)
     from nbviz.landscape import WeightLayout
 
-    np.testing.assert_array_equal(rec.latest(), WeightLayout.from_model(model).flatten(
-        model.get_weights()))
+    np.testing.assert_array_equal(
+        rec.latest(), WeightLayout.from_model(model).flatten(model.get_weights())
+    )
     assert not nbviz_threads()
 
 
@@ -385,8 +408,15 @@ def test_watch_interrupted_during_fit_leaves_no_thread():
     model = mlp(seed=5, width=8)
     x, y = parabola(256, seed=5)
     frames = []
-    watcher = LandscapeWatcher(x, y, directions="random", resolution=5, every_k_batches=1,
-                               recompute_s=0.0, on_surface=frames.append)
+    watcher = LandscapeWatcher(
+        x,
+        y,
+        directions="random",
+        resolution=5,
+        every_k_batches=1,
+        recompute_s=0.0,
+        on_surface=frames.append,
+    )
     stop = keras.callbacks.LambdaCallback(on_train_batch_end=_InterruptAtBatch(12))
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -442,9 +472,13 @@ def _execute(kc, code: str, timeout: float = 60.0) -> tuple[str, str | None]:
 
 @pytest.mark.parametrize(
     ("computation", "progress"),
-    [("r.run(10**7, every=8)", "r.step"),
-     ("evaluate_grid(model, x, y, dirs, grid_coords(301), grid_coords(301), strategy='per_point')",
-      "0")],
+    [
+        ("r.run(10**7, every=8)", "r.step"),
+        (
+            "evaluate_grid(model, x, y, dirs, grid_coords(301), grid_coords(301), strategy='per_point')",
+            "0",
+        ),
+    ],
     ids=["optvis", "grid"],
 )
 def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progress):
@@ -462,8 +496,11 @@ def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progre
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait until the computation is really running
             msg = kc.get_iopub_msg(timeout=30)
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"]["execution_state"] == "busy"):
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "busy"
+            ):
                 break
         time.sleep(2.0)
         km.interrupt_kernel()
@@ -479,8 +516,9 @@ def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progre
         assert error == "KeyboardInterrupt"
         out, err = _execute(kc, f"print(same(), nbviz_threads(), {progress} >= 0)")
         assert err is None and out.strip() == "True [] True", out
-        out, err = _execute(kc, "print(float(r.run(8, every=8).losses[-1, 0]) == "
-                                "float(r.history[-1][0]), same())")
+        out, err = _execute(
+            kc, "print(float(r.run(8, every=8).losses[-1, 0]) == float(r.history[-1][0]), same())"
+        )
         assert err is None and out.strip() == "True True", out  # the kernel is still usable
     finally:
         kc.stop_channels()

@@ -30,11 +30,14 @@ def _slice_norms(a, keep):
     return np.sqrt(np.sum(np.square(a.astype(np.float64)), axis=reduce))
 
 
-@pytest.mark.parametrize("suffix, axes", [
-    ("conv1/kernel", (3,)),       # Conv2D (kh, kw, in, out): output last
-    ("deconv/kernel", (2,)),      # Conv2DTranspose (kh, kw, out, in): output on axis -2
-    ("logits/kernel", (1,)),      # Dense (in, out)
-])
+@pytest.mark.parametrize(
+    "suffix, axes",
+    [
+        ("conv1/kernel", (3,)),  # Conv2D (kh, kw, in, out): output last
+        ("deconv/kernel", (2,)),  # Conv2DTranspose (kh, kw, out, in): output on axis -2
+        ("logits/kernel", (1,)),  # Dense (in, out)
+    ],
+)
 def test_filter_normalization_matches_weight_slices_on_keras_axes(suffix, axes):
     model = convnet()
     layout = WeightLayout.from_model(model)
@@ -70,7 +73,9 @@ def test_default_leaves_1d_and_batchnorm_unperturbed():
             w = d1.origin[layout.tensors.index(t)]
             np.testing.assert_allclose(np.abs(v), np.abs(w), rtol=1e-5)
     d2 = random_directions(model, perturb_1d=True, perturb_non_trainable=True)
-    mv = [v for t, v in zip(layout.tensors, d2.vectors[0], strict=True) if "moving_variance" in t.name]
+    mv = [
+        v for t, v in zip(layout.tensors, d2.vectors[0], strict=True) if "moving_variance" in t.name
+    ]
     assert np.any(mv[0])
 
 
@@ -85,7 +90,9 @@ def test_layer_and_tensor_normalization():
         assert dn == pytest.approx(wn, rel=1e-5)
         if len(idx) == 2:  # kernel and bias scaled together, not each to its own norm
             k, b = idx
-            assert np.linalg.norm(d.vectors[0][k]) != pytest.approx(np.linalg.norm(d.origin[k]), rel=1e-3)
+            assert np.linalg.norm(d.vectors[0][k]) != pytest.approx(
+                np.linalg.norm(d.origin[k]), rel=1e-3
+            )
     t = random_directions(model, normalization="tensor", perturb_1d=True, seed=1)
     for v, w in zip(t.vectors[1], t.origin, strict=True):
         if np.any(w):

@@ -75,8 +75,17 @@ def test_weights_identical_after_cancel_close_and_exception():
     snap = weights_snapshot(model)
     stop = threading.Event()
     updates = []
-    for u in iter_grid(model, x, y, d, grid_coords(9), grid_coords(9), strategy="per_point",
-                       max_chunk=4, stop_event=stop):
+    for u in iter_grid(
+        model,
+        x,
+        y,
+        d,
+        grid_coords(9),
+        grid_coords(9),
+        strategy="per_point",
+        max_chunk=4,
+        stop_event=stop,
+    ):
         updates.append(u)
         stop.set()
     assert len(updates) == 1 and 0 < updates[0].done < 81
@@ -132,8 +141,19 @@ def test_updates_progress_eta_and_coarse_to_fine_result():
     model = mlp()
     x, y = parabola(32)
     d = random_directions(model)
-    ups = list(iter_grid(model, x, y, d, grid_coords(8), grid_coords(6), order="coarse_to_fine",
-                         max_chunk=7, strategy="vectorized"))
+    ups = list(
+        iter_grid(
+            model,
+            x,
+            y,
+            d,
+            grid_coords(8),
+            grid_coords(6),
+            order="coarse_to_fine",
+            max_chunk=7,
+            strategy="vectorized",
+        )
+    )
     assert [u.done for u in ups] == sorted(u.done for u in ups) and ups[-1].done == 48
     assert all(len(u.iy) <= 7 for u in ups) and ups[-1].eta_s == 0.0
     assert all(u.eta_s is not None and u.eta_s >= 0 for u in ups)
@@ -176,8 +196,18 @@ def test_huge_grid_is_chunked_by_memory_budget():
     model = mlp(width=32)
     x, y = parabola(256)
     d = random_directions(model)
-    ups = list(iter_grid(model, x, y, d, grid_coords(41), grid_coords(41),
-                         strategy="vectorized", memory_budget=4_000_000))
+    ups = list(
+        iter_grid(
+            model,
+            x,
+            y,
+            d,
+            grid_coords(41),
+            grid_coords(41),
+            strategy="vectorized",
+            memory_budget=4_000_000,
+        )
+    )
     chunk = ups[0].surface.metadata["chunk"]
     assert 1 <= chunk < 50, chunk
     assert len(ups) >= 41 * 41 // chunk and all(len(u.iy) <= chunk for u in ups)
@@ -194,7 +224,8 @@ def test_line_random_and_interpolation():
     r = evaluate_line(a, x, y, subset=32)
     assert r.loss.shape == (41,) and r.stderr is not None
     assert r.loss[20] == pytest.approx(
-        evaluate_line(a, x, y, ts=[0.0], subset=32).loss[0], rel=1e-6)
+        evaluate_line(a, x, y, ts=[0.0], subset=32).loss[0], rel=1e-6
+    )
 
 
 def test_bad_input_errors_name_the_fix():
@@ -225,6 +256,7 @@ def test_evaluate_grid_in_one_call_uses_random_directions_and_21_points():
     x, y = parabola(32)
     got = evaluate_grid(model, x, y)
     assert got.loss.shape == (21, 21) and got.complete
-    want = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(21, 1.0),
-                         grid_coords(21, 1.0))
+    want = evaluate_grid(
+        model, x, y, random_directions(model, seed=0), grid_coords(21, 1.0), grid_coords(21, 1.0)
+    )
     np.testing.assert_allclose(got.loss, want.loss, rtol=1e-6)

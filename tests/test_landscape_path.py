@@ -22,7 +22,9 @@ from nbviz.landscape import (
 
 def _fit(model, callbacks=(), epochs=2, n=64):
     x, y = parabola(n)
-    model.fit(x, y, epochs=epochs, batch_size=8, shuffle=False, verbose=0, callbacks=list(callbacks))
+    model.fit(
+        x, y, epochs=epochs, batch_size=8, shuffle=False, verbose=0, callbacks=list(callbacks)
+    )
 
 
 def test_recorder_records_every_k_and_does_not_change_training():
@@ -53,8 +55,9 @@ def test_recorder_thins_within_its_memory_budget():
 def test_recorder_spills_to_disk(tmp_path):
     model = mlp(0)
     n_params = WeightLayout.from_model(model).n_params
-    rec = WeightPathRecorder(memory_budget_mb=4 * 4 * n_params / 2**20 + 1e-9, overflow="spill",
-                             spill_dir=tmp_path)
+    rec = WeightPathRecorder(
+        memory_budget_mb=4 * 4 * n_params / 2**20 + 1e-9, overflow="spill", spill_dir=tmp_path
+    )
     _fit(model, [rec])
     assert len(rec) == 17 and list(rec.steps) == list(range(17))
     assert rec.spill_path is not None and rec.nbytes == 0
@@ -117,8 +120,9 @@ def test_pca_matches_sklearn_and_numpy_svd():
     _fit(model, [rec], epochs=3)
     m = rec.snapshots()
     layout = WeightLayout.from_model(model)
-    cols = np.concatenate([np.arange(s, e) for s, e in layout.ranges(
-        [len(t.shape) >= 2 for t in layout.tensors])])
+    cols = np.concatenate(
+        [np.arange(s, e) for s, e in layout.ranges([len(t.shape) >= 2 for t in layout.tensors])]
+    )
 
     d = pca_directions(rec, model)  # default: Li et al.'s code, sklearn PCA of w_i - w_final
     ref = PCA(n_components=2, svd_solver="full").fit((m[:, cols] - m[-1, cols]).astype(np.float64))
@@ -173,8 +177,9 @@ def test_grid_in_a_thread_during_fit_uses_the_directions_origin():
 
     def job():
         try:
-            result["s"] = evaluate_grid(model, x, y, d, grid_coords(7), grid_coords(5),
-                                        origin="directions")
+            result["s"] = evaluate_grid(
+                model, x, y, d, grid_coords(7), grid_coords(5), origin="directions"
+            )
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 

@@ -70,8 +70,12 @@ def test_path_surface_and_line_plots():
     assert ax3.name == "3d" and isinstance(ax3.figure, matplotlib.figure.Figure)
     with pytest.raises(ValueError, match="3-D Axes"):
         plot_surface(s, ax=ax)
-    line = Line(np.linspace(-1, 1, 11), np.linspace(0, 1, 11), stderr=np.full(11, 0.05),
-                metadata={"directions": {"anchors": {"start": [0.0], "end": [1.0]}}})
+    line = Line(
+        np.linspace(-1, 1, 11),
+        np.linspace(0, 1, 11),
+        stderr=np.full(11, 0.05),
+        metadata={"directions": {"anchors": {"start": [0.0], "end": [1.0]}}},
+    )
     line.loss[3] = np.nan
     axl = plot_line(line)
     assert any(line.get_label() == "non-finite loss" for line in axl.lines)

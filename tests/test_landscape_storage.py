@@ -50,7 +50,9 @@ def test_sigkill_mid_grid_then_resume_loses_nothing(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(HERE), path=str(path)))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+    )
     lines = []
     try:
         while len(lines) < 4:
@@ -108,7 +110,9 @@ def test_file_contents_and_resume_with_stored_directions(tmp_path):
         np.testing.assert_array_equal(sf.surface().stderr, s.stderr)
         np.testing.assert_array_equal(sf.read_path()["coords"], coords)
         stored = sf.directions
-    again = evaluate_grid(model, x, y, stored, XS, YS, store=path, metrics=["mae"], subset=32, seed=1)
+    again = evaluate_grid(
+        model, x, y, stored, XS, YS, store=path, metrics=["mae"], subset=32, seed=1
+    )
     np.testing.assert_array_equal(again.Z, s.Z)
 
 

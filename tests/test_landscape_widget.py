@@ -65,7 +65,7 @@ def test_contour_lines_of_a_bowl_are_circles_at_the_right_radius():
         r = np.hypot(seg[:, 0], seg[:, 1])
         assert np.abs(r - np.sqrt(level)).max() < 0.01
         # Padding after the circle is NaN (rectangular array for one bqplot Lines mark).
-        assert np.isnan(lines.x[k, len(seg):]).all()
+        assert np.isnan(lines.x[k, len(seg) :]).all()
 
 
 def test_contour_levels_log_spaced_by_default_and_skipped_without_data():
@@ -122,8 +122,9 @@ def test_bilinear_interpolation_is_exact_for_planes():
 def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
     model, x, y = model_data
     before = weights_snapshot(model)
-    w = _widget(model, x, y, directions="random", resolution=7, max_chunk=7, order="raster",
-                max_fps=10_000)
+    w = _widget(
+        model, x, y, directions="random", resolution=7, max_chunk=7, order="raster", max_fps=10_000
+    )
     missing = []
     w.heatmap.observe(lambda c: missing.append(int(np.isnan(np.asarray(c["new"])).sum())), "color")
     try:
@@ -135,8 +136,9 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
         assert w.progress.value == w.progress.max == 49
         assert "49/49 cells" in w.progress_label.value
         # The colours are log10 of the backend's losses, and they match a direct evaluation.
-        ref = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0),
-                            grid_coords(7, 1.0))
+        ref = evaluate_grid(
+            model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0), grid_coords(7, 1.0)
+        )
         np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
         np.testing.assert_allclose(np.asarray(w.heatmap.color), np.log10(ref.loss), rtol=1e-5)
         # The contour mark holds the backend's iso-lines of this surface.
@@ -151,8 +153,9 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
         assert w.color_scale.min <= colour_ticks.min() and colour_ticks.max() <= w.color_scale.max
         # Hover read-out: one invisible point per cell carrying (a, b, loss).
         assert len(w.hover.x) == 49 and w.hover.tooltip.labels == ["a", "b", "loss"]
-        np.testing.assert_allclose(np.sort(np.asarray(w.hover.color)), np.sort(ref.loss.ravel()),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            np.sort(np.asarray(w.hover.color)), np.sort(ref.loss.ravel()), rtol=1e-6
+        )
         # Changing the level count or scale redraws the contours without recomputing.
         w.level_scale = "linear"
         assert w.color_axis.label == "loss"
@@ -214,8 +217,9 @@ def test_pca_without_a_path_says_how_to_fix_it(model_data, no_thread_leak):
 def test_stop_keeps_finished_cells(model_data, no_thread_leak):
     model, x, y = model_data
     before = weights_snapshot(model)
-    w = _widget(model, x, y, directions="random", resolution=9, max_chunk=3, order="raster",
-                max_fps=10_000)
+    w = _widget(
+        model, x, y, directions="random", resolution=9, max_chunk=3, order="raster", max_fps=10_000
+    )
     first = threading.Event()
     w.heatmap.observe(lambda c: first.set(), "color")
     try:
@@ -271,8 +275,9 @@ def test_line_mode_random_and_interpolation(model_data, no_thread_leak):
     try:
         assert w.compute() and w.wait(60), w.status.value
         assert w.error is None, w.status.value
-        ref = evaluate_line(model, x, y, interpolation_directions(model, other),
-                            np.linspace(-0.5, 1.5, 11))
+        ref = evaluate_line(
+            model, x, y, interpolation_directions(model, other), np.linspace(-0.5, 1.5, 11)
+        )
         np.testing.assert_allclose(np.asarray(w.line_mark.y), ref.loss, rtol=1e-5)
         # The anchors t=0 (this model) and t=1 (other) are marked.
         np.testing.assert_allclose(np.sort(np.asarray(w.line_anchor.x)), [0.0, 1.0])
@@ -345,8 +350,17 @@ def test_grid_on_an_executor_fills_in_and_equals_the_local_grid(model_data, no_t
     model, x, y = model_data
     before = weights_snapshot(model)
     with ThreadPoolExecutor(2) as pool:
-        w = _widget(model, x, y, directions="random", resolution=7, max_chunk=7, order="raster",
-                    max_fps=10_000, executor=pool)
+        w = _widget(
+            model,
+            x,
+            y,
+            directions="random",
+            resolution=7,
+            max_chunk=7,
+            order="raster",
+            max_fps=10_000,
+            executor=pool,
+        )
         try:
             assert w.compute()
             assert w.wait(60)
@@ -354,7 +368,8 @@ def test_grid_on_an_executor_fills_in_and_equals_the_local_grid(model_data, no_t
             assert w.progress.value == w.progress.max == 49
         finally:
             w.close()
-    ref = evaluate_grid(model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0),
-                        grid_coords(7, 1.0))
+    ref = evaluate_grid(
+        model, x, y, random_directions(model, seed=0), grid_coords(7, 1.0), grid_coords(7, 1.0)
+    )
     np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
     assert_weights_identical(model, before)

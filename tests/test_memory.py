@@ -29,8 +29,14 @@ def big_mlp(n_in: int = 1000, width: int = 1000):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((n_in,)), keras.layers.Dense(width, name="big"),
-                              keras.layers.Dense(1, name="out")], name="mlp_1m")
+    model = keras.Sequential(
+        [
+            keras.Input((n_in,)),
+            keras.layers.Dense(width, name="big"),
+            keras.layers.Dense(1, name="out"),
+        ],
+        name="mlp_1m",
+    )
     model.compile(optimizer="sgd", loss="mse")
     return model
 
@@ -53,9 +59,11 @@ def test_path_recorder_stays_in_budget_over_10k_steps():
             big.assign_add(np.full(big.shape, 1e-3, np.float32))
     rec.on_train_end()
     grown = rss() - start
-    print(f"\npath recorder 1M params x 10k steps: store {rec.nbytes / MiB:.1f} MiB, "
-          f"{len(rec)} snapshots, stride {rec.stride}, RSS growth {grown / MiB:.1f} MiB "
-          f"(budget {budget_mb} MiB)")
+    print(
+        f"\npath recorder 1M params x 10k steps: store {rec.nbytes / MiB:.1f} MiB, "
+        f"{len(rec)} snapshots, stride {rec.stride}, RSS growth {grown / MiB:.1f} MiB "
+        f"(budget {budget_mb} MiB)"
+    )
     assert rec.nbytes <= budget_mb * MiB
     assert grown < (budget_mb + 64) * MiB  # the store, plus TensorFlow's own buffers
     assert 8 <= len(rec) <= rec.nbytes // (4 * n_params)
@@ -92,13 +100,24 @@ def test_grid_chunks_respect_the_memory_budget_on_1m_params():
     before = weights_snapshot(model)
     budget = 48 * MiB
     start = rss()
-    s = evaluate_grid(model, x, y, dirs, grid_coords(4), grid_coords(4), memory_budget=budget,
-                      strategy="vectorized", jit_compile=False)
+    s = evaluate_grid(
+        model,
+        x,
+        y,
+        dirs,
+        grid_coords(4),
+        grid_coords(4),
+        memory_budget=budget,
+        strategy="vectorized",
+        jit_compile=False,
+    )
     grown = rss() - start
     chunk, n = s.metadata["chunk"], s.metadata["n_params"]
-    print(f"\ngrid on {n} params: chunk {chunk} points "
-          f"({chunk * 2 * 4 * n / MiB:.0f} MiB of perturbed weights), RSS growth "
-          f"{grown / MiB:.1f} MiB, budget {budget / MiB:.0f} MiB")
+    print(
+        f"\ngrid on {n} params: chunk {chunk} points "
+        f"({chunk * 2 * 4 * n / MiB:.0f} MiB of perturbed weights), RSS growth "
+        f"{grown / MiB:.1f} MiB, budget {budget / MiB:.0f} MiB"
+    )
     assert s.complete and np.isfinite(s.Z).all()
     assert 1 <= chunk and chunk * 2 * 4 * n <= budget
     assert grown < 4 * budget  # budget for the chunk, plus directions and the traced graph
@@ -118,8 +137,10 @@ def _cycle(make, n: int) -> list[int]:
 
 def _report(name: str, samples: list[int], warmup: int) -> float:
     growth = (samples[-1] - samples[warmup - 1]) / MiB
-    print(f"\n{name}: RSS after warm-up {samples[warmup - 1] / MiB:.0f} MiB, after "
-          f"{len(samples)} cycles {samples[-1] / MiB:.0f} MiB (growth {growth:.1f} MiB)")
+    print(
+        f"\n{name}: RSS after warm-up {samples[warmup - 1] / MiB:.0f} MiB, after "
+        f"{len(samples)} cycles {samples[-1] / MiB:.0f} MiB (growth {growth:.1f} MiB)"
+    )
     return growth
 
 
@@ -138,11 +159,13 @@ def test_repeated_widget_creation_does_not_grow_memory(tiny_convnet, widget, no_
     before = weights_snapshot(tiny_convnet)
     image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
     if widget == "FeatureMapExplorer":
+
         def make():
             w = nw.FeatureMapExplorer(tiny_convnet, image=image, samples={})
             assert w.wait(30) and w.error is None
             return w
     elif widget == "OptVisWidget":
+
         def make():
             return nw.OptVisWidget(tiny_convnet, layer="conv2", steps=4, size=32)
     else:
@@ -150,8 +173,10 @@ def test_repeated_widget_creation_does_not_grow_memory(tiny_convnet, widget, no_
         x, y = parabola(64)
 
         def make():
-            return nw.LossLandscapeWidget(model, x, y, directions="random", resolution=5,
-                                          view3d=None)
+            return nw.LossLandscapeWidget(
+                model, x, y, directions="random", resolution=5, view3d=None
+            )
+
     samples = _cycle(make, WIDGET_CYCLES)
     growth = _report(f"{widget} x{WIDGET_CYCLES}", samples, WIDGET_WARMUP)
     assert growth < WIDGET_GROWTH_MB
@@ -173,7 +198,9 @@ def test_1000_slider_events_render_the_latest_and_compute_once(tiny_convnet, no_
         w.filter_slider.value = 11
         took = time.perf_counter() - t0
         assert w.wait(30)
-        print(f"\n1000 slider events: {took:.2f} s, network calls {w.backend.stats.network_calls - calls}")
+        print(
+            f"\n1000 slider events: {took:.2f} s, network calls {w.backend.stats.network_calls - calls}"
+        )
         assert w.backend.stats.network_calls == calls  # slicing the cached layer only
         assert w.filter == 11 and "filter 11 of 16" in w.status.value
         acts = w.backend.activations(image, "conv2")[0, :, :, 11]

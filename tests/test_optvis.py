@@ -146,7 +146,9 @@ def test_objectives_compose_union_layers_and_name_themselves():
     penalty = 1e-3 * optvis.total_variation()
     combo = a - penalty + 0.5 * optvis.diversity("conv2")
     assert combo.layers == frozenset({"conv1", "conv2"})
-    assert repr(combo) == "channel('conv1', 2) - 0.001 * total_variation() + 0.5 * diversity('conv2')"
+    assert (
+        repr(combo) == "channel('conv1', 2) - 0.001 * total_variation() + 0.5 * diversity('conv2')"
+    )
     assert sum([a, optvis.neuron("conv2", 1)]).layers == {"conv1", "conv2"}
     assert -a is not a and repr(a / 2) == "0.5 * channel('conv1', 2)"
     assert optvis.as_objective("conv2:1,3,5").rows == 3
@@ -168,10 +170,14 @@ def test_objective_values_match_direct_computation(tiny_convnet, keras):
     model = tiny_convnet
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(3, 32, 32, 3)).astype(np.float32)
-    probe = keras.Model(model.inputs[0], [model.get_layer(n).output for n in ("conv1", "conv2", "logits")])
+    probe = keras.Model(
+        model.inputs[0], [model.get_layer(n).output for n in ("conv1", "conv2", "logits")]
+    )
     c1, c2, logits = (t.numpy() for t in probe(x))
     got = _values(model, optvis.channel("conv2", [3, 0, 7]), x, preactivation=False)
-    np.testing.assert_allclose(got, [c2[0, ..., 3].mean(), c2[1, ..., 0].mean(), c2[2, ..., 7].mean()], rtol=1e-5)
+    np.testing.assert_allclose(
+        got, [c2[0, ..., 3].mean(), c2[1, ..., 0].mean(), c2[2, ..., 7].mean()], rtol=1e-5
+    )
     # Channel objectives compute their channel alone; with a full-map reader on the same
     # layer they pick it from the full map: same numbers.
     full_too = 0.0 * optvis.diversity("conv2") + optvis.channel("conv2", [3, 0, 7])
@@ -202,7 +208,9 @@ def test_diversity_matches_lucid_and_penalizes_identical_rows(tiny_convnet, kera
     lucid = -sum(grams[i] @ grams[j] for i in range(3) for j in range(3) if i != j) / 3
     got = _values(tiny_convnet, optvis.diversity("conv1"), x, preactivation=False)
     assert got.sum() == pytest.approx(lucid, rel=1e-5)
-    same = _values(tiny_convnet, optvis.diversity("conv1"), np.repeat(x[:1], 3, 0), preactivation=False)
+    same = _values(
+        tiny_convnet, optvis.diversity("conv1"), np.repeat(x[:1], 3, 0), preactivation=False
+    )
     assert same.sum() < got.sum()  # identical rows are the least diverse
 
 
@@ -223,7 +231,9 @@ def test_preactivation_reads_before_the_fused_activation(keras):
         # One channel per row, computed without the others.
         units = preactivation_fn(layer, tf.constant([2, 0]))(layer_in).numpy()
         np.testing.assert_allclose(units, np.stack([pre[0, ..., 2], pre[1, ..., 0]]), atol=1e-6)
-    pre_c2 = preactivation_fn(model.get_layer("c2"))(keras.Model(model.inputs[0], model.get_layer("c1").output)(x))
+    pre_c2 = preactivation_fn(model.get_layer("c2"))(
+        keras.Model(model.inputs[0], model.get_layer("c1").output)(x)
+    )
     got = _values(model, optvis.channel("c2", 1), x[:1])
     np.testing.assert_allclose(got, pre_c2.numpy()[:1, ..., 1].mean(), rtol=1e-5)
     # A softmax Dense read before its softmax is a fine class objective.
@@ -261,7 +271,9 @@ def test_bad_layers_units_and_models_get_clear_errors(tiny_convnet, keras):
     h = keras.layers.Conv2D(4, 3, name="conv")(inp)
     score = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=(1, 2, 3)), name="score")(h)
     no_channels = keras.Model(inp, score)
-    with pytest.raises(LayerError, match=r"'score'.*no channels.*Pick a layer with channels: 'conv'"):
+    with pytest.raises(
+        LayerError, match=r"'score'.*no channels.*Pick a layer with channels: 'conv'"
+    ):
         optvis.Renderer(no_channels, "score:0")
 
     probs = keras.layers.Softmax(name="probs")(tiny_convnet.output)
@@ -319,7 +331,9 @@ def test_changing_units_and_weights_does_not_retrace(tiny_convnet):
         r.set_channels([0, 99])
     with pytest.raises(UnitError, match="2 rows"):
         r.set_channels([1, 2, 3])
-    combo = optvis.Renderer(tiny_convnet, optvis.channel("conv1", 1) + optvis.channel("conv2", 1), size=16)
+    combo = optvis.Renderer(
+        tiny_convnet, optvis.channel("conv1", 1) + optvis.channel("conv2", 1), size=16
+    )
     with pytest.raises(UnitError, match="exactly one"):
         combo.set_channels(2)
 
@@ -455,7 +469,9 @@ def test_batched_rows_are_independent(tiny_convnet):
 
 def test_penalty_only_objective_and_xla_option(tiny_convnet):
     noisy = param.image(16, fft=False, decorrelate=False, sd=1.0, seed=0)
-    smooth = optvis.Renderer(tiny_convnet, -optvis.total_variation(), param=noisy, transforms="none")
+    smooth = optvis.Renderer(
+        tiny_convnet, -optvis.total_variation(), param=noisy, transforms="none"
+    )
     losses = smooth.run(20, every=10).losses[:, 0]
     assert losses[-1] > 1.5 * losses[0]  # a noisy start loses most of its total variation
     xla = optvis.Renderer(tiny_convnet, "conv1:1", size=16, transforms="none", jit_compile=True)
@@ -501,7 +517,10 @@ def test_sparse_resampling_matches_tensorflows_bilinear_warp_and_its_adjoint():
     grad = tape.gradient(loss, x).numpy()
     probe = rng.uniform(size=img.shape).astype(np.float32)
     fill_part = T.resample(tf.zeros_like(x), tf.constant(m), (9, 12), 0.3).numpy()
-    lhs = np.sum((T.resample(tf.constant(probe), tf.constant(m), (9, 12), 0.3).numpy() - fill_part) * weights.numpy())
+    lhs = np.sum(
+        (T.resample(tf.constant(probe), tf.constant(m), (9, 12), 0.3).numpy() - fill_part)
+        * weights.numpy()
+    )
     np.testing.assert_allclose(lhs, np.sum(probe * grad), rtol=1e-4)
 
 
@@ -510,7 +529,9 @@ def test_render_chunks_capped_by_sampling_memory_give_the_same_run(tiny_convnet,
 
     whole = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3).run(6, every=6)
     per_step_entries = optvis.Renderer(tiny_convnet, "conv2:4", size=24)._fused.entries_per_step(1)
-    monkeypatch.setattr(render_mod, "MAX_SAMPLING_ENTRIES", 2 * per_step_entries)  # 2 steps per call
+    monkeypatch.setattr(
+        render_mod, "MAX_SAMPLING_ENTRIES", 2 * per_step_entries
+    )  # 2 steps per call
     capped = optvis.Renderer(tiny_convnet, "conv2:4", size=24, seed=3)
     assert capped._max_chunk == 2
     result = capped.run(6, every=6)
@@ -554,7 +575,9 @@ def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
     indices, values = builder(u)  # XLA
     eager = T.sampling_matrix(T._flat(fused.draw(u), 6), 2, (20, 20), (24, 24))
     np.testing.assert_array_equal(indices.numpy(), eager.indices.numpy())
-    np.testing.assert_allclose(values.numpy(), eager.values.numpy(), atol=2e-5)  # XLA rounds its own way
+    np.testing.assert_allclose(
+        values.numpy(), eager.values.numpy(), atol=2e-5
+    )  # XLA rounds its own way
     # Renderers with the same transforms and batch share it (each chunk size compiles once).
     a = optvis.Renderer(tiny_convnet, "conv2:1", size=24, seed=1)
     b = optvis.Renderer(tiny_convnet, "conv2:2", size=24, seed=2)
@@ -570,6 +593,7 @@ def test_chunk_sampling_is_built_by_one_shared_compiled_function(tiny_convnet):
 
     custom = optvis.Renderer(tiny_convnet, "conv2:1", size=24, transforms=[T.pad(2), Shift(1.5)])
     assert custom._chunk_sampling and np.isfinite(custom.run(3).losses).all()
+
 
 def test_sampling_built_ahead_makes_a_seeded_run_independent_of_how_it_is_split(tiny_convnet):
     r = optvis.Renderer(tiny_convnet, "conv2:3", size=24, seed=7)
@@ -595,7 +619,8 @@ def test_from_function_objective_equals_the_built_in_and_composes(tiny_convnet):
     from nbviz.errors import LayerError
 
     mean_c3 = optvis.from_function(
-        lambda T: tf.reduce_mean(T("conv2")[..., 3], axis=[1, 2]), layers=["conv2"],
+        lambda T: tf.reduce_mean(T("conv2")[..., 3], axis=[1, 2]),
+        layers=["conv2"],
         name="mean(conv2:3)",
     )
     x = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)

@@ -94,7 +94,10 @@ def test_orientation_units_render_their_orientation_and_rise(demo):
     units, preferred, selectivity = orientation_tuning(demo_mod, model, "conv3", top=4)
     assert selectivity[0] > 0.3, "the demo model should have orientation-tuned conv3 units"
     result = Renderer(model, channel("conv3", units), seed=0).run(128, every=64)
-    diffs = [angle_diff(dominant_orientation(img)[0], p) for img, p in zip(result.images, preferred, strict=True)]
+    diffs = [
+        angle_diff(dominant_orientation(img)[0], p)
+        for img, p in zip(result.images, preferred, strict=True)
+    ]
     assert diffs[0] <= 15.0, f"most selective unit {units[0]}: {diffs}"
     assert sum(d <= 15.0 for d in diffs) >= 3, f"units {units} preferred {preferred}: {diffs}"
     # The objective rises on average, for every row, and block by block.
@@ -107,12 +110,16 @@ def test_orientation_units_render_their_orientation_and_rise(demo):
 def test_class_renders_show_the_class_colour_and_orientation(demo):
     demo_mod, model = demo
     names = demo_mod.CLASS_NAMES
-    result = Renderer(model, class_logit("logits", list(range(len(names)))), seed=0).run(192, every=96)
+    result = Renderer(model, class_logit("logits", list(range(len(names)))), seed=0).run(
+        192, every=96
+    )
     within = []
     for k, img in enumerate(result.images):
         angle, colour = demo_mod.procedural.class_parts(k)
         red, _, blue = img.mean(axis=(0, 1))
-        assert (red > blue) if colour == "red" else (blue > red), f"{names[k]}: mean RGB {img.mean((0, 1))}"
+        assert (red > blue) if colour == "red" else (blue > red), (
+            f"{names[k]}: mean RGB {img.mean((0, 1))}"
+        )
         within.append(angle_diff(dominant_orientation(img)[0], angle) <= 15.0)
     assert sum(within) >= 6, list(zip(names, within, strict=True))
 

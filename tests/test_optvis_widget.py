@@ -344,7 +344,11 @@ def test_widgets_left_open_at_exit_close_without_errors():
         print("ran", w.step)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ran 8" in out.stdout
-    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr[
+        -3000:
+    ]

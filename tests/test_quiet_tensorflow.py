@@ -23,8 +23,13 @@ print("a real warning", file=sys.stderr)
 
 
 def _stderr(**env: str) -> str:
-    done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CODE],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stderr
 

@@ -31,9 +31,14 @@ def test_each_optimizer_gets_its_own_threshold_or_none():
     adam = stability_threshold(o.Adam(0.01, beta_1=0.9))
     assert adam.quantity == "preconditioned sharpness"
     assert adam.value == pytest.approx(38 / 0.01)
-    for opt in (o.SGD(0.1, momentum=0.9, nesterov=True), o.AdamW(0.01), o.RMSprop(0.01),
-                o.Adam(0.01, weight_decay=1e-4), o.SGD(0.1, clipnorm=1.0),
-                o.LossScaleOptimizer(o.SGD(0.1))):
+    for opt in (
+        o.SGD(0.1, momentum=0.9, nesterov=True),
+        o.AdamW(0.01),
+        o.RMSprop(0.01),
+        o.Adam(0.01, weight_decay=1e-4),
+        o.SGD(0.1, clipnorm=1.0),
+        o.LossScaleOptimizer(o.SGD(0.1)),
+    ):
         t = stability_threshold(opt)
         assert t.value is None and t.quantity == "sharpness" and "no stability line" in t.label
     # A line derived for full-batch descent says so during mini-batch training.
@@ -50,8 +55,14 @@ def _train(optimizer, every=3, seed=0, subset=64):
     model.compile(optimizer=optimizer, loss="mse")
     x, y = parabola(N, seed=seed)
     seen = []
-    tracker = SharpnessTracker(x, y, every_k_batches=every, subset=subset, background=False,
-                               on_estimate=lambda e, _h: seen.append((e.value, e.weights)))
+    tracker = SharpnessTracker(
+        x,
+        y,
+        every_k_batches=every,
+        subset=subset,
+        background=False,
+        on_estimate=lambda e, _h: seen.append((e.value, e.weights)),
+    )
     model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, callbacks=[tracker])
     return model, x, y, tracker, seen
 
@@ -109,8 +120,9 @@ def _fit_parabola(callbacks=()):
     keras.utils.set_random_seed(0)
     model = build_parabola_mlp(seed=0)
     x, y = parabola_data(N, seed=0)
-    history = model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0,
-                        callbacks=list(callbacks))
+    history = model.fit(
+        x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0, callbacks=list(callbacks)
+    )
     return model, history.history["loss"]
 
 
@@ -123,12 +135,12 @@ def test_watch_with_sharpness_draws_live_and_leaves_training_identical(no_thread
 
     keras.utils.set_random_seed(0)
     model = build_parabola_mlp(seed=0)
-    cb = watch(model, x, y, display=False, sharpness=4, resolution=5, view3d=None,
-               recompute_s=1e9)
+    cb = watch(model, x, y, display=False, sharpness=4, resolution=5, view3d=None, recompute_s=1e9)
     w = cb.widget
     try:
-        history = model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0,
-                            callbacks=[cb])
+        history = model.fit(
+            x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0, callbacks=[cb]
+        )
         assert history.history["loss"] == ref_losses
         for a, b in zip(model.weights, ref_model.weights, strict=True):
             assert a.numpy().tobytes() == b.numpy().tobytes(), "the sharpness changed training"

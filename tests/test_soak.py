@@ -29,7 +29,7 @@ def rss() -> int:
 
 
 def _second_half_growth(samples: list[int]) -> float:
-    half = samples[len(samples) // 2:]
+    half = samples[len(samples) // 2 :]
     return (max(half) - half[0]) / MiB
 
 
@@ -47,8 +47,10 @@ def test_optvis_5000_steps_has_flat_memory():
         assert np.isfinite(frame.loss).all()
     took = time.perf_counter() - t0
     growth = _second_half_growth(samples)
-    print(f"\noptvis 5000 steps: {took:.0f} s, RSS {samples[0] / MiB:.0f} -> {samples[-1] / MiB:.0f} "
-          f"MiB, second-half growth {growth:.1f} MiB")
+    print(
+        f"\noptvis 5000 steps: {took:.0f} s, RSS {samples[0] / MiB:.0f} -> {samples[-1] / MiB:.0f} "
+        f"MiB, second-half growth {growth:.1f} MiB"
+    )
     assert r.step == 5000 and len(r.history) == 5000
     assert growth < FLAT_MB
     assert_weights_identical(model, before)
@@ -71,9 +73,11 @@ def test_100x100_grid_on_the_demo_convnet_has_flat_memory():
     took = time.perf_counter() - t0
     growth = _second_half_growth(samples)
     s = last.surface
-    print(f"\n100x100 grid, demo convnet, 32 images: {took:.0f} s ({len(samples)} chunks), RSS "
-          f"{samples[0] / MiB:.0f} -> {samples[-1] / MiB:.0f} MiB, second-half growth "
-          f"{growth:.1f} MiB")
+    print(
+        f"\n100x100 grid, demo convnet, 32 images: {took:.0f} s ({len(samples)} chunks), RSS "
+        f"{samples[0] / MiB:.0f} -> {samples[-1] / MiB:.0f} MiB, second-half growth "
+        f"{growth:.1f} MiB"
+    )
     assert s.complete and s.Z.shape == (100, 100) and np.isfinite(s.Z).all()
     assert growth < FLAT_MB
     assert_weights_identical(model, before)

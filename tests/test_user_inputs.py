@@ -18,13 +18,20 @@ from nbviz.landscape import evaluate_grid, evaluate_line, loss_at_weights, rando
 # -- regularization losses in loss grids (item 4) ---------------------------------------------------
 def _regularized_mlp(keras, activity: bool = False):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((1,)),
-        keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1),
-                           name="h"),
-        keras.layers.Dense(1, name="out", activity_regularizer=(
-            keras.regularizers.L2(0.01) if activity else None)),
-    ], name="regularized")
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(
+                16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1), name="h"
+            ),
+            keras.layers.Dense(
+                1,
+                name="out",
+                activity_regularizer=(keras.regularizers.L2(0.01) if activity else None),
+            ),
+        ],
+        name="regularized",
+    )
     model.compile(loss="mse")
     x = np.random.default_rng(0).standard_normal((96, 1)).astype(np.float32)
     return model, x, (x[:, 0] ** 2).astype(np.float32)
@@ -76,8 +83,9 @@ def test_loss_at_weights_is_evaluate_and_differentiable(keras):
     d = random_directions(model, seed=1)
     point = [tf.constant(w) for w in d.point((0.3, -0.2))]
     got = float(loss_at_weights(model, point, x, y))
-    np.testing.assert_allclose(got, _evaluate_at(keras, model, d.point((0.3, -0.2)), x, y, 96),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        got, _evaluate_at(keras, model, d.point((0.3, -0.2)), x, y, 96), rtol=1e-5
+    )
     with tf.GradientTape() as tape:
         tape.watch(point)
         value = loss_at_weights(model, point, x, y)
@@ -88,8 +96,9 @@ def test_loss_at_weights_is_evaluate_and_differentiable(keras):
         data_only = loss_at_weights(model, point, x, y, regularization=False)
     g_data = tape.gradient(data_only, point)
     # d/dW of 0.1 * sum(W^2) is 0.2 W: the regularizer's gradient is there.
-    np.testing.assert_allclose(grads[kernel] - g_data[kernel], 0.2 * point[kernel].numpy(),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        grads[kernel] - g_data[kernel], 0.2 * point[kernel].numpy(), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_a_surface_file_is_not_resumed_with_the_other_regularization_setting(keras, tmp_path):
@@ -98,8 +107,9 @@ def test_a_surface_file_is_not_resumed_with_the_other_regularization_setting(ker
     path = str(tmp_path / "s.h5")
     evaluate_grid(model, x, y, d, [0.0, 1.0], [0.0], store=path, progress=False)
     with pytest.raises(SurfaceFileError, match="regularization"):
-        evaluate_grid(model, x, y, d, [0.0, 1.0], [0.0], store=path, progress=False,
-                      regularization=False)
+        evaluate_grid(
+            model, x, y, d, [0.0, 1.0], [0.0], store=path, progress=False, regularization=False
+        )
     again = evaluate_grid(model, x, y, d, [0.0, 1.0], [0.0], store=path, progress=False)
     assert again.metadata["regularization"] is True
 
@@ -112,8 +122,9 @@ def _conv1_reference(keras, model, image01):
 
 def _fit(keras, model):
     rng = np.random.default_rng(1)
-    model.fit(rng.random((8, 32, 32, 3), dtype=np.float32), rng.integers(0, 4, 8), epochs=1,
-              verbose=0)
+    model.fit(
+        rng.random((8, 32, 32, 3), dtype=np.float32), rng.integers(0, 4, 8), epochs=1, verbose=0
+    )
 
 
 def _set_weights(keras, model):
@@ -134,8 +145,7 @@ def _assign(keras, model):
 
 
 @pytest.mark.parametrize("change", ["fit", "set_weights", "load_weights", "assign"])
-def test_feature_maps_follow_the_weights_after_more_training(keras, tiny_convnet, tmp_path,
-                                                             change):
+def test_feature_maps_follow_the_weights_after_more_training(keras, tiny_convnet, tmp_path, change):
     from nbviz.featuremaps import FeatureMaps, image_key, show_feature_map
 
     image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
@@ -143,10 +153,12 @@ def test_feature_maps_follow_the_weights_after_more_training(keras, tiny_convnet
     before = fm.activations(image, "conv1")
     ax = show_feature_map(image, tiny_convnet, "conv1", 2)
     np.testing.assert_allclose(before, _conv1_reference(keras, tiny_convnet, image), atol=1e-5)
-    {"fit": lambda: _fit(keras, tiny_convnet),
-     "set_weights": lambda: _set_weights(keras, tiny_convnet),
-     "load_weights": lambda: _load_weights(keras, tiny_convnet, tmp_path),
-     "assign": lambda: _assign(keras, tiny_convnet)}[change]()
+    {
+        "fit": lambda: _fit(keras, tiny_convnet),
+        "set_weights": lambda: _set_weights(keras, tiny_convnet),
+        "load_weights": lambda: _load_weights(keras, tiny_convnet, tmp_path),
+        "assign": lambda: _assign(keras, tiny_convnet),
+    }[change]()
     want = _conv1_reference(keras, tiny_convnet, image)
     assert not np.allclose(want, before, atol=1e-4)
     assert fm.cached("conv1", image_key(image)) is None
@@ -188,15 +200,17 @@ def test_grid_of_directions_made_before_more_training_warns_or_recentres(keras):
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleOriginWarning)
         kept = evaluate_grid(model, x, y, d, [0.0], [0.0], progress=False, origin="directions")
-        fresh = evaluate_grid(model, x, y, random_directions(model, seed=1), [0.0], [0.0],
-                              progress=False)
+        fresh = evaluate_grid(
+            model, x, y, random_directions(model, seed=1), [0.0], [0.0], progress=False
+        )
     np.testing.assert_allclose(kept.Z[0, 0], old_loss, rtol=1e-5)
     np.testing.assert_allclose(fresh.Z[0, 0], new_loss, rtol=1e-5)
     with pytest.warns(StaleOriginWarning):
         line = evaluate_line(model, x, y, d1, [0.0])
     np.testing.assert_allclose(line.loss[0], old_loss, rtol=1e-5)
     assert evaluate_line(model, x, y, d1, [0.0], origin="model").loss[0] == pytest.approx(
-        new_loss, rel=1e-5)
+        new_loss, rel=1e-5
+    )
     assert ORIGINS == (None, "directions", "model")
 
 
@@ -245,8 +259,12 @@ IMAGE_CASES = [
     ("img_to_array-float32-0..255", lambda t: RGB.astype(np.float32), RGB / 255, True),
     ("float64-0..255", lambda t: RGB.astype(np.float64), RGB / 255, True),
     ("float32-0..1", lambda t: RGB / np.float32(255), RGB / 255, False),
-    ("float16-0..1", lambda t: (RGB / 255).astype(np.float16),
-     (RGB / 255).astype(np.float16).astype(np.float32), False),
+    (
+        "float16-0..1",
+        lambda t: (RGB / 255).astype(np.float16),
+        (RGB / 255).astype(np.float16).astype(np.float32),
+        False,
+    ),
     ("randint-int64-0..255", lambda t: RGB.astype(np.int64), RGB / 255, False),
     ("int32-0..255", lambda t: RGB.astype(np.int32), RGB / 255, False),
     ("uint16-16-bit", lambda t: RGB.astype(np.uint16) * 257, RGB / 255, False),
@@ -256,8 +274,12 @@ IMAGE_CASES = [
     ("tf.Tensor-float32", lambda t: _tensor(RGB / np.float32(255)), RGB / 255, False),
     ("tolist-nested-ints", lambda t: RGB.tolist(), RGB / 255, False),
     ("gray-2-d", lambda t: GRAY, _gray3(GRAY / 255), False),
-    ("gray+alpha-array", lambda t: np.dstack([GRAY, np.full_like(GRAY, 255)]),
-     _gray3(GRAY / 255), False),
+    (
+        "gray+alpha-array",
+        lambda t: np.dstack([GRAY, np.full_like(GRAY, 255)]),
+        _gray3(GRAY / 255),
+        False,
+    ),
     ("PIL-RGB", lambda t: _pil(RGB), RGB / 255, False),
     ("PIL-RGBA", lambda t: _pil(RGB, "RGBA"), RGB / 255, False),
     ("PIL-P-palette", lambda t: _palette(), _rgb_of(_palette()), False),
@@ -282,10 +304,10 @@ def rgb_model(keras):
     return keras.Model(inp, out, name="rgb8")
 
 
-@pytest.mark.parametrize(("make", "want", "warns"), [pytest.param(*c[1:], id=c[0])
-                                                    for c in IMAGE_CASES])
-def test_images_as_users_pass_them_reach_the_network_right(rgb_model, tmp_path, make, want,
-                                                           warns):
+@pytest.mark.parametrize(
+    ("make", "want", "warns"), [pytest.param(*c[1:], id=c[0]) for c in IMAGE_CASES]
+)
+def test_images_as_users_pass_them_reach_the_network_right(rgb_model, tmp_path, make, want, warns):
     import warnings
 
     from nbviz.errors import ImageRangeWarning
@@ -310,8 +332,9 @@ def test_float_pixels_0_255_with_preprocess_are_not_scaled_twice(rgb_model):
 
     from nbviz.featuremaps import ImagePreparer, ImageSpec
 
-    prep = ImagePreparer(ImageSpec.from_model(rgb_model), preprocess=lambda x: x - 127.5,
-                         input_range=(0, 255))
+    prep = ImagePreparer(
+        ImageSpec.from_model(rgb_model), preprocess=lambda x: x - 127.5, input_range=(0, 255)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from_floats = prep.prepare(RGB.astype(np.float32))
@@ -330,14 +353,21 @@ def test_a_list_of_images_of_different_sizes_is_one_batch_at_the_model_size(rgb_
         np.testing.assert_allclose(batch[i], fm.activations(one, "conv")[0], atol=1e-5)
 
 
-@pytest.mark.parametrize(("make", "error", "fix"), [
-    (lambda t: str(t / "missing.png"), "ImageError", "check the path"),
-    (lambda t: str(t), "ImageError", "a directory"),
-    (lambda t: "https://example.com/cat.jpg", "ImageError", "download it first"),
-    (lambda t: (t / "notes.png").write_text("hello") and str(t / "notes.png"), "ImageError",
-     "PNG, JPEG"),
-    (lambda t: RGB.astype(np.int64) - 300, "ImageError", "scale it to floats in [0, 1]"),
-], ids=["missing-file", "directory", "url", "not-an-image-file", "negative-ints"])
+@pytest.mark.parametrize(
+    ("make", "error", "fix"),
+    [
+        (lambda t: str(t / "missing.png"), "ImageError", "check the path"),
+        (lambda t: str(t), "ImageError", "a directory"),
+        (lambda t: "https://example.com/cat.jpg", "ImageError", "download it first"),
+        (
+            lambda t: (t / "notes.png").write_text("hello") and str(t / "notes.png"),
+            "ImageError",
+            "PNG, JPEG",
+        ),
+        (lambda t: RGB.astype(np.int64) - 300, "ImageError", "scale it to floats in [0, 1]"),
+    ],
+    ids=["missing-file", "directory", "url", "not-an-image-file", "negative-ints"],
+)
 def test_unreadable_images_say_what_to_do(rgb_model, tmp_path, make, error, fix):
     import nbviz.errors
     from nbviz.featuremaps import FeatureMaps
@@ -364,14 +394,21 @@ def test_a_reshape_to_image_model_has_feature_maps(keras):
 
     keras.utils.set_random_seed(0)
     for shape in [(28, 28), (784,)]:
-        model = keras.Sequential([keras.Input(shape), keras.layers.Reshape((28, 28, 1), name="to_image"),
-                                  keras.layers.Conv2D(4, 3, name="conv")], name="mnist_like")
+        model = keras.Sequential(
+            [
+                keras.Input(shape),
+                keras.layers.Reshape((28, 28, 1), name="to_image"),
+                keras.layers.Conv2D(4, 3, name="conv"),
+            ],
+            name="mnist_like",
+        )
         snap = weights_snapshot(model)
         digit = np.random.default_rng(0).random((28, 28), dtype=np.float32)
         fm = FeatureMaps(model)
         assert [n for n, _ in fm.layer_choices()] == ["to_image", "conv"]
         want = keras.Model(model.inputs[0], model.get_layer("conv").output)(
-            digit.reshape((1,) + shape)).numpy()
+            digit.reshape((1,) + shape)
+        ).numpy()
         np.testing.assert_allclose(fm.activations(digit, "conv"), want, atol=1e-6)
         assert_weights_identical(model, snap)
         with pytest.raises(ModelError, match=r"keras.Input\(\(28, 28, 1\)\)"):
@@ -460,8 +497,17 @@ def test_optvis_backend_refuses_a_learning_rate_that_gives_nan_images(tiny_convn
 # -- surface files (item 7) ------------------------------------------------------------------------
 def _small_grid(keras, store, **kw):
     model, x, y = _regularized_mlp(keras)
-    return evaluate_grid(model, x, y, random_directions(model, seed=1), [0.0, 1.0], [0.0],
-                         store=store, progress=False, **kw)
+    return evaluate_grid(
+        model,
+        x,
+        y,
+        random_directions(model, seed=1),
+        [0.0, 1.0],
+        [0.0],
+        store=store,
+        progress=False,
+        **kw,
+    )
 
 
 def test_a_missing_directory_is_named(keras, tmp_path):
@@ -492,9 +538,17 @@ def test_a_file_locked_by_another_process_is_named_locked_not_corrupted(keras, t
     path = tmp_path / "s.h5"
     first = _small_grid(keras, str(path))
     holder = subprocess.Popen(  # another process keeps the file open for writing
-        [sys.executable, "-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); "
-         "print('open', flush=True); sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); "
+            "print('open', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         with pytest.raises(SurfaceFileError, match="locked by another process") as info:
@@ -537,8 +591,10 @@ def test_optvis_far_above_the_model_size_warns_with_the_cost(keras):
     assert "method='matmul'" in small.param.description
 
 
-@pytest.mark.parametrize(("b", "h", "w", "c", "decorrelate"),
-                         [(1, 16, 16, 3, True), (2, 15, 20, 3, True), (3, 9, 8, 1, False)])
+@pytest.mark.parametrize(
+    ("b", "h", "w", "c", "decorrelate"),
+    [(1, 16, 16, 3, True), (2, 15, 20, 3, True), (3, 9, 8, 1, False)],
+)
 def test_fft_and_matmul_spectra_give_the_same_image(b, h, w, c, decorrelate):
     from nbviz.optvis import param
 
@@ -549,8 +605,7 @@ def test_fft_and_matmul_spectra_give_the_same_image(b, h, w, c, decorrelate):
     np.testing.assert_allclose(fft.image().numpy(), dense.image().numpy(), atol=1e-6)
 
 
-def test_feature_map_explorer_shows_the_new_weights_after_fit(keras, tiny_convnet,
-                                                              no_thread_leak):
+def test_feature_map_explorer_shows_the_new_weights_after_fit(keras, tiny_convnet, no_thread_leak):
     from nbviz.featuremaps import render_view
     from nbviz.imaging import decode_image
     from nbviz.widgets import FeatureMapExplorer

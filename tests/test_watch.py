@@ -18,8 +18,9 @@ def _fit(callbacks=(), seed=0):
     keras.utils.set_random_seed(seed)
     model = build_parabola_mlp(seed=seed)
     x, y = parabola_data(N, seed=seed)
-    history = model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0,
-                        callbacks=list(callbacks))
+    history = model.fit(
+        x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0, callbacks=list(callbacks)
+    )
     return model, history.history["loss"]
 
 
@@ -45,12 +46,23 @@ def test_watch_records_the_path_and_leaves_training_identical(reference, no_thre
 
     keras.utils.set_random_seed(0)
     model = build_parabola_mlp(seed=0)
-    cb = watch(model, x, y, display=False, every_k_batches=4, recompute_every=3,
-               recompute_s=0.0, max_duty=1.0, resolution=7, view3d=None)
+    cb = watch(
+        model,
+        x,
+        y,
+        display=False,
+        every_k_batches=4,
+        recompute_every=3,
+        recompute_s=0.0,
+        max_duty=1.0,
+        resolution=7,
+        view3d=None,
+    )
     w = cb.widget
     try:
-        history = model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0,
-                            callbacks=[cb])
+        history = model.fit(
+            x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=True, verbose=0, callbacks=[cb]
+        )
         _assert_same_training(model, history.history["loss"], reference)
         # Initial weights, every 4th of 18 batches (4, 8, 12, 16) and the final weights.
         assert len(cb) == 6
@@ -77,11 +89,20 @@ def test_watch_records_the_path_and_leaves_training_identical(reference, no_thre
 def test_watcher_recomputes_during_fit_on_snapshots(reference, no_thread_leak):
     surfaces, paths = [], []
     x, y = parabola_data(N, seed=0)
-    watcher = LandscapeWatcher(x, y, directions="random", resolution=5, subset=32,
-                               every_k_batches=1, recompute_every=2, recompute_s=0.0,
-                               max_duty=1.0,
-                               path_interval_s=0.0, on_surface=surfaces.append,
-                               on_path=paths.append)
+    watcher = LandscapeWatcher(
+        x,
+        y,
+        directions="random",
+        resolution=5,
+        subset=32,
+        every_k_batches=1,
+        recompute_every=2,
+        recompute_s=0.0,
+        max_duty=1.0,
+        path_interval_s=0.0,
+        on_surface=surfaces.append,
+        on_path=paths.append,
+    )
     try:
         model, losses = _fit([watcher])
         _assert_same_training(model, losses, reference)
@@ -118,8 +139,9 @@ def test_a_failing_view_never_stops_training(reference, no_thread_leak):
     def broken(frame):
         raise RuntimeError("view is broken")
 
-    watcher = LandscapeWatcher(x, y, directions="random", resolution=5, subset=32,
-                               on_path=broken, path_interval_s=0.0)
+    watcher = LandscapeWatcher(
+        x, y, directions="random", resolution=5, subset=32, on_path=broken, path_interval_s=0.0
+    )
     try:
         model, losses = _fit([watcher])
         _assert_same_training(model, losses, reference)

@@ -80,14 +80,19 @@ def _case(keras, kind):
         }[kind]
         base = middle = _base(keras, base_kind)
         name = "base/c2"
-    model = _finetune(keras, middle, "sequential" if kind == "functional-in-sequential" else
-                      "functional")
+    model = _finetune(
+        keras, middle, "sequential" if kind == "functional-in-sequential" else "functional"
+    )
     sub = _sub(keras, base, "c2")
     return model, name, lambda px: sub(px.astype(np.float32) / 127.5 - 1.0, training=False).numpy()
 
 
-KINDS = ["functional-in-functional", "sequential-in-functional", "functional-in-sequential",
-         "two-level"]
+KINDS = [
+    "functional-in-functional",
+    "sequential-in-functional",
+    "functional-in-sequential",
+    "two-level",
+]
 
 
 @pytest.fixture
@@ -125,8 +130,9 @@ def test_inner_activations_and_logits_come_from_one_forward_pass(keras, pixels):
     calls.clear()
     feats1, feats2, logits = ex(pixels.astype(np.float32), training=False)
     assert len(calls) == 1  # the base ran once for the inner maps and the logits
-    np.testing.assert_allclose(logits, model(pixels.astype(np.float32), training=False),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        logits, model(pixels.astype(np.float32), training=False), rtol=1e-5, atol=1e-6
+    )
     assert {id(w) for w in ex.weights} <= {id(w) for w in model.weights}  # shared, not copied
 
 
@@ -159,8 +165,9 @@ def test_optvis_objective_mixes_inner_channel_and_outer_logit(keras):
 
 def test_mobilenetv2_finetuning_recipe(keras):
     """The keras.io recipe with a real (random-weight) MobileNetV2 base."""
-    base = keras.applications.MobileNetV2(input_shape=(96, 96, 3), include_top=False,
-                                          weights=None, alpha=0.35)
+    base = keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3), include_top=False, weights=None, alpha=0.35
+    )
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
     x = base(x, training=False)
@@ -185,11 +192,18 @@ def test_loss_grid_on_a_finetuning_model(keras, pixels):
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     before = weights_snapshot(model)
     y = np.array([0, 3])
-    surface = evaluate_grid(model, pixels.astype(np.float32), y, random_directions(model, seed=0),
-                            grid_coords(3), grid_coords(3))
+    surface = evaluate_grid(
+        model,
+        pixels.astype(np.float32),
+        y,
+        random_directions(model, seed=0),
+        grid_coords(3),
+        grid_coords(3),
+    )
     centre = surface.loss[1, 1]
-    assert centre == pytest.approx(model.evaluate(pixels.astype(np.float32), y, verbose=0),
-                                   rel=1e-4)
+    assert centre == pytest.approx(
+        model.evaluate(pixels.astype(np.float32), y, verbose=0), rel=1e-4
+    )
     assert_weights_identical(model, before)
 
 
@@ -200,25 +214,41 @@ def test_loss_grid_on_a_finetuning_model(keras, pixels):
         (lambda k: k.layers.Rescaling(1 / 255.0), (0.0, 255.0)),
         (lambda k: k.layers.Rescaling(1 / 127.5, offset=-1), (0.0, 255.0)),
         (lambda k: k.layers.Rescaling(2.0, offset=-1), (0.0, 1.0)),
-        (lambda k: k.layers.Normalization(mean=[124.0, 116, 104], variance=[3364.0, 3249, 3316]),
-         (0.0, 255.0)),
-        (lambda k: k.layers.Normalization(mean=[0.485, 0.456, 0.406],
-                                          variance=[0.052, 0.05, 0.051]), (0.0, 1.0)),
+        (
+            lambda k: k.layers.Normalization(mean=[124.0, 116, 104], variance=[3364.0, 3249, 3316]),
+            (0.0, 255.0),
+        ),
+        (
+            lambda k: k.layers.Normalization(
+                mean=[0.485, 0.456, 0.406], variance=[0.052, 0.05, 0.051]
+            ),
+            (0.0, 1.0),
+        ),
     ],
 )
 def test_input_range_is_read_from_the_models_preprocessing(keras, first, expected):
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.RandomFlip(), first(keras),
-                              keras.layers.Conv2D(2, 3, name="c")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.RandomFlip(),
+            first(keras),
+            keras.layers.Conv2D(2, 3, name="c"),
+        ]
+    )
     assert input_scaling(model).range == expected
     fm = FeatureMaps(model)
     assert fm.preparer.input_range == expected
-    assert FeatureMaps(model, input_range=(0, 1)).preparer.input_range == (0.0, 1.0)  # explicit wins
+    assert FeatureMaps(model, input_range=(0, 1)).preparer.input_range == (
+        0.0,
+        1.0,
+    )  # explicit wins
     assert optvis.Renderer(model, "c:0", value_range=(-1, 1)).value_range == (-1.0, 1.0)
 
 
 def test_keras_applications_with_built_in_preprocessing_take_0_to_255(keras):
-    base = keras.applications.EfficientNetB0(weights=None, include_top=False,
-                                             input_shape=(32, 32, 3))
+    base = keras.applications.EfficientNetB0(
+        weights=None, include_top=False, input_shape=(32, 32, 3)
+    )
     assert input_scaling(base).range == (0.0, 255.0)
     plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     assert input_scaling(plain) is None
@@ -227,8 +257,12 @@ def test_keras_applications_with_built_in_preprocessing_take_0_to_255(keras):
 
 def test_uint8_pixels_reach_a_rescaling_model_as_0_to_255(keras):
     inp = keras.Input((8, 8, 3))
-    model = keras.Model(inp, keras.layers.Rescaling(1.0, name="seen")(keras.layers.Rescaling(
-        1 / 255.0, name="scale")(inp)))
+    model = keras.Model(
+        inp,
+        keras.layers.Rescaling(1.0, name="seen")(
+            keras.layers.Rescaling(1 / 255.0, name="scale")(inp)
+        ),
+    )
     image = np.full((8, 8, 3), 200, np.uint8)
     seen = FeatureMaps(model).activations(image, "scale")
     np.testing.assert_allclose(seen, 200 / 255.0, rtol=1e-6)
@@ -270,13 +304,20 @@ def test_mixed_precision_in_all_three_backends(keras, mixed_precision, pixels):
     before = weights_snapshot(model)
     acts = FeatureMaps(model).activations(pixels, name)
     assert acts.dtype == np.float32 and np.isfinite(acts).all()
-    r = optvis.Renderer(model, optvis.channel(name, 3) + optvis.class_logit("dense", 1),
-                        transforms="none")
+    r = optvis.Renderer(
+        model, optvis.channel(name, 3) + optvis.class_logit("dense", 1), transforms="none"
+    )
     assert r.table.uses_preactivation(name)  # honoured under mixed precision
     res = r.run(3)
     assert res.losses.dtype == np.float32 and np.isfinite(res.losses).all()
-    surface = evaluate_grid(model, pixels.astype(np.float32), np.array([0, 1]),
-                            random_directions(model, seed=0), grid_coords(3), grid_coords(3))
+    surface = evaluate_grid(
+        model,
+        pixels.astype(np.float32),
+        np.array([0, 1]),
+        random_directions(model, seed=0),
+        grid_coords(3),
+        grid_coords(3),
+    )
     assert np.isfinite(surface.loss).all()
     assert_weights_identical(model, before)
 
@@ -298,8 +339,9 @@ def test_subclassed_models_get_landscapes_and_a_precise_error_for_layers(keras):
     net.compile(loss="mse")
     net(x[:1])
     before = weights_snapshot(net)
-    surface = evaluate_grid(net, x, y, random_directions(net, seed=0), grid_coords(3),
-                            grid_coords(3))
+    surface = evaluate_grid(
+        net, x, y, random_directions(net, seed=0), grid_coords(3), grid_coords(3)
+    )
     assert surface.loss[1, 1] == pytest.approx(net.evaluate(x, y, verbose=0), rel=1e-4)
     with pytest.raises(ModelError, match="Functional API"):
         FeatureMaps(net)
@@ -341,12 +383,17 @@ def test_all_three_widgets_on_the_finetuning_recipe(keras, pixels, no_thread_lea
     before = weights_snapshot(model)
     explorer = FeatureMapExplorer(model, image=pixels[0], layer=name)
     opt = OptVisWidget(model, layer=name, steps=8)
-    land = LossLandscapeWidget(model, pixels.astype(np.float32), np.array([0, 3]),
-                               directions="random", resolution=5)
+    land = LossLandscapeWidget(
+        model, pixels.astype(np.float32), np.array([0, 3]), directions="random", resolution=5
+    )
     try:
         assert explorer.wait(120) and explorer.error is None, explorer.status.value
-        np.testing.assert_allclose(explorer.backend.activations(pixels[0], name),
-                                   reference(pixels[:1]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            explorer.backend.activations(pixels[0], name),
+            reference(pixels[:1]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
         assert name in [n for _, n in opt.layer_dropdown.options]
         assert opt.start() and opt.wait(120) and opt.error is None, opt.status.value
         assert opt.result_array().shape == (1, SIZE, SIZE, 3)

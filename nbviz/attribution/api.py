@@ -29,12 +29,16 @@ def split_target(target: Any) -> tuple[Objective | str | None, Any]:
     return None, target
 
 
-def attributor(model: Any, layer: str | None = None, target: Any = None,
-               **options: Any) -> Attributor:
+def attributor(
+    model: Any, layer: str | None = None, target: Any = None, **options: Any
+) -> Attributor:
     """The cached :class:`Attributor` for (model, layer, objective, options)."""
     objective, _ = split_target(target)
-    key = (layer, objective if not isinstance(objective, str) else ("str", objective),
-           tuple(sorted((k, v if _hashable(v) else id(v)) for k, v in options.items())))
+    key = (
+        layer,
+        objective if not isinstance(objective, str) else ("str", objective),
+        tuple(sorted((k, v if _hashable(v) else id(v)) for k, v in options.items())),
+    )
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         per_model[key] = Attributor(model, layer, objective, **options)
@@ -54,37 +58,53 @@ def saliency(model: Any, image: Any, target: Any = None, **options: Any) -> Attr
     return attributor(model, None, target, **options).saliency(image, split_target(target)[1])
 
 
-def smoothgrad(model: Any, image: Any, target: Any = None, samples: int = SMOOTHGRAD_SAMPLES,
-               noise: float = SMOOTHGRAD_NOISE, seed: int = 0, **options: Any) -> AttributionMap:
+def smoothgrad(
+    model: Any,
+    image: Any,
+    target: Any = None,
+    samples: int = SMOOTHGRAD_SAMPLES,
+    noise: float = SMOOTHGRAD_NOISE,
+    seed: int = 0,
+    **options: Any,
+) -> AttributionMap:
     """SmoothGrad (Smilkov et al. 2017): mean gradient over noisy copies of the image."""
     a = attributor(model, None, target, **options)
     return a.smoothgrad(image, split_target(target)[1], samples, noise, seed)
 
 
-def integrated_gradients(model: Any, image: Any, target: Any = None, baseline: Any = "black",
-                         steps: int = IG_STEPS, blur_sigma: float | None = None,
-                         **options: Any) -> IntegratedGradientsMap:
+def integrated_gradients(
+    model: Any,
+    image: Any,
+    target: Any = None,
+    baseline: Any = "black",
+    steps: int = IG_STEPS,
+    blur_sigma: float | None = None,
+    **options: Any,
+) -> IntegratedGradientsMap:
     """Integrated Gradients (Sundararajan et al. 2017) from a black, blurred or given baseline;
     the result reports its completeness error."""
     a = attributor(model, None, target, **options)
     return a.integrated_gradients(image, split_target(target)[1], baseline, steps, blur_sigma)
 
 
-def grad_cam(model: Any, image: Any, target: Any = None, layer: str | None = None,
-             **options: Any) -> CamMap:
+def grad_cam(
+    model: Any, image: Any, target: Any = None, layer: str | None = None, **options: Any
+) -> CamMap:
     """Grad-CAM (Selvaraju et al. 2017) on ``layer`` (default: the last spatial layer)."""
     return attributor(model, layer, target, **options).grad_cam(image, split_target(target)[1])
 
 
-def grad_cam_plus_plus(model: Any, image: Any, target: Any = None, layer: str | None = None,
-                       **options: Any) -> CamMap:
+def grad_cam_plus_plus(
+    model: Any, image: Any, target: Any = None, layer: str | None = None, **options: Any
+) -> CamMap:
     """Grad-CAM++ (Chattopadhay et al. 2018) on ``layer`` (default: the last spatial layer)."""
     a = attributor(model, layer, target, **options)
     return a.grad_cam_plus_plus(image, split_target(target)[1])
 
 
-def layer_attribution(model: Any, image: Any, target: Any = None, layer: str | None = None,
-                      **options: Any) -> LayerAttribution:
+def layer_attribution(
+    model: Any, image: Any, target: Any = None, layer: str | None = None, **options: Any
+) -> LayerAttribution:
     """Activation x gradient per position and filter of ``layer``: channel attribution
     (``.channels``), spatial attribution (``.spatial``) and both (``.values``)."""
     a = attributor(model, layer, target, **options)

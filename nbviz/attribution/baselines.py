@@ -40,8 +40,9 @@ def blur(images: np.ndarray, sigma: float | None = None) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def make_baselines(images: np.ndarray, baseline: Any = "black",
-                   blur_sigma: float | None = None) -> np.ndarray:
+def make_baselines(
+    images: np.ndarray, baseline: Any = "black", blur_sigma: float | None = None
+) -> np.ndarray:
     """Baselines shaped like ``images`` ``(N, H, W, C)`` in ``[0, 1]``.
 
     ``baseline``: ``"black"``, ``"blurred"``, or an image ``(H, W[, C])`` / batch

@@ -109,8 +109,11 @@ class Attributor:
         # The model's value range as FeatureMaps reads it (its own Rescaling/Normalization
         # layer), unless given: gradients are then per [0, 1] image value all the same.
         scaling = input_scaling(model)
-        self.preparer = ImagePreparer(ImageSpec.from_model(model), preprocess,
-                                      resolve_input_range(input_range, preprocess, scaling))
+        self.preparer = ImagePreparer(
+            ImageSpec.from_model(model),
+            preprocess,
+            resolve_input_range(input_range, preprocess, scaling),
+        )
         if isinstance(target, (int, np.integer, list, tuple)):
             raise LayerError(
                 "Attributor(target=...) takes an objective or None (class logits); the class "
@@ -188,8 +191,9 @@ class Attributor:
             )
         return grads, scores
 
-    def _noisy_grads(self, x01: Any, classes: Any, samples: Any, sigma: Any,
-                     seed: Any) -> tuple[Any, Any]:
+    def _noisy_grads(
+        self, x01: Any, classes: Any, samples: Any, sigma: Any, seed: Any
+    ) -> tuple[Any, Any]:
         """Sum over ``samples`` noisy copies of each image of the input gradient, and of the
         scores: ``(N, H, W, C)``, ``(N,)``."""
         tf = require_tensorflow()
@@ -197,11 +201,12 @@ class Attributor:
         xs = xs + sigma * tf.random.stateless_normal(tf.shape(xs), seed)
         grads, scores = self._input_grads(xs, tf.repeat(classes, samples))
         shape = tf.concat([[-1, samples], tf.shape(x01)[1:]], 0)
-        return (tf.reduce_sum(tf.reshape(grads, shape), axis=1),
-                tf.reduce_sum(tf.reshape(scores, [-1, samples]), axis=1))
+        return (
+            tf.reduce_sum(tf.reshape(grads, shape), axis=1),
+            tf.reduce_sum(tf.reshape(scores, [-1, samples]), axis=1),
+        )
 
-    def _path_grads(self, x01: Any, baselines: Any, alphas: Any, weights: Any,
-                    classes: Any) -> Any:
+    def _path_grads(self, x01: Any, baselines: Any, alphas: Any, weights: Any, classes: Any) -> Any:
         """``sum_k weights[k] * grad f(b + alphas[k] (x - b))`` per image ``(N, H, W, C)``."""
         tf = require_tensorflow()
         m = tf.shape(alphas)[0]
@@ -312,15 +317,25 @@ class Attributor:
         """Vanilla gradients (Simonyan et al. 2014): ``d score / d image``."""
         return self.smoothgrad(images, classes, samples=1, noise=0.0)
 
-    def smoothgrad(self, images: Any, classes: Any = None, samples: int = SMOOTHGRAD_SAMPLES,
-                   noise: float = SMOOTHGRAD_NOISE, seed: int = 0) -> AttributionMap:
+    def smoothgrad(
+        self,
+        images: Any,
+        classes: Any = None,
+        samples: int = SMOOTHGRAD_SAMPLES,
+        noise: float = SMOOTHGRAD_NOISE,
+        seed: int = 0,
+    ) -> AttributionMap:
         """SmoothGrad (Smilkov et al. 2017): the mean gradient over ``samples`` copies with
         Gaussian noise of standard deviation ``noise`` (in the image's ``[0, 1]`` scale)."""
         return last_result(self.iter_smoothgrad(images, classes, samples, noise, seed))
 
     def iter_smoothgrad(
-        self, images: Any, classes: Any = None, samples: int = SMOOTHGRAD_SAMPLES,
-        noise: float = SMOOTHGRAD_NOISE, seed: int = 0,
+        self,
+        images: Any,
+        classes: Any = None,
+        samples: int = SMOOTHGRAD_SAMPLES,
+        noise: float = SMOOTHGRAD_NOISE,
+        seed: int = 0,
         stop_event: threading.Event | None = None,
     ) -> Iterator[Progress]:
         """SmoothGrad as a generator: a :class:`Progress` after each compiled call."""
@@ -338,9 +353,13 @@ class Attributor:
             if stop_event is not None and stop_event.is_set():
                 return
             k = min(per_image, samples - done)
-            g, s = self._noisy(tf.constant(x), tf.constant(cls), tf.constant(k, tf.int32),
-                               tf.constant(noise, tf.float32),
-                               tf.constant([int(seed), done], tf.int32))
+            g, s = self._noisy(
+                tf.constant(x),
+                tf.constant(cls),
+                tf.constant(k, tf.int32),
+                tf.constant(noise, tf.float32),
+                tf.constant([int(seed), done], tf.int32),
+            )
             total += g.numpy()
             score += s.numpy()
             done += k
@@ -353,9 +372,14 @@ class Attributor:
             )  # fmt: skip
             yield Progress(done, samples, result)
 
-    def integrated_gradients(self, images: Any, classes: Any = None,
-                             baseline: Any = "black", steps: int = IG_STEPS,
-                             blur_sigma: float | None = None) -> IntegratedGradientsMap:
+    def integrated_gradients(
+        self,
+        images: Any,
+        classes: Any = None,
+        baseline: Any = "black",
+        steps: int = IG_STEPS,
+        blur_sigma: float | None = None,
+    ) -> IntegratedGradientsMap:
         """Integrated Gradients (Sundararajan et al. 2017) from ``baseline`` (``"black"``,
         ``"blurred"`` or an image), ``steps`` intervals of the trapezoid rule; the result
         reports its completeness error."""
@@ -364,8 +388,13 @@ class Attributor:
         )
 
     def iter_integrated_gradients(
-        self, images: Any, classes: Any = None, baseline: Any = "black", steps: int = IG_STEPS,
-        blur_sigma: float | None = None, stop_event: threading.Event | None = None,
+        self,
+        images: Any,
+        classes: Any = None,
+        baseline: Any = "black",
+        steps: int = IG_STEPS,
+        blur_sigma: float | None = None,
+        stop_event: threading.Event | None = None,
     ) -> Iterator[Progress]:
         """Integrated Gradients as a generator: a :class:`Progress` after each compiled call
         (the partial result integrates the path so far)."""
@@ -388,8 +417,13 @@ class Attributor:
             if stop_event is not None and stop_event.is_set():
                 return
             k = min(per_image, len(alphas) - done)
-            g = self._path(x_t, b_t, tf.constant(alphas[done:done + k]),
-                           tf.constant(weights[done:done + k]), c_t)
+            g = self._path(
+                x_t,
+                b_t,
+                tf.constant(alphas[done : done + k]),
+                tf.constant(weights[done : done + k]),
+                c_t,
+            )
             total += g.numpy()
             done += k
             attributions = ((x - base) * total).astype(np.float32)
@@ -405,8 +439,13 @@ class Attributor:
     def _scores(self, x: np.ndarray, cls: np.ndarray) -> np.ndarray:
         """The target's value on each image (no noise)."""
         tf = require_tensorflow()
-        _, s = self._noisy(tf.constant(x), tf.constant(cls), tf.constant(1, tf.int32),
-                           tf.constant(0.0), tf.constant([0, 0], tf.int32))
+        _, s = self._noisy(
+            tf.constant(x),
+            tf.constant(cls),
+            tf.constant(1, tf.int32),
+            tf.constant(0.0),
+            tf.constant([0, 0], tf.int32),
+        )
         return s.numpy()
 
     def grad_cam(self, images: Any, classes: Any = None) -> CamMap:
@@ -439,8 +478,15 @@ class Attributor:
                 "there is nothing to weight. Fix: check input_range= / preprocess=, or pick "
                 "another layer."
             )
-        return LayerAttribution(target=target, classes=values, layer=layer, images=x,
-                                activations=acts, gradients=grads, scores=scores.numpy())
+        return LayerAttribution(
+            target=target,
+            classes=values,
+            layer=layer,
+            images=x,
+            activations=acts,
+            gradients=grads,
+            scores=scores.numpy(),
+        )
 
 
 def last_result(progress: Iterator[Progress]) -> Any:
@@ -454,9 +500,13 @@ def last_result(progress: Iterator[Progress]) -> Any:
 def _spatial_before(model: Any) -> list[Any]:
     """Spatial layers of ``model`` (nested included), in order, nested models left out."""
     keras = require_keras()
-    return [i for i in iter_layers(model)
-            if i.is_spatial and not isinstance(i.layer, keras.Model)
-            and not isinstance(i.layer, keras.layers.InputLayer)]
+    return [
+        i
+        for i in iter_layers(model)
+        if i.is_spatial
+        and not isinstance(i.layer, keras.Model)
+        and not isinstance(i.layer, keras.layers.InputLayer)
+    ]
 
 
 def default_layer(model: Any) -> str:

@@ -42,9 +42,16 @@ class ChannelIcons:
     model's input size); ``steps``: optimization steps per icon (at least 128).
     """
 
-    def __init__(self, model: Any, *, steps: int = ICON_STEPS, size: int | None = None,
-                 value_range: tuple[float, float] = (0.0, 1.0),
-                 preprocess: Callable[[Any], Any] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        steps: int = ICON_STEPS,
+        size: int | None = None,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        preprocess: Callable[[Any], Any] | None = None,
+        seed: int = 0,
+    ) -> None:
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps!r}.")
         self.model = model
@@ -60,8 +67,10 @@ class ChannelIcons:
     @property
     def recipe(self) -> str:
         """What the icons are, for the view to state."""
-        return (f"nbviz.optvis default recipe, {self.steps} steps (spectral decorrelated "
-                "image, Lucid's transforms, pre-activation)")
+        return (
+            f"nbviz.optvis default recipe, {self.steps} steps (spectral decorrelated "
+            "image, Lucid's transforms, pre-activation)"
+        )
 
     def get(self, layer: str, channel: int) -> np.ndarray | None:
         """The cached icon ``(H, W, 3)`` in ``[0, 1]``, or ``None``."""
@@ -76,8 +85,13 @@ class ChannelIcons:
                 out.append(int(c))
         return out
 
-    def iter_render(self, layer: str, channels: Sequence[int], every: int = 32,
-                    stop_event: threading.Event | None = None) -> Iterator[IconFrame]:
+    def iter_render(
+        self,
+        layer: str,
+        channels: Sequence[int],
+        every: int = 32,
+        stop_event: threading.Event | None = None,
+    ) -> Iterator[IconFrame]:
         """Render the missing icons of ``channels`` as one batch, an :class:`IconFrame` every
         ``every`` steps; stopped runs cache nothing."""
         from ..optvis import Renderer, channel
@@ -86,9 +100,15 @@ class ChannelIcons:
         if not todo:
             return
         self.renders += 1
-        renderer = Renderer(self.model, channel(layer, todo if len(todo) > 1 else todo[0]),
-                            batch=len(todo), size=self.size, value_range=self.value_range,
-                            preprocess=self.preprocess, seed=self.seed)
+        renderer = Renderer(
+            self.model,
+            channel(layer, todo if len(todo) > 1 else todo[0]),
+            batch=len(todo),
+            size=self.size,
+            value_range=self.value_range,
+            preprocess=self.preprocess,
+            seed=self.seed,
+        )
         for frame in renderer.frames(self.steps, every=every, stop_event=stop_event):
             assert frame.image is not None  # frames() fetches images by default
             if frame.final:

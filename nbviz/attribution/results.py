@@ -30,7 +30,9 @@ def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if tuple(maps.shape[1:3]) == tuple(size):
         return np.asarray(maps, np.float32)
     tf = require_tensorflow()
-    return tf.image.resize(np.asarray(maps, np.float32)[..., None], size, "bilinear").numpy()[..., 0]
+    return tf.image.resize(np.asarray(maps, np.float32)[..., None], size, "bilinear").numpy()[
+        ..., 0
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)

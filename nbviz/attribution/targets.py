@@ -28,8 +28,16 @@ from ..taps import Tap
 DEMO_MODEL_NAME = "nbviz_demo_convnet"  # nbviz.demo.build_demo_convnet's model name
 
 # Layers between the logits and the model output that do not change which class wins.
-_PASS_THROUGH = ("Softmax", "Activation", "Dropout", "GaussianNoise", "GaussianDropout",
-                 "AlphaDropout", "SpatialDropout1D", "Identity")
+_PASS_THROUGH = (
+    "Softmax",
+    "Activation",
+    "Dropout",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "SpatialDropout1D",
+    "Identity",
+)
 
 
 class Target:
@@ -58,8 +66,9 @@ class ClassLogits(Target):
 
     uses_class = True
 
-    def __init__(self, model: Any, layer: str | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, model: Any, layer: str | None = None, class_names: Sequence[str] | None = None
+    ) -> None:
         table = LayerTable(model)
         info = table.info(layer) if layer is not None else find_logits_layer(model, table)
         shape = info.output_shape
@@ -98,8 +107,10 @@ class ClassLogits(Target):
     def check_classes(self, classes: Any) -> list[int]:
         """Validate class indices (one, or one per image): a :class:`UnitError` names the range."""
         arr = np.asarray(classes)
-        if arr.size == 0 or arr.ndim > 1 or not (
-            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.bool_)
+        if (
+            arr.size == 0
+            or arr.ndim > 1
+            or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.bool_))
         ):
             raise UnitError(
                 f"A class is an integer index (or a list with one per image), got {classes!r}. "
@@ -108,8 +119,7 @@ class ClassLogits(Target):
         values = [int(v) for v in arr.reshape(-1)]
         bad = [v for v in values if not 0 <= v < self.num_classes]
         if bad:
-            names = (f" ({format_choices(self.class_names, limit=10)})"
-                     if self.class_names else "")
+            names = f" ({format_choices(self.class_names, limit=10)})" if self.class_names else ""
             raise UnitError(
                 f"Class {bad[0]} is out of range: layer {self.info.name!r} has "
                 f"{self.num_classes} classes{names}. Fix: pass a class index in "
@@ -120,10 +130,7 @@ class ClassLogits(Target):
     def describe(self, classes: Sequence[int] | None = None) -> str:
         if not classes:
             return f"class logit of {self.info.name!r}"
-        parts = [
-            f"{c} ({self.class_names[c]})" if self.class_names else str(c)
-            for c in classes
-        ]
+        parts = [f"{c} ({self.class_names[c]})" if self.class_names else str(c) for c in classes]
         return f"class {', '.join(parts)} (logit of {self.info.name!r})"
 
 
@@ -154,7 +161,7 @@ class ObjectiveTarget(Target):
     def scores(self, tapped: dict[Tap, Any], image: Any, classes: Any) -> Any:
         tf = require_tensorflow()
         finished: dict[str, Any] = {}
-        for (name, kind) in self.taps:
+        for name, kind in self.taps:
             t = tapped[(name, kind)]
             if kind == "input":
                 t = preactivation_fn(self._infos[name].layer)(t)
@@ -229,8 +236,12 @@ def _activation(layer: Any) -> str:
     return "linear" if act is None else getattr(act, "__name__", type(act).__name__)
 
 
-def resolve_target(model: Any, target: Any, logits_layer: str | None = None,
-                   class_names: Sequence[str] | None = None) -> Target:
+def resolve_target(
+    model: Any,
+    target: Any,
+    logits_layer: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Target:
     """A :class:`Target` from ``target``: ``None`` or class indices mean class logits; an
     :class:`~nbviz.optvis.objectives.Objective` or ``"layer:unit"`` shorthand an objective."""
     require_keras()

@@ -87,8 +87,9 @@ def keras_cache_dirs() -> list[Path]:
     return dirs
 
 
-def imagenet_weights_filename(name: str, include_top: bool = True,
-                              input_shape: tuple | None = None, alpha: float = 1.0) -> str:
+def imagenet_weights_filename(
+    name: str, include_top: bool = True, input_shape: tuple | None = None, alpha: float = 1.0
+) -> str:
     """The file name Keras downloads ImageNet weights of application ``name`` to."""
     name = _canonical(name)
     app = APPLICATIONS[name]
@@ -103,8 +104,9 @@ def imagenet_weights_filename(name: str, include_top: bool = True,
     return f"{app.weights_stem}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
 
 
-def find_imagenet_weights(name: str, include_top: bool = True,
-                          input_shape: tuple | None = None, alpha: float = 1.0) -> Path | None:
+def find_imagenet_weights(
+    name: str, include_top: bool = True, input_shape: tuple | None = None, alpha: float = 1.0
+) -> Path | None:
     """Path of the cached ImageNet weights file, or None when it is not on this machine."""
     filename = imagenet_weights_filename(name, include_top, input_shape, alpha)
     for folder in keras_cache_dirs():
@@ -125,26 +127,34 @@ def application_preprocess(name: str) -> Callable[..., Any]:
     return preprocess
 
 
-def _download(constructor: Any, name: str, filename: str, include_top: bool,
-              **kwargs: Any) -> Any:
+def _download(constructor: Any, name: str, filename: str, include_top: bool, **kwargs: Any) -> Any:
     """Let Keras download the weights into its cache; a failed download names the file."""
     try:
         return constructor(weights="imagenet", include_top=include_top, **kwargs)
     except Exception as exc:  # Keras raises a bare Exception("URL fetch failure ...")
-        if find_imagenet_weights(name, include_top, kwargs.get("input_shape"),
-                                 kwargs.get("alpha", 1.0)) is not None:
+        if (
+            find_imagenet_weights(
+                name, include_top, kwargs.get("input_shape"), kwargs.get("alpha", 1.0)
+            )
+            is not None
+        ):
             raise  # the file is there: the failure is not about getting it
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _missing_weights_error(name, filename, include_top, tried=True,
-                                     reason=reason) from exc
+        raise _missing_weights_error(
+            name, filename, include_top, tried=True, reason=reason
+        ) from exc
 
 
-def _missing_weights_error(name: str, filename: str, include_top: bool, tried: bool,
-                           reason: str = "") -> WeightsUnavailableError:
+def _missing_weights_error(
+    name: str, filename: str, include_top: bool, tried: bool, reason: str = ""
+) -> WeightsUnavailableError:
     where = keras_cache_dirs()[0]
     top = "" if include_top else ", include_top=False"
-    why = (f"Keras could not download it ({reason})" if tried
-           else "download=False keeps nbviz from downloading it")
+    why = (
+        f"Keras could not download it ({reason})"
+        if tried
+        else "download=False keeps nbviz from downloading it"
+    )
     return WeightsUnavailableError(
         f"ImageNet weights for {name} are not on this machine: {where / filename} is missing "
         f"and {why}. To fix it, on a machine with internet run\n"
@@ -155,9 +165,15 @@ def _missing_weights_error(name: str, filename: str, include_top: bool, tried: b
     )
 
 
-def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "imagenet",
-                     input_shape: tuple | None = None, include_top: bool = True, *,
-                     download: bool = True, **kwargs: Any) -> Any:
+def load_application(
+    name: str = "VGG16",
+    weights: str | os.PathLike | None = "imagenet",
+    input_shape: tuple | None = None,
+    include_top: bool = True,
+    *,
+    download: bool = True,
+    **kwargs: Any,
+) -> Any:
     """Build keras.applications.<name>, with ImageNet weights found the way Keras finds them.
 
     ``weights``: "imagenet" loads the weights from the local Keras cache (see
@@ -188,12 +204,14 @@ def load_application(name: str = "VGG16", weights: str | os.PathLike | None = "i
                 f"{canonical} with ImageNet weights and include_top=True takes input_shape "
                 f"{default}, got {input_shape}. Use include_top=False for other sizes."
             )
-        filename = imagenet_weights_filename(canonical, include_top, input_shape,
-                                             kwargs.get("alpha", 1.0))
+        filename = imagenet_weights_filename(
+            canonical, include_top, input_shape, kwargs.get("alpha", 1.0)
+        )
         path = find_imagenet_weights(canonical, include_top, input_shape, kwargs.get("alpha", 1.0))
         if path is None and download:
-            return _download(constructor, canonical, filename, include_top,
-                             input_shape=input_shape, **kwargs)
+            return _download(
+                constructor, canonical, filename, include_top, input_shape=input_shape, **kwargs
+            )
         if path is None:
             raise _missing_weights_error(canonical, filename, include_top, tried=False)
         weights = str(path)

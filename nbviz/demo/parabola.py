@@ -9,7 +9,9 @@ import numpy as np
 from .._tf import require_keras
 
 
-def parabola_data(n: int = 1024, seed: int = 0, noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def parabola_data(
+    n: int = 1024, seed: int = 0, noise: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
     """``x`` (n, 1) float32 ~ N(0, 1) and ``y`` (n,) float32 = x^2 + N(0, noise^2).
 
     Deterministic from ``seed``; uses its own generator (the global numpy state is untouched).

@@ -52,8 +52,9 @@ def load_demo_model(compile: bool = True) -> Any:
     return model
 
 
-def load_demo_data(split: str = "test", n: int | None = None,
-                   seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_demo_data(
+    split: str = "test", n: int | None = None, seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of the demo task: x (n, 64, 64, 3) float32 in [0, 1], y (n,) int64.
 
     ``split`` is "train", "val" or "test" and regenerates exactly the images the shipped

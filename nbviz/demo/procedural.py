@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 ORIENTATIONS_DEG: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
-ORIENTATION_NAMES: tuple[str, ...] = ("vertical", "falling diagonal", "horizontal", "rising diagonal")
+ORIENTATION_NAMES: tuple[str, ...] = (
+    "vertical",
+    "falling diagonal",
+    "horizontal",
+    "rising diagonal",
+)
 COLOUR_NAMES: tuple[str, ...] = ("red", "blue")
 #: The demo task's 8 class names; class k is orientation k // 2 and colour k % 2.
 CLASS_NAMES: list[str] = [f"{o} {c}" for o in ORIENTATION_NAMES for c in COLOUR_NAMES]
@@ -65,8 +70,9 @@ def _pixel_coords(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y_up
 
 
-def _wave_phase(x: np.ndarray, y_up: np.ndarray, angle_deg: Any, period: Any,
-                phase: Any) -> np.ndarray:
+def _wave_phase(
+    x: np.ndarray, y_up: np.ndarray, angle_deg: Any, period: Any, phase: Any
+) -> np.ndarray:
     """Phase of the grating at each pixel; broadcasting over leading parameter axes."""
     a = np.deg2rad(angle_deg)
     u = x * np.cos(a) + y_up * np.sin(a)
@@ -97,8 +103,10 @@ def make_grating(
     col = np.asarray(color, dtype=np.float32).reshape(3)
     bg = np.asarray(background, dtype=np.float32).reshape(3)
     x, y_up = _pixel_coords(size)
-    weight = float(np.clip(contrast, 0.0, 1.0)) * 0.5 * (
-        1.0 + np.cos(_wave_phase(x, y_up, angle_deg, period, phase))
+    weight = (
+        float(np.clip(contrast, 0.0, 1.0))
+        * 0.5
+        * (1.0 + np.cos(_wave_phase(x, y_up, angle_deg, period, phase)))
     )
     img = bg + (col - bg) * weight[..., None]
     return np.asarray(np.clip(img, 0.0, 1.0), dtype=np.float32)

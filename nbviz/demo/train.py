@@ -41,8 +41,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train(out: Path = DATA_DIR, epochs: int = DEFAULT_EPOCHS, seed: int = DEFAULT_SEED,
-          verbose: int = 2) -> dict:
+def train(
+    out: Path = DATA_DIR, epochs: int = DEFAULT_EPOCHS, seed: int = DEFAULT_SEED, verbose: int = 2
+) -> dict:
     """Train, evaluate, write the weights and the json into ``out``; return the json dict."""
     tf = require_tensorflow()
     keras = require_keras()
@@ -60,8 +61,13 @@ def train(out: Path = DATA_DIR, epochs: int = DEFAULT_EPOCHS, seed: int = DEFAUL
     x_train, y_train = data["train"]
     t1 = time.perf_counter()
     history = model.fit(
-        x_train, y_train, batch_size=BATCH_SIZE, epochs=epochs, shuffle=True,
-        validation_data=data["val"], verbose=verbose,
+        x_train,
+        y_train,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        shuffle=True,
+        validation_data=data["val"],
+        verbose=verbose,
     )
     train_time = time.perf_counter() - t1
     x_test, y_test = data["test"]
@@ -111,15 +117,25 @@ def train(out: Path = DATA_DIR, epochs: int = DEFAULT_EPOCHS, seed: int = DEFAUL
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DATA_DIR,
-                        help=f"output folder (default: the package data folder {DATA_DIR})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DATA_DIR,
+        help=f"output folder (default: the package data folder {DATA_DIR})",
+    )
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help="seed of weight initialisation and shuffling (data splits are fixed)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help="seed of weight initialisation and shuffling (data splits are fixed)",
+    )
     args = parser.parse_args(argv)
     info = train(args.out, args.epochs, args.seed)
-    print(f"test accuracy {info['test_accuracy']:.4f} on {info['n_test']} images; "
-          f"training {info['training_time_s']} s; wrote {args.out / WEIGHTS_NAME}")
+    print(
+        f"test accuracy {info['test_accuracy']:.4f} on {info['n_test']} images; "
+        f"training {info['training_time_s']} s; wrote {args.out / WEIGHTS_NAME}"
+    )
 
 
 if __name__ == "__main__":

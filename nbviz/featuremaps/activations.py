@@ -269,7 +269,9 @@ class FeatureMaps:
                 out[n] = value
         return out
 
-    def feature_map(self, image: Any, layer: str, filter: int, key: str | None = None) -> np.ndarray:
+    def feature_map(
+        self, image: Any, layer: str, filter: int, key: str | None = None
+    ) -> np.ndarray:
         """The (H, W) map of channel ``filter`` of ``layer`` for one image (cached)."""
         acts = self.activations(image, layer, key=key)
         if acts.shape[0] != 1:

@@ -38,8 +38,9 @@ def reshaped_image_input(model: Any) -> tuple[str, tuple[int, int, int]] | None:
     non-image input (e.g. ``Input((28, 28))`` or ``Input((784,))``) into images, else None."""
     keras = require_keras()
     shape = tuple(check_model_input(model))
-    first = next((layer for layer in model.layers
-                  if not isinstance(layer, keras.layers.InputLayer)), None)
+    first = next(
+        (layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)), None
+    )
     if len(shape) == 4 or not isinstance(first, keras.layers.Reshape):
         return None
     target = tuple(first.target_shape)
@@ -91,7 +92,9 @@ class ImageSpec:
 
     def describe(self) -> str:
         """``"(H, W, C)"`` for messages, with ``any`` for undefined sizes."""
-        h, w, c = (("any" if d is None else str(d)) for d in (self.height, self.width, self.channels))
+        h, w, c = (
+            ("any" if d is None else str(d)) for d in (self.height, self.width, self.channels)
+        )
         return f"({h}, {w}, {c})"
 
 

@@ -44,13 +44,23 @@ UNIT_SLACK = (-0.5, 1.5)  # floats in here are 0..1 (resampling over/undershoots
 BYTE_SLACK = (-5.0, 260.0)  # floats reaching above 1.5 and in here are 0..255
 
 # PIL modes whose array is not gray / gray+alpha / RGB / RGBA, and what to convert them to.
-_PIL_CONVERT = {"1": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB",
-                "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "LA", "I;16N": "I"}
+_PIL_CONVERT = {
+    "1": "L",
+    "P": "RGB",
+    "PA": "RGBA",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBX": "RGB",
+    "RGBa": "RGBA",
+    "La": "LA",
+    "I;16N": "I",
+}
 
 
 def _is_pil(obj: Any) -> bool:
-    return any(c.__module__.startswith("PIL.") and c.__name__ == "Image"
-               for c in type(obj).__mro__)
+    return any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in type(obj).__mro__)
 
 
 def pil_to_array(image: Any) -> np.ndarray:
@@ -92,19 +102,28 @@ def read_path(path: str | os.PathLike) -> np.ndarray:
             im.load()
             return pil_to_array(im)
     except FileNotFoundError:
-        raise ImageError(f"No image file at {name!r}. Fix: check the path "
-                         f"(the working directory is {os.getcwd()!r}).") from None
+        raise ImageError(
+            f"No image file at {name!r}. Fix: check the path "
+            f"(the working directory is {os.getcwd()!r})."
+        ) from None
     except IsADirectoryError:
-        raise ImageError(f"{name!r} is a directory, not an image file. Fix: pass the path of "
-                         "one image file.") from None
+        raise ImageError(
+            f"{name!r} is a directory, not an image file. Fix: pass the path of one image file."
+        ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name!r} is not an image file PIL can read. Fix: pass a PNG, JPEG, "
-                         "GIF, BMP or TIFF file, or the image as an array.") from None
+        raise ImageError(
+            f"{name!r} is not an image file PIL can read. Fix: pass a PNG, JPEG, "
+            "GIF, BMP or TIFF file, or the image as an array."
+        ) from None
 
 
 def _is_image_like(obj: Any) -> bool:
-    return (isinstance(obj, (np.ndarray, str, os.PathLike, bytes)) or _is_pil(obj)
-            or hasattr(obj, "numpy") or hasattr(obj, "__array__"))
+    return (
+        isinstance(obj, (np.ndarray, str, os.PathLike, bytes))
+        or _is_pil(obj)
+        or hasattr(obj, "numpy")
+        or hasattr(obj, "__array__")
+    )
 
 
 def read_image_array(obj: Any) -> np.ndarray:
@@ -174,11 +193,14 @@ def unit_scale(a: np.ndarray) -> float:
         if lo >= 0 and hi <= 255:
             return 255.0
         if lo >= 0 and hi <= 65535:
-            warnings.warn(ImageRangeWarning(
-                f"The {dtype} image holds values up to {hi:g}: read as 16-bit pixels "
-                "(0..65535). Fix: pass it as uint16 to make that explicit, or as floats in "
-                "[0, 1] (e.g. image / image.max()) for 10-, 12- or 14-bit data."
-            ), stacklevel=4)
+            warnings.warn(
+                ImageRangeWarning(
+                    f"The {dtype} image holds values up to {hi:g}: read as 16-bit pixels "
+                    "(0..65535). Fix: pass it as uint16 to make that explicit, or as floats in "
+                    "[0, 1] (e.g. image / image.max()) for 10-, 12- or 14-bit data."
+                ),
+                stacklevel=4,
+            )
             return 65535.0
         raise ImageError(
             f"The {dtype} image holds values in [{lo:g}, {hi:g}]: integer images must be "
@@ -193,18 +215,24 @@ def unit_scale(a: np.ndarray) -> float:
         if UNIT_SLACK[0] <= lo and hi <= UNIT_SLACK[1]:
             return 1.0
         if hi > UNIT_SLACK[1] and BYTE_SLACK[0] <= lo and hi <= BYTE_SLACK[1]:
-            warnings.warn(ImageRangeWarning(
-                f"The {dtype} image holds values up to {hi:g}: read as 0..255 pixels "
-                "(keras.utils.img_to_array gives these), i.e. divided by 255. Fix: pass "
-                "image / 255 (floats in [0, 1]) or image.astype('uint8') to silence this."
-            ), stacklevel=4)
+            warnings.warn(
+                ImageRangeWarning(
+                    f"The {dtype} image holds values up to {hi:g}: read as 0..255 pixels "
+                    "(keras.utils.img_to_array gives these), i.e. divided by 255. Fix: pass "
+                    "image / 255 (floats in [0, 1]) or image.astype('uint8') to silence this."
+                ),
+                stacklevel=4,
+            )
             return 255.0
-        warnings.warn(ImageRangeWarning(
-            f"The {dtype} image holds values in [{lo:g}, {hi:g}], neither 0..1 nor 0..255 "
-            "pixels: used as they are, like floats in [0, 1] (the display clips them). Fix: "
-            "if it is already preprocessed, pass the raw image (uint8, or floats in [0, 1]) "
-            "and preprocess=... instead."
-        ), stacklevel=4)
+        warnings.warn(
+            ImageRangeWarning(
+                f"The {dtype} image holds values in [{lo:g}, {hi:g}], neither 0..1 nor 0..255 "
+                "pixels: used as they are, like floats in [0, 1] (the display clips them). Fix: "
+                "if it is already preprocessed, pass the raw image (uint8, or floats in [0, 1]) "
+                "and preprocess=... instead."
+            ),
+            stacklevel=4,
+        )
         return 1.0
     raise ImageError(
         f"Images must hold numbers (uint8 in [0, 255] or floats in [0, 1]); got dtype {dtype}. "

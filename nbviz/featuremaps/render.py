@@ -39,7 +39,9 @@ def check_normalization(normalization: Any) -> Normalization:
     )
 
 
-def value_range(acts: np.ndarray, filter: int | None, normalization: Normalization) -> tuple[float, float]:
+def value_range(
+    acts: np.ndarray, filter: int | None, normalization: Normalization
+) -> tuple[float, float]:
     """The (low, high) that maps to the ends of the colormap.
 
     ``acts`` is one image's activations ``(H, W, C)``; ``filter`` selects the map for ``"map"``
@@ -91,7 +93,9 @@ def enlarge(rgb: np.ndarray, min_size: int = 128) -> np.ndarray:
     return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)
 
 
-def overlay(image: np.ndarray, map01: np.ndarray, cmap: str = DEFAULT_CMAP, alpha: float = 0.6) -> np.ndarray:
+def overlay(
+    image: np.ndarray, map01: np.ndarray, cmap: str = DEFAULT_CMAP, alpha: float = 0.6
+) -> np.ndarray:
     """Blend a colored map over ``image`` (H, W[, C], uint8 or float in [0, 1]) at image size."""
     from PIL import Image
 
@@ -167,7 +171,9 @@ def render_view(
             acts = block_mean(acts, factor)
         return enlarge(render_grid(acts, cmap, normalization), min_size)
     if overlay_alpha is not None and image is not None:
-        return enlarge(render_map(acts, filter, cmap, normalization, image, overlay_alpha), min_size)
+        return enlarge(
+            render_map(acts, filter, cmap, normalization, image, overlay_alpha), min_size
+        )
     return enlarge(render_map(acts, filter, cmap, normalization), min_size)
 
 

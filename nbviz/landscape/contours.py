@@ -60,8 +60,9 @@ def choose_levels(z: np.ndarray, n_levels: int = 20, scale: str = "log") -> tupl
     return contour_levels(np.asarray(z, float), int(n_levels), log=scale == "log")
 
 
-def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | np.ndarray = 20,
-                  scale: str = "log") -> ContourLines:
+def contour_lines(
+    xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | np.ndarray = 20, scale: str = "log"
+) -> ContourLines:
     """Iso-lines of ``z[iy, ix]`` over ``(xs[ix], ys[iy])`` as NaN-padded arrays.
 
     ``levels``: a count (chosen by :func:`choose_levels` from the finite cells) or explicit
@@ -73,7 +74,9 @@ def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | n
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     z = np.asarray(z, float)
     if z.shape != (len(ys), len(xs)):
-        raise ValueError(f"z must have shape (len(ys), len(xs)) = ({len(ys)}, {len(xs)}), got {z.shape}.")
+        raise ValueError(
+            f"z must have shape (len(ys), len(xs)) = ({len(ys)}, {len(xs)}), got {z.shape}."
+        )
     xs, ys, (z,) = ascending(xs, ys, z)
     if np.ndim(levels) == 0:
         lv, is_log = choose_levels(z, int(levels), scale)
@@ -82,13 +85,16 @@ def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | n
     finite = np.isfinite(z)
     if len(xs) < 2 or len(ys) < 2 or finite.sum() < MIN_FINITE_CELLS or not len(lv):
         return ContourLines.empty(is_log)
-    gen = contourpy.contour_generator(xs, ys, np.ma.masked_array(z, ~finite),
-                                      line_type="ChunkCombinedNan")
+    gen = contourpy.contour_generator(
+        xs, ys, np.ma.masked_array(z, ~finite), line_type="ChunkCombinedNan"
+    )
     rows, kept = [], []
     for level in lv:
         pieces = [p for p in gen.lines(float(level))[0] if p is not None and len(p)]
         if pieces:
-            rows.append(np.concatenate([np.concatenate([p, np.full((1, 2), np.nan)]) for p in pieces])[:-1])
+            rows.append(
+                np.concatenate([np.concatenate([p, np.full((1, 2), np.nan)]) for p in pieces])[:-1]
+            )
             kept.append(level)
     if not rows:
         return ContourLines.empty(is_log)
@@ -100,7 +106,9 @@ def contour_lines(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels: int | n
     return ContourLines(x, y, np.asarray(kept, float), is_log)
 
 
-def bilinear(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def bilinear(
+    xs: np.ndarray, ys: np.ndarray, z: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
     """``z`` interpolated bilinearly at points ``(a[i], b[i])``; NaN outside the grid or next
     to a missing cell (used to lift a training path onto a 3-D surface)."""
     xs, ys, (z,) = ascending(xs, ys, np.asarray(z, float))
@@ -113,7 +121,11 @@ def bilinear(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, a: np.ndarray, b: np
     iy = np.clip(np.searchsorted(ys, b, side="right") - 1, 0, len(ys) - 2)
     tx = (a - xs[ix]) / (xs[ix + 1] - xs[ix])
     ty = (b - ys[iy]) / (ys[iy + 1] - ys[iy])
-    v = ((1 - tx) * (1 - ty) * z[iy, ix] + tx * (1 - ty) * z[iy, ix + 1]
-         + (1 - tx) * ty * z[iy + 1, ix] + tx * ty * z[iy + 1, ix + 1])
+    v = (
+        (1 - tx) * (1 - ty) * z[iy, ix]
+        + tx * (1 - ty) * z[iy, ix + 1]
+        + (1 - tx) * ty * z[iy + 1, ix]
+        + tx * ty * z[iy + 1, ix + 1]
+    )
     out[inside] = v[inside]
     return out

@@ -8,7 +8,9 @@ SPACINGS = ("linear", "cubed")
 ORDERS = ("raster", "coarse_to_fine")
 
 
-def grid_coords(n: int, extent: float | tuple[float, float] = 1.0, spacing: str = "linear") -> np.ndarray:
+def grid_coords(
+    n: int, extent: float | tuple[float, float] = 1.0, spacing: str = "linear"
+) -> np.ndarray:
     """``n`` coordinates over ``[-extent, extent]`` (or ``(lo, hi)``).
 
     ``"linear"``: evenly spaced; an odd ``n`` includes 0. ``"cubed"``: the seed article's
@@ -62,8 +64,9 @@ def cell_order(ny: int, nx: int, order: str = "raster") -> np.ndarray:
     return flat[np.argsort(-level, kind="stable")]
 
 
-def ascending(xs: np.ndarray, ys: np.ndarray,
-              *grids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def ascending(
+    xs: np.ndarray, ys: np.ndarray, *grids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """``xs`` and ``ys`` sorted ascending, and each ``grid[iy, ix]`` permuted to match (the
     inputs themselves when already ascending). Contour tracing, interpolation and axis limits
     assume ascending coordinates; a grid may be evaluated in any order."""

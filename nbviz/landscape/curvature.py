@@ -91,11 +91,18 @@ def _start_vector(n: int, start: np.ndarray | None, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(n)
 
 
-def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
-               max_products: int | None = None, start: np.ndarray | None = None,
-               seed: int = 0, preconditioner: np.ndarray | None = None,
-               value_tol: float | None = None,
-               stop_event: threading.Event | None = None) -> Iterator[EigenUpdate]:
+def iter_eigen(
+    op: HessianOperator,
+    k: int = 1,
+    *,
+    tol: float = 1e-6,
+    max_products: int | None = None,
+    start: np.ndarray | None = None,
+    seed: int = 0,
+    preconditioner: np.ndarray | None = None,
+    value_tol: float | None = None,
+    stop_event: threading.Event | None = None,
+) -> Iterator[EigenUpdate]:
     """Lanczos on ``op`` for the ``k`` largest eigenpairs and the most negative eigenvalue.
 
     ``max_products`` (default ``min(n, max(6 k + 60, 120))``) bounds the cost; ``start`` warm
@@ -141,13 +148,23 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
             size = max(float(np.max(np.abs(theta))), 1e-30)
             rel = float(np.max(res) / size)
             top = theta[::-1][:kk]
-            settled = (value_tol is not None and previous is not None and step.m > k
-                       and np.all(np.abs(top - previous) <= value_tol * size))
+            settled = (
+                value_tol is not None
+                and previous is not None
+                and step.m > k
+                and np.all(np.abs(top - previous) <= value_tol * size)
+            )
             previous = top.copy()
             converged = step.exhausted or (step.m >= k and rel <= tol) or bool(settled)
             done = converged or step.m >= max_products
-            update = EigenUpdate(step.m, max_products, theta[::-1][:kk].copy(), float(theta[0]),
-                                 rel, time.perf_counter() - t0)
+            update = EigenUpdate(
+                step.m,
+                max_products,
+                theta[::-1][:kk].copy(),
+                float(theta[0]),
+                rel,
+                time.perf_counter() - t0,
+            )
             if done:
                 break
             yield update
@@ -165,15 +182,26 @@ def iter_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-6,
         min_vector = min_vector * scale
         min_vector /= np.linalg.norm(min_vector)
     result = EigenResult(
-        values=theta[top_rows].copy(), vectors=np.stack([fix_sign(v) for v in vectors]),
-        min_value=float(theta[0]), min_vector=fix_sign(min_vector),
-        residuals=step.residuals(s[:, top_rows]), n_products=step.m, converged=bool(converged),
+        values=theta[top_rows].copy(),
+        vectors=np.stack([fix_sign(v) for v in vectors]),
+        min_value=float(theta[0]),
+        min_vector=fix_sign(min_vector),
+        residuals=step.residuals(s[:, top_rows]),
+        n_products=step.m,
+        converged=bool(converged),
         method="lanczos" + ("-preconditioned" if scale is not None else ""),
-        elapsed_s=time.perf_counter() - t0, info=dict(op.info),
+        elapsed_s=time.perf_counter() - t0,
+        info=dict(op.info),
     )
-    yield EigenUpdate(step.m, max_products, result.values, result.min_value,
-                      float(np.max(result.residuals) / max(abs(result.values[0]), 1e-30)),
-                      result.elapsed_s, result)
+    yield EigenUpdate(
+        step.m,
+        max_products,
+        result.values,
+        result.min_value,
+        float(np.max(result.residuals) / max(abs(result.values[0]), 1e-30)),
+        result.elapsed_s,
+        result,
+    )
 
 
 def run_eigen(op: HessianOperator, k: int = 1, **kwargs: Any) -> EigenResult:
@@ -188,26 +216,46 @@ def run_eigen(op: HessianOperator, k: int = 1, **kwargs: Any) -> EigenResult:
         warnings.warn(
             f"Lanczos did not converge in {result.n_products} products (relative residual "
             f"{np.max(result.residuals) / max(abs(result.top), 1e-30):.2g}); raise max_products "
-            "for more precise eigenvalues.", RuntimeWarning, stacklevel=2,
+            "for more precise eigenvalues.",
+            RuntimeWarning,
+            stacklevel=2,
         )
     return result
 
 
-def hessian_eigen(model: Any, x: Any, y: Any, k: int = 5, *, loss: Any = None,
-                  subset: int | float | None = None, seed: int = 0, tol: float = 1e-6,
-                  max_products: int | None = None, batch_size: int | None = None,
-                  stop_event: threading.Event | None = None, **operator_kwargs: Any) -> EigenResult:
+def hessian_eigen(
+    model: Any,
+    x: Any,
+    y: Any,
+    k: int = 5,
+    *,
+    loss: Any = None,
+    subset: int | float | None = None,
+    seed: int = 0,
+    tol: float = 1e-6,
+    max_products: int | None = None,
+    batch_size: int | None = None,
+    stop_event: threading.Event | None = None,
+    **operator_kwargs: Any,
+) -> EigenResult:
     """The ``k`` largest Hessian eigenvalues/vectors of ``model``'s loss on ``x, y`` and the
     most negative eigenvalue, by Lanczos (see :func:`iter_eigen`). The model is not touched."""
-    op = HessianOperator(model, x, y, loss=loss, subset=subset, seed=seed, batch_size=batch_size,
-                         **operator_kwargs)
+    op = HessianOperator(
+        model, x, y, loss=loss, subset=subset, seed=seed, batch_size=batch_size, **operator_kwargs
+    )
     _check_k(k, op.n)
     return run_eigen(op, k, tol=tol, max_products=max_products, seed=seed, stop_event=stop_event)
 
 
-def eigsh_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-8, which: str = "LA",
-                start: np.ndarray | None = None,
-                stop_event: threading.Event | None = None) -> EigenResult:
+def eigsh_eigen(
+    op: HessianOperator,
+    k: int = 1,
+    *,
+    tol: float = 1e-8,
+    which: str = "LA",
+    start: np.ndarray | None = None,
+    stop_event: threading.Event | None = None,
+) -> EigenResult:
     """scipy's ``eigsh`` (ARPACK) on ``op``: ``which="LA"`` for the largest, ``"SA"`` for the
     smallest eigenvalues. A reference for :func:`iter_eigen` (no progress, no warm Ritz view)."""
     from scipy.sparse.linalg import eigsh
@@ -221,17 +269,36 @@ def eigsh_eigen(op: HessianOperator, k: int = 1, *, tol: float = 1e-8, which: st
     order = np.argsort(vals)[::-1] if which == "LA" else np.argsort(vals)
     vals, vecs = vals[order], vecs[:, order].T
     lo = int(np.argmin(vals))
-    return EigenResult(vals, np.stack([fix_sign(v) for v in vecs]), float(vals[lo]),
-                       fix_sign(vecs[lo]), np.zeros(k), op.n_products - before, True,
-                       f"eigsh-{which}", time.perf_counter() - t0, dict(op.info))
+    return EigenResult(
+        vals,
+        np.stack([fix_sign(v) for v in vecs]),
+        float(vals[lo]),
+        fix_sign(vecs[lo]),
+        np.zeros(k),
+        op.n_products - before,
+        True,
+        f"eigsh-{which}",
+        time.perf_counter() - t0,
+        dict(op.info),
+    )
 
 
-def hessian_directions(model: Any, x: Any, y: Any, n: int = 2, *, loss: Any = None,
-                       normalization: str = "filter", perturb_1d: bool = False,
-                       subset: int | float | None = 256, seed: int = 0,
-                       origin: Sequence[np.ndarray] | None = None, tol: float = 1e-4,
-                       stop_event: threading.Event | None = None,
-                       **operator_kwargs: Any) -> Directions:
+def hessian_directions(
+    model: Any,
+    x: Any,
+    y: Any,
+    n: int = 2,
+    *,
+    loss: Any = None,
+    normalization: str = "filter",
+    perturb_1d: bool = False,
+    subset: int | float | None = 256,
+    seed: int = 0,
+    origin: Sequence[np.ndarray] | None = None,
+    tol: float = 1e-4,
+    stop_event: threading.Event | None = None,
+    **operator_kwargs: Any,
+) -> Directions:
     """The top-``n`` Hessian eigenvectors at ``origin`` (default: the model's weights) as
     :class:`Directions`: the plane where the loss bends most.
 
@@ -248,22 +315,43 @@ def hessian_directions(model: Any, x: Any, y: Any, n: int = 2, *, loss: Any = No
     layout = WeightLayout.from_model(model)
     origin = snapshot_weights(model) if origin is None else [np.array(w, copy=True) for w in origin]
     layout.check(origin, "origin")
-    chosen = [c and t.trainable for c, t in
-              zip(selected_tensors(layout, perturb_1d), layout.tensors, strict=True)]
+    chosen = [
+        c and t.trainable
+        for c, t in zip(selected_tensors(layout, perturb_1d), layout.tensors, strict=True)
+    ]
     if not any(chosen):
         raise ModelError(
             f"Model {layout.model_name!r} has no trainable tensor of rank >= 2 for Hessian "
             "directions. Fix: pass perturb_1d=True."
         )
-    op = HessianOperator(model, x, y, loss=loss, weights=origin, tensors=chosen, subset=subset,
-                         seed=seed, **operator_kwargs)
+    op = HessianOperator(
+        model,
+        x,
+        y,
+        loss=loss,
+        weights=origin,
+        tensors=chosen,
+        subset=subset,
+        seed=seed,
+        **operator_kwargs,
+    )
     result = run_eigen(op, n, tol=tol, seed=seed, stop_event=stop_event)
-    vectors = [normalize_directions(op.to_weights(v), origin, layout, normalization)
-               for v in result.vectors]
+    vectors = [
+        normalize_directions(op.to_weights(v), origin, layout, normalization)
+        for v in result.vectors
+    ]
     return Directions(
-        vectors, origin, layout, kind="hessian", seed=int(seed), normalization=normalization,
-        metadata={"eigenvalues": [float(v) for v in result.values],
-                  "perturb_1d": bool(perturb_1d), "hessian": {
-                      k: op.info[k] for k in ("n_examples", "subset", "batch_size", "mode")},
-                  "n_products": int(result.n_products), "converged": bool(result.converged)},
+        vectors,
+        origin,
+        layout,
+        kind="hessian",
+        seed=int(seed),
+        normalization=normalization,
+        metadata={
+            "eigenvalues": [float(v) for v in result.values],
+            "perturb_1d": bool(perturb_1d),
+            "hessian": {k: op.info[k] for k in ("n_examples", "subset", "batch_size", "mode")},
+            "n_products": int(result.n_products),
+            "converged": bool(result.converged),
+        },
     )

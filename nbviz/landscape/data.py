@@ -106,7 +106,9 @@ def check_data(model: Any, x: Any, y: Any) -> tuple[Any, Any, int]:
     for inp, a in zip(inputs, xs if inputs else [], strict=True):
         want = tuple(inp.shape)[1:]
         got = a.shape[1:]
-        if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
+        if len(want) != len(got) or any(
+            w is not None and w != g for w, g in zip(want, got, strict=True)
+        ):
             expected = "(N, " + ", ".join("?" if w is None else str(w) for w in want) + ")"
             raise DataError(
                 f"x does not fit model {model.name!r}: expected shape {expected} (its input "
@@ -143,8 +145,9 @@ def take(x: Any, idx: np.ndarray | None) -> Any:
     return x if idx is None else _map(lambda a: a[idx], x)
 
 
-def checked_subset(model: Any, x: Any, y: Any, subset: int | float | None,
-                   seed: int) -> tuple[Any, Any, int, np.ndarray | None]:
+def checked_subset(
+    model: Any, x: Any, y: Any, subset: int | float | None, seed: int
+) -> tuple[Any, Any, int, np.ndarray | None]:
     """:func:`check_data`, then the seeded subset: ``(x, y, n_total, indices or None)``."""
     x, y, n_total = check_data(model, x, y)
     idx = subset_indices(n_total, subset, seed)
@@ -196,11 +199,13 @@ def make_batches(x: Any, y: Any, n: int, batch_size: int, pad: bool = True) -> B
         idx = np.arange(start, stop)
         mask = np.ones(batch_size if pad else len(idx), dtype=np.float32)
         if pad and len(idx) < batch_size:
-            mask[len(idx):] = 0.0
+            mask[len(idx) :] = 0.0
             idx = np.concatenate([idx, np.resize(idx, batch_size - len(idx))])
-        items.append((
-            _map(lambda a, i=idx: tf.constant(a[i]), x),
-            _map(lambda a, i=idx: tf.constant(a[i]), y),
-            tf.constant(mask),
-        ))
+        items.append(
+            (
+                _map(lambda a, i=idx: tf.constant(a[i]), x),
+                _map(lambda a, i=idx: tf.constant(a[i]), y),
+                tf.constant(mask),
+            )
+        )
     return Batches(items, n, batch_size)

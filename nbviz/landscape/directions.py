@@ -97,13 +97,22 @@ class Directions:
 
     def with_origin(self, origin: Sequence[np.ndarray]) -> Directions:
         """The same directions around another origin (e.g. the model's current weights)."""
-        return Directions(self.vectors, [np.array(w, copy=True) for w in origin], self.layout,
-                          self.kind, self.seed, self.normalization, self.explained_variance,
-                          {**self.metadata, "recentred": True})
+        return Directions(
+            self.vectors,
+            [np.array(w, copy=True) for w in origin],
+            self.layout,
+            self.kind,
+            self.seed,
+            self.normalization,
+            self.explained_variance,
+            {**self.metadata, "recentred": True},
+        )
 
     def describe(self) -> dict[str, Any]:
         """JSON-able metadata: kind, seed, normalization, explained variance, origin hash..."""
-        ev = None if self.explained_variance is None else [float(e) for e in self.explained_variance]
+        ev = (
+            None if self.explained_variance is None else [float(e) for e in self.explained_variance]
+        )
         return {
             "kind": self.kind,
             "n": self.n,
@@ -129,8 +138,9 @@ def _rescale(d: np.ndarray, target: np.ndarray | float, current: np.ndarray | fl
     return np.asarray(d * scale, dtype=np.float32)
 
 
-def normalize_directions(vector: list[np.ndarray], origin: list[np.ndarray], layout: WeightLayout,
-                         normalization: str) -> list[np.ndarray]:
+def normalize_directions(
+    vector: list[np.ndarray], origin: list[np.ndarray], layout: WeightLayout, normalization: str
+) -> list[np.ndarray]:
     """Rescale a direction (list of arrays) to the scale of ``origin``.
 
     ``"filter"``: every output filter / neuron slice of each tensor gets the norm of the same
@@ -150,8 +160,9 @@ def normalize_directions(vector: list[np.ndarray], origin: list[np.ndarray], lay
         for i, t in enumerate(layout.tensors):
             if np.any(out[i]):
                 w = np.asarray(origin[i], dtype=np.float32)
-                out[i] = _rescale(out[i], _slice_norms(w, t.output_axes),
-                                  _slice_norms(out[i], t.output_axes))
+                out[i] = _rescale(
+                    out[i], _slice_norms(w, t.output_axes), _slice_norms(out[i], t.output_axes)
+                )
         return out
     # "tensor" groups each tensor alone, "layer" groups the tensors of one layer.
     groups: dict[str, list[int]] = {}
@@ -167,25 +178,30 @@ def normalize_directions(vector: list[np.ndarray], origin: list[np.ndarray], lay
     return out
 
 
-def selected_tensors(layout: WeightLayout, perturb_1d: bool = False,
-                     perturb_non_trainable: bool = False) -> list[bool]:
+def selected_tensors(
+    layout: WeightLayout, perturb_1d: bool = False, perturb_non_trainable: bool = False
+) -> list[bool]:
     """Which tensors directions move: float, trainable (unless asked), >= 2-D (unless asked).
 
     BatchNorm moving statistics are non-trainable and stay fixed by default (perturbing the
     moving variance can make it negative).
     """
     return [
-        t.is_float
-        and (t.trainable or perturb_non_trainable)
-        and (len(t.shape) >= 2 or perturb_1d)
+        t.is_float and (t.trainable or perturb_non_trainable) and (len(t.shape) >= 2 or perturb_1d)
         for t in layout.tensors
     ]
 
 
 # -- constructors ------------------------------------------------------------------------------
-def random_directions(model: Any, n: int = 2, seed: int = 0, normalization: str = "filter",
-                      perturb_1d: bool = False, perturb_non_trainable: bool = False,
-                      origin: Sequence[np.ndarray] | None = None) -> Directions:
+def random_directions(
+    model: Any,
+    n: int = 2,
+    seed: int = 0,
+    normalization: str = "filter",
+    perturb_1d: bool = False,
+    perturb_non_trainable: bool = False,
+    origin: Sequence[np.ndarray] | None = None,
+) -> Directions:
     """``n`` random Gaussian directions around the model's weights, normalized (Li et al.).
 
     Each (direction, tensor) pair draws from its own stream seeded by ``(seed, j, i)``, so a
@@ -210,19 +226,32 @@ def random_directions(model: Any, n: int = 2, seed: int = 0, normalization: str 
     for j in range(n):
         raw = [
             np.random.default_rng([int(seed), j, i]).standard_normal(t.shape, dtype=np.float32)
-            if c else np.zeros(t.shape, np.float32)
+            if c
+            else np.zeros(t.shape, np.float32)
             for i, (t, c) in enumerate(zip(layout.tensors, chosen, strict=True))
         ]
         vectors.append(normalize_directions(raw, origin, layout, normalization))
     return Directions(
-        vectors, origin, layout, kind="random", seed=int(seed), normalization=normalization,
-        metadata={"perturb_1d": bool(perturb_1d), "perturb_non_trainable": bool(perturb_non_trainable)},
+        vectors,
+        origin,
+        layout,
+        kind="random",
+        seed=int(seed),
+        normalization=normalization,
+        metadata={
+            "perturb_1d": bool(perturb_1d),
+            "perturb_non_trainable": bool(perturb_non_trainable),
+        },
     )
 
 
-def _weights_and_layout(items: Sequence[Any], model: Any | None) -> tuple[list[list[np.ndarray]], WeightLayout]:
+def _weights_and_layout(
+    items: Sequence[Any], model: Any | None
+) -> tuple[list[list[np.ndarray]], WeightLayout]:
     """Weights of models (snapshots) or weight lists, and the layout to read them with."""
-    template = model if model is not None else next((m for m in items if hasattr(m, "weights")), None)
+    template = (
+        model if model is not None else next((m for m in items if hasattr(m, "weights")), None)
+    )
     if template is None:
         raise ModelError(
             "Interpolating between weight lists needs the architecture: pass model=<a model "
@@ -237,17 +266,20 @@ def _weights_and_layout(items: Sequence[Any], model: Any | None) -> tuple[list[l
     return weights, layout
 
 
-def _difference(a: list[np.ndarray], b: list[np.ndarray], layout: WeightLayout,
-                perturb_non_trainable: bool) -> list[np.ndarray]:
+def _difference(
+    a: list[np.ndarray], b: list[np.ndarray], layout: WeightLayout, perturb_non_trainable: bool
+) -> list[np.ndarray]:
     return [
         (np.asarray(wb, np.float32) - np.asarray(wa, np.float32))
-        if t.is_float and (t.trainable or perturb_non_trainable) else np.zeros(t.shape, np.float32)
+        if t.is_float and (t.trainable or perturb_non_trainable)
+        else np.zeros(t.shape, np.float32)
         for wa, wb, t in zip(a, b, layout.tensors, strict=True)
     ]
 
 
-def interpolation_directions(start: Any, end: Any, model: Any | None = None,
-                             perturb_non_trainable: bool = True) -> Directions:
+def interpolation_directions(
+    start: Any, end: Any, model: Any | None = None, perturb_non_trainable: bool = True
+) -> Directions:
     """The line from ``start`` (t=0) to ``end`` (t=1): models or weight lists.
 
     Non-trainable tensors (BatchNorm statistics) are interpolated too by default, so t=1
@@ -256,14 +288,26 @@ def interpolation_directions(start: Any, end: Any, model: Any | None = None,
     (wa, wb), layout = _weights_and_layout([start, end], model)
     d = _difference(wa, wb, layout, perturb_non_trainable)
     return Directions(
-        [d], wa, layout, kind="interpolation", normalization="none",
-        metadata={"anchors": {"start": [0.0], "end": [1.0]},
-                  "perturb_non_trainable": bool(perturb_non_trainable)},
+        [d],
+        wa,
+        layout,
+        kind="interpolation",
+        normalization="none",
+        metadata={
+            "anchors": {"start": [0.0], "end": [1.0]},
+            "perturb_non_trainable": bool(perturb_non_trainable),
+        },
     )
 
 
-def plane_directions(a: Any, b: Any, c: Any, model: Any | None = None,
-                     orthogonalize: bool = False, perturb_non_trainable: bool = True) -> Directions:
+def plane_directions(
+    a: Any,
+    b: Any,
+    c: Any,
+    model: Any | None = None,
+    orthogonalize: bool = False,
+    perturb_non_trainable: bool = True,
+) -> Directions:
     """The plane through three models: ``a`` at (0, 0), ``b`` at (1, 0), ``c`` at (0, 1).
 
     With ``orthogonalize`` the second axis is made orthogonal to the first (same length), so
@@ -288,8 +332,14 @@ def plane_directions(a: Any, b: Any, c: Any, model: Any | None = None,
         d1 = [np.array(x, dtype=np.float32) for x in d1]
         anchor_c = [along, 1.0 / scale]
     return Directions(
-        [d0, d1], wa, layout, kind="plane", normalization="none",
-        metadata={"anchors": {"a": [0.0, 0.0], "b": [1.0, 0.0], "c": anchor_c},
-                  "orthogonalize": bool(orthogonalize),
-                  "perturb_non_trainable": bool(perturb_non_trainable)},
+        [d0, d1],
+        wa,
+        layout,
+        kind="plane",
+        normalization="none",
+        metadata={
+            "anchors": {"a": [0.0, 0.0], "b": [1.0, 0.0], "c": anchor_c},
+            "orthogonalize": bool(orthogonalize),
+            "perturb_non_trainable": bool(perturb_non_trainable),
+        },
     )

@@ -39,10 +39,20 @@ from .surface import GridUpdate, Surface
 
 
 # -- entry points from a model source -------------------------------------------------------------
-def iter_grid_distributed(model_source: Any, x: Any, y: Any, directions: Directions,
-                          xs: Sequence[float], ys: Sequence[float], executor: Any, *,
-                          chunk_size: int | None = None, retries: int = 3,
-                          max_in_flight: int | None = None, **kwargs: Any) -> Iterator[GridUpdate]:
+def iter_grid_distributed(
+    model_source: Any,
+    x: Any,
+    y: Any,
+    directions: Directions,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    executor: Any,
+    *,
+    chunk_size: int | None = None,
+    retries: int = 3,
+    max_in_flight: int | None = None,
+    **kwargs: Any,
+) -> Iterator[GridUpdate]:
     """:func:`~nbviz.landscape.iter_grid` with the chunks evaluated on ``executor``.
 
     ``model_source``: a ``.keras`` path (reachable by the driver and every worker), a picklable
@@ -58,10 +68,20 @@ def iter_grid_distributed(model_source: Any, x: Any, y: Any, directions: Directi
     yield from iter_grid(model, x, y, directions, xs, ys, executor=remote, **kwargs)
 
 
-def evaluate_grid_distributed(model_source: Any, x: Any, y: Any, directions: Directions,
-                              xs: Sequence[float], ys: Sequence[float], executor: Any, *,
-                              chunk_size: int | None = None, retries: int = 3,
-                              max_in_flight: int | None = None, **kwargs: Any) -> Surface:
+def evaluate_grid_distributed(
+    model_source: Any,
+    x: Any,
+    y: Any,
+    directions: Directions,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    executor: Any,
+    *,
+    chunk_size: int | None = None,
+    retries: int = 3,
+    max_in_flight: int | None = None,
+    **kwargs: Any,
+) -> Surface:
     """:func:`iter_grid_distributed` run to the end: the :class:`Surface` (see
     :func:`~nbviz.landscape.evaluate_grid` for ``progress`` and ``stop_event``)."""
     model, source = driver_model(model_source)

@@ -77,8 +77,9 @@ class ModelForward:
         them; 0.0 when there are none. ``n_terms`` counts them.
         """
         tf = require_tensorflow()
-        out, _, losses = self.model.stateless_call(*self._split(weights), x, return_losses=True,
-                                                   **self.call_kwargs)
+        out, _, losses = self.model.stateless_call(
+            *self._split(weights), x, return_losses=True, **self.call_kwargs
+        )
         losses = [tf.reduce_sum(tf.cast(v, tf.float32)) for v in losses]
         reg = tf.add_n(losses) if losses else tf.constant(0.0, tf.float32)
         return out, reg, len(losses)
@@ -98,8 +99,15 @@ def per_example(values: Any) -> Any:
     return values
 
 
-def loss_at_weights(model: Any, weights: Sequence[Any], x: Any, y: Any, *, loss: Any = None,
-                    regularization: bool = True) -> Any:
+def loss_at_weights(
+    model: Any,
+    weights: Sequence[Any],
+    x: Any,
+    y: Any,
+    *,
+    loss: Any = None,
+    regularization: bool = True,
+) -> Any:
     """The loss of ``model`` on ``(x, y)`` at ``weights``, as ``model.evaluate`` computes it.
 
     ``weights`` are tensors (or arrays) in ``model.weights`` order; the model is called with
@@ -120,8 +128,9 @@ def loss_at_weights(model: Any, weights: Sequence[Any], x: Any, y: Any, *, loss:
     return tf.reduce_mean(per_example(fn.fn(y, out))) + reg
 
 
-def probe(forward: ModelForward, origin: list, x: Any, y: Any, loss: ExampleFn,
-          metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn], int]:
+def probe(
+    forward: ModelForward, origin: list, x: Any, y: Any, loss: ExampleFn, metrics: Sequence[Any]
+) -> tuple[tuple, bool, list[ExampleFn], int]:
     """Run the model, the loss and the metrics eagerly on a couple of examples.
 
     Returns the output shape, whether the loss gives one value per example, the resolved
@@ -171,9 +180,18 @@ class GridEvaluator:
     """Sums of the per-example loss (and its square), of the regularization loss (weighted by
     the batch's examples) and of each metric, per grid point."""
 
-    def __init__(self, forward: ModelForward, shapes: Sequence[tuple], perturbed_idx: Sequence[int],
-                 loss: ExampleFn, metrics: Sequence[ExampleFn], per_example_loss: bool,
-                 strategy: str, jit_compile: bool, regularization: bool = True) -> None:
+    def __init__(
+        self,
+        forward: ModelForward,
+        shapes: Sequence[tuple],
+        perturbed_idx: Sequence[int],
+        loss: ExampleFn,
+        metrics: Sequence[ExampleFn],
+        per_example_loss: bool,
+        strategy: str,
+        jit_compile: bool,
+        regularization: bool = True,
+    ) -> None:
         self.forward = forward
         self.regularization = regularization
         self.shapes = [tuple(s) for s in shapes]
@@ -231,16 +249,19 @@ class GridEvaluator:
             return weights
 
         if self.strategy == "vectorized":
+
             def chunk_fn(coords, origin, dirs, x, y, mask):
                 moved = self._perturb(origin, dirs, coords, batched=True)
                 return tf.vectorized_map(
                     lambda ws: self._stats(with_perturbed(origin, ws), x, y, mask), moved
                 )
+
             return tf.function(chunk_fn, jit_compile=jit_compile, autograph=False)
 
         def point_fn(coords, origin, dirs, x, y, mask):
             moved = self._perturb(origin, dirs, coords, batched=False)
             return self._stats(with_perturbed(origin, moved), x, y, mask)
+
         return tf.function(point_fn, jit_compile=jit_compile, autograph=False)
 
     # -- running -----------------------------------------------------------------------------
@@ -253,14 +274,22 @@ class GridEvaluator:
                 raise
             warnings.warn(
                 f"XLA could not compile the grid evaluation ({type(exc).__name__}); "
-                "continuing without jit_compile.", RuntimeWarning, stacklevel=3,
+                "continuing without jit_compile.",
+                RuntimeWarning,
+                stacklevel=3,
             )
             self.jit_compile = False
             self._fn = self._build(False)
             return self._fn(*args).numpy()
 
-    def evaluate(self, coords: np.ndarray, origin: list, dirs: list, batches: Batches,
-                 stop_event: threading.Event | None = None) -> np.ndarray:
+    def evaluate(
+        self,
+        coords: np.ndarray,
+        origin: list,
+        dirs: list,
+        batches: Batches,
+        stop_event: threading.Event | None = None,
+    ) -> np.ndarray:
         """Stats (n_points, n_stats) float64 summed over all batches.
 
         ``coords`` (n_points, k). The per-point strategy checks ``stop_event`` between points
@@ -343,8 +372,15 @@ CHUNK_BYTES = 1024 * 2**20
 MIN_CHUNK = 8  # the default batch shrinks so that at least this many points fit a chunk
 
 
-def plan_sizes(n_examples: int, act_floats: int, perturbed_params: int, strategy: str,
-               budget: int, batch_size: int | None, max_chunk: int) -> tuple[int, int]:
+def plan_sizes(
+    n_examples: int,
+    act_floats: int,
+    perturbed_params: int,
+    strategy: str,
+    budget: int,
+    batch_size: int | None,
+    max_chunk: int,
+) -> tuple[int, int]:
     """``(batch_size, chunk)`` for a vectorized chunk of ``chunk`` grid points.
 
     A vectorized grid point holds its own weights and its activations for a batch; a chunk of
@@ -398,8 +434,9 @@ def prepare_for_background(model: Any) -> None:
     get_forward(model)
 
 
-def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
-                 metrics: Sequence[Any]) -> tuple[tuple, bool, list[ExampleFn], int]:
+def cached_probe(
+    model: Any, origin: list, x: Any, y: Any, loss: ExampleFn, metrics: Sequence[Any]
+) -> tuple[tuple, bool, list[ExampleFn], int]:
     """:func:`probe`, remembered per model, loss, metrics and data shapes (an eager call of
     the model costs more than a small warm grid)."""
     forward = get_forward(model)
@@ -417,16 +454,40 @@ def cached_probe(model: Any, origin: list, x: Any, y: Any, loss: ExampleFn,
     return found
 
 
-def get_evaluator(model: Any, shapes: Sequence[tuple], perturbed_idx: Sequence[int],
-                  loss: ExampleFn, metrics: Sequence[ExampleFn], per_example_loss: bool,
-                  strategy: str, jit_compile: bool, regularization: bool = True) -> GridEvaluator:
+def get_evaluator(
+    model: Any,
+    shapes: Sequence[tuple],
+    perturbed_idx: Sequence[int],
+    loss: ExampleFn,
+    metrics: Sequence[ExampleFn],
+    per_example_loss: bool,
+    strategy: str,
+    jit_compile: bool,
+    regularization: bool = True,
+) -> GridEvaluator:
     """A cached :class:`GridEvaluator` (same model and settings reuse the compiled function)."""
-    key = (tuple(perturbed_idx), loss, tuple(metrics), per_example_loss, strategy, jit_compile,
-           regularization)
+    key = (
+        tuple(perturbed_idx),
+        loss,
+        tuple(metrics),
+        per_example_loss,
+        strategy,
+        jit_compile,
+        regularization,
+    )
     forward = get_forward(model)
     with _CACHE_LOCK:
         entry = _CACHE.setdefault(model, {})
         if key not in entry:
-            entry[key] = GridEvaluator(forward, shapes, perturbed_idx, loss, metrics,
-                                       per_example_loss, strategy, jit_compile, regularization)
+            entry[key] = GridEvaluator(
+                forward,
+                shapes,
+                perturbed_idx,
+                loss,
+                metrics,
+                per_example_loss,
+                strategy,
+                jit_compile,
+                regularization,
+            )
         return entry[key]

@@ -52,28 +52,46 @@ def resolve_origin(model: Any, directions: Directions, origin: str | None) -> Di
     if origin == "model":
         return directions.with_origin(snapshot_weights(model))
     if directions.kind in STALE_KINDS and not fingerprint_of(model).matches(directions.origin):
-        warnings.warn(StaleOriginWarning(
-            f"The {directions.kind} directions were made at other weights than model "
-            f"{model.name!r} has now (it was trained, or its weights were set, since): the "
-            "landscape is centred on the directions' origin, not on the current weights. Fix: "
-            "origin='model' to centre it on the current weights, origin='directions' to keep "
-            "the old centre (silences this), or make new directions from the model."
-        ), stacklevel=3)
+        warnings.warn(
+            StaleOriginWarning(
+                f"The {directions.kind} directions were made at other weights than model "
+                f"{model.name!r} has now (it was trained, or its weights were set, since): the "
+                "landscape is centred on the directions' origin, not on the current weights. Fix: "
+                "origin='model' to centre it on the current weights, origin='directions' to keep "
+                "the old centre (silences this), or make new directions from the model."
+            ),
+            stacklevel=3,
+        )
     return directions
 
 
 DEFAULT_POINTS = 21  # grid points per axis when no coordinates are given
 
 
-def iter_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
-              xs: ArrayLike | None = None, ys: ArrayLike | None = None, *, loss: Any = None, metrics: Sequence[Any] = (),
-              batch_size: int | None = None, subset: int | float | None = None, seed: int = 0,
-              order: str = "raster", strategy: str = "auto",
-              store: str | os.PathLike | SurfaceFile | None = None,
-              stop_event: threading.Event | None = None, memory_budget: int | None = None,
-              max_chunk: int = 256, jit_compile: bool | None = None,
-              executor: Any = None, regularization: bool = True,
-              origin: str | None = None) -> Iterator[GridUpdate]:
+def iter_grid(
+    model: Any,
+    x: Any,
+    y: Any,
+    directions: Directions | None = None,
+    xs: ArrayLike | None = None,
+    ys: ArrayLike | None = None,
+    *,
+    loss: Any = None,
+    metrics: Sequence[Any] = (),
+    batch_size: int | None = None,
+    subset: int | float | None = None,
+    seed: int = 0,
+    order: str = "raster",
+    strategy: str = "auto",
+    store: str | os.PathLike | SurfaceFile | None = None,
+    stop_event: threading.Event | None = None,
+    memory_budget: int | None = None,
+    max_chunk: int = 256,
+    jit_compile: bool | None = None,
+    executor: Any = None,
+    regularization: bool = True,
+    origin: str | None = None,
+) -> Iterator[GridUpdate]:
     """Evaluate ``loss`` at every ``(xs[ix], ys[iy])`` of a 2-direction plane, chunk by chunk.
 
     Parameters
@@ -144,14 +162,29 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
         raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
     directions.check_model(model)
     directions = resolve_origin(model, directions, origin)
-    settings = GridSettings(loss, tuple(metrics), batch_size, subset, seed, strategy, jit_compile,
-                            memory_budget, max_chunk, regularization)
+    settings = GridSettings(
+        loss,
+        tuple(metrics),
+        batch_size,
+        subset,
+        seed,
+        strategy,
+        jit_compile,
+        memory_budget,
+        max_chunk,
+        regularization,
+    )
     run = GridRun.prepare(model, x, y, directions, settings)
     nx = len(xs)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
     coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    meta = {**run.info, "model_name": model.name, "n_params": directions.layout.n_params,
-            "order": order, "directions": directions.describe()}
+    meta = {
+        **run.info,
+        "model_name": model.name,
+        "n_params": directions.layout.n_params,
+        "order": order,
+        "directions": directions.describe(),
+    }
 
     opened = None
     if store is not None and not isinstance(store, SurfaceFile):
@@ -162,16 +195,27 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
             surface.directions = directions
             surface.metadata = {**meta, "file": store.path}
         else:
-            surface = Surface.empty(xs, ys, run.metric_names, run.subset,
-                                    directions=directions, metadata=meta)
+            surface = Surface.empty(
+                xs, ys, run.metric_names, run.subset, directions=directions, metadata=meta
+            )
         order_idx = cell_order(len(ys), nx, order)
         todo = order_idx[~surface.done.ravel()[order_idx]]
         total, already = surface.done.size, surface.n_done
         t_start = time.perf_counter()
 
         def nothing_new() -> GridUpdate:
-            return GridUpdate(np.zeros(0, int), np.zeros(0, int), np.zeros(0), {}, None,
-                              already, total, 0.0, None if len(todo) else 0.0, surface.copy())
+            return GridUpdate(
+                np.zeros(0, int),
+                np.zeros(0, int),
+                np.zeros(0),
+                {},
+                None,
+                already,
+                total,
+                0.0,
+                None if len(todo) else 0.0,
+                surface.copy(),
+            )
 
         if already or not len(todo):
             yield nothing_new()
@@ -196,8 +240,18 @@ def iter_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
             else:
                 eta = remaining * elapsed / computed
             surface.metadata["elapsed_s"] = elapsed
-            yield GridUpdate(iy, ix, loss_v, metric_v, stderr_v, already + computed, total,
-                             elapsed, eta, surface.copy())
+            yield GridUpdate(
+                iy,
+                ix,
+                loss_v,
+                metric_v,
+                stderr_v,
+                already + computed,
+                total,
+                elapsed,
+                eta,
+                surface.copy(),
+            )
         if not computed and not already and len(todo):  # stopped before the first chunk
             yield nothing_new()
     finally:
@@ -214,10 +268,18 @@ def _progress_bar(total: int, initial: int, progress: bool | None) -> Any:
     return tqdm(total=total, initial=initial, unit="pt", desc="loss grid", leave=False)
 
 
-def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions | None = None,
-                  xs: ArrayLike | None = None, ys: ArrayLike | None = None, *,
-                  progress: bool | None = None,
-                  stop_event: threading.Event | None = None, **kwargs: Any) -> Surface:
+def evaluate_grid(
+    model: Any,
+    x: Any,
+    y: Any,
+    directions: Directions | None = None,
+    xs: ArrayLike | None = None,
+    ys: ArrayLike | None = None,
+    *,
+    progress: bool | None = None,
+    stop_event: threading.Event | None = None,
+    **kwargs: Any,
+) -> Surface:
     """Run :func:`iter_grid` to the end and return the :class:`Surface`.
 
     ``evaluate_grid(model, x, y)`` alone gives a 21x21 grid over [-1, 1]^2 along two
@@ -245,14 +307,26 @@ def evaluate_grid(model: Any, x: Any, y: Any, directions: Directions | None = No
     return surface
 
 
-def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = None,
-                  ts: ArrayLike | None = None, *, seed: int = 0,
-                  stop_event: threading.Event | None = None, loss: Any = None,
-                  metrics: Sequence[Any] = (), batch_size: int | None = None,
-                  subset: int | float | None = None, strategy: str = "auto",
-                  memory_budget: int | None = None, max_chunk: int = 256,
-                  jit_compile: bool | None = None, regularization: bool = True,
-                  origin: str | None = None) -> Line:
+def evaluate_line(
+    model: Any,
+    x: Any,
+    y: Any,
+    directions: Directions | None = None,
+    ts: ArrayLike | None = None,
+    *,
+    seed: int = 0,
+    stop_event: threading.Event | None = None,
+    loss: Any = None,
+    metrics: Sequence[Any] = (),
+    batch_size: int | None = None,
+    subset: int | float | None = None,
+    strategy: str = "auto",
+    memory_budget: int | None = None,
+    max_chunk: int = 256,
+    jit_compile: bool | None = None,
+    regularization: bool = True,
+    origin: str | None = None,
+) -> Line:
     """The loss along one direction: ``origin + t * d`` for every ``t`` in ``ts``.
 
     ``directions`` defaults to one filter-normalized random direction (``seed``); use
@@ -268,11 +342,24 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
     directions.check_model(model)
     directions = resolve_origin(model, directions, origin)
     if ts is None:
-        ts = (np.linspace(-0.5, 1.5, 41) if directions.kind == "interpolation"
-              else grid_coords(41, 1.0))
+        ts = (
+            np.linspace(-0.5, 1.5, 41)
+            if directions.kind == "interpolation"
+            else grid_coords(41, 1.0)
+        )
     ts = np.asarray(ts, float)
-    settings = GridSettings(loss, tuple(metrics), batch_size, subset, seed, strategy, jit_compile,
-                            memory_budget, max_chunk, regularization)
+    settings = GridSettings(
+        loss,
+        tuple(metrics),
+        batch_size,
+        subset,
+        seed,
+        strategy,
+        jit_compile,
+        memory_budget,
+        max_chunk,
+        regularization,
+    )
     run = GridRun.prepare(model, x, y, directions, settings)
     loss_v = np.full(len(ts), np.nan)
     metric_v = {m: np.full(len(ts), np.nan) for m in run.metric_names}
@@ -285,7 +372,10 @@ def evaluate_line(model: Any, x: Any, y: Any, directions: Directions | None = No
             metric_v[k][cells] = v
         if stderr_v is not None:
             stderr_v[cells] = s_
-    meta = {**run.info, "model_name": model.name, "directions": directions.describe(),
-            "elapsed_s": time.perf_counter() - t0}
+    meta = {
+        **run.info,
+        "model_name": model.name,
+        "directions": directions.describe(),
+        "elapsed_s": time.perf_counter() - t0,
+    }
     return Line(ts, loss_v, metric_v, stderr_v, directions, meta)
-

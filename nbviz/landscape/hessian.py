@@ -96,8 +96,15 @@ def trainable_mask(layout: WeightLayout, tensors: Sequence[bool] | None = None) 
 class _Compiled:
     """The compiled loss/gradient and HVP functions of one model, loss and mode."""
 
-    def __init__(self, model: Any, shapes: Sequence[tuple], idx: Sequence[int],
-                 loss: ExampleFn, regularization: bool, mode: str) -> None:
+    def __init__(
+        self,
+        model: Any,
+        shapes: Sequence[tuple],
+        idx: Sequence[int],
+        loss: ExampleFn,
+        regularization: bool,
+        mode: str,
+    ) -> None:
         tf = require_tensorflow()
         self.model = model
         self.shapes = [tuple(shapes[i]) for i in idx]
@@ -128,13 +135,15 @@ class _Compiled:
         weights = list(fixed)
         for j, i in enumerate(self.idx):
             weights[i] = tf.cast(params[j], fixed[i].dtype)
-        value = loss_at_weights(self.model, weights, x, y, loss=self.loss,
-                                regularization=self.regularization)
+        value = loss_at_weights(
+            self.model, weights, x, y, loss=self.loss, regularization=self.regularization
+        )
         count = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
         return value * count * scale
 
-    def _value_and_grad(self, params: list, fixed: list, x: Any, y: Any,
-                        scale: Any) -> tuple[Any, list]:
+    def _value_and_grad(
+        self, params: list, fixed: list, x: Any, y: Any, scale: Any
+    ) -> tuple[Any, list]:
         tf = require_tensorflow()
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -170,16 +179,24 @@ class _Compiled:
 
     def traces(self) -> int:
         """How many times the compiled functions were traced (for no-retrace checks)."""
-        return (self.gradient.experimental_get_tracing_count()
-                + self.hvp.experimental_get_tracing_count())
+        return (
+            self.gradient.experimental_get_tracing_count()
+            + self.hvp.experimental_get_tracing_count()
+        )
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
-def _compiled(model: Any, shapes: Sequence[tuple], idx: Sequence[int], loss: ExampleFn,
-              regularization: bool, mode: str) -> _Compiled:
+def _compiled(
+    model: Any,
+    shapes: Sequence[tuple],
+    idx: Sequence[int],
+    loss: ExampleFn,
+    regularization: bool,
+    mode: str,
+) -> _Compiled:
     key = (tuple(idx), loss, regularization, mode)
     with _CACHE_LOCK:
         entry = _CACHE.setdefault(model, {})
@@ -228,11 +245,22 @@ class HessianOperator:
         Include the model's regularization losses (default, as the loss grids do).
     """
 
-    def __init__(self, model: Any, x: Any, y: Any, *, loss: Any = None,
-                 weights: Sequence[np.ndarray] | None = None, tensors: Sequence[bool] | None = None,
-                 subset: int | float | None = None, seed: int = 0, batch_size: int | None = None,
-                 memory_budget: int | None = None, mode: str = "auto",
-                 regularization: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        y: Any,
+        *,
+        loss: Any = None,
+        weights: Sequence[np.ndarray] | None = None,
+        tensors: Sequence[bool] | None = None,
+        subset: int | float | None = None,
+        seed: int = 0,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
+        mode: str = "auto",
+        regularization: bool = True,
+    ) -> None:
         from .evaluator import activation_floats
 
         tf = require_tensorflow()
@@ -247,25 +275,32 @@ class HessianOperator:
         self.layout.check(weights, "weights")
         self._fixed = [tf.constant(w) for w in weights]
         k = np.arange(min(self.n_examples, 2))
-        out_shape, _, _, _ = cached_probe(model, self._fixed, take(x, k), take(y, k),
-                                          self.loss_fn, ())
+        out_shape, _, _, _ = cached_probe(
+            model, self._fixed, take(x, k), take(y, k), self.loss_fn, ()
+        )
         y = align_targets(y, out_shape)
         budget = int(memory_budget) if memory_budget else min(available_memory() // 4, 2**30)
         bs = plan_batch_size(self.n_examples, activation_floats(model), budget, batch_size)
         # Unpadded: the last, smaller batch (if any) is traced once more.
         self.batches = make_batches(x, y, self.n_examples, bs, pad=False)
         self.mode = choose_mode(model, mode)
-        self.compiled = _compiled(model, self.layout.shapes, self.idx, self.loss_fn,
-                                  bool(regularization), self.mode)
+        self.compiled = _compiled(
+            model, self.layout.shapes, self.idx, self.loss_fn, bool(regularization), self.mode
+        )
         self._scale = tf.constant(1.0 / self.n_examples, tf.float32)
         self._flat = tf.constant(self._flat_params(weights))
         self.n_products = 0
         self.info = {
-            "loss": self.loss_fn.name, "n_examples": int(self.n_examples),
-            "n_total": int(n_total), "subset": None if idx is None else int(self.n_examples),
+            "loss": self.loss_fn.name,
+            "n_examples": int(self.n_examples),
+            "n_total": int(n_total),
+            "subset": None if idx is None else int(self.n_examples),
             "subset_seed": None if idx is None else int(seed),
-            "batch_size": int(self.batches.batch_size), "n_batches": len(self.batches),
-            "mode": self.mode, "n_params": self.n, "regularization": bool(regularization),
+            "batch_size": int(self.batches.batch_size),
+            "n_batches": len(self.batches),
+            "mode": self.mode,
+            "n_params": self.n,
+            "regularization": bool(regularization),
         }
         # Trace the product now: it checks that the loss is differentiable (with the error's
         # fix) and keeps the compiling out of the first real product.
@@ -290,8 +325,11 @@ class HessianOperator:
         start = 0
         for i in self.idx:
             size = self.layout.tensors[i].size
-            out[i] = vector[start:start + size].reshape(self.layout.tensors[i].shape).astype(
-                np.float32)
+            out[i] = (
+                vector[start : start + size]
+                .reshape(self.layout.tensors[i].shape)
+                .astype(np.float32)
+            )
             start += size
         return out
 
@@ -346,8 +384,9 @@ class HessianOperator:
         """A ``scipy.sparse.linalg.LinearOperator`` (symmetric, float64) for ``eigsh`` etc."""
         from scipy.sparse.linalg import LinearOperator
 
-        return LinearOperator((self.n, self.n), matvec=lambda v: self.matvec(v, stop_event),
-                              dtype=np.float64)
+        return LinearOperator(
+            (self.n, self.n), matvec=lambda v: self.matvec(v, stop_event), dtype=np.float64
+        )
 
     def dense(self) -> np.ndarray:
         """The full Hessian (n x n, float64) as the Jacobian of the gradient (``tape.jacobian``):
@@ -362,8 +401,12 @@ class HessianOperator:
                     inner.watch(flat)
                     value = c.batch_loss(c.split(flat), fixed, x, y, scale)
                 g = inner.gradient(value, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return outer.jacobian(g, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                                  experimental_use_pfor=self.n <= 2048)
+            return outer.jacobian(
+                g,
+                flat,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                experimental_use_pfor=self.n <= 2048,
+            )
 
         fn = tf.function(jac, autograph=False)
         out = np.zeros((self.n, self.n))

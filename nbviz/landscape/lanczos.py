@@ -44,8 +44,9 @@ class LanczosStep:
         return np.abs(self.beta[-1] * vectors[-1, :])
 
 
-def lanczos(matvec: Callable[[np.ndarray], np.ndarray], start: np.ndarray,
-            max_steps: int) -> Iterator[LanczosStep]:
+def lanczos(
+    matvec: Callable[[np.ndarray], np.ndarray], start: np.ndarray, max_steps: int
+) -> Iterator[LanczosStep]:
     """Yield a :class:`LanczosStep` after each of at most ``max_steps`` products.
 
     ``start`` need not be normalized; the iteration ends early when the Krylov space becomes
@@ -70,8 +71,9 @@ def lanczos(matvec: Callable[[np.ndarray], np.ndarray], start: np.ndarray,
         beta[j] = b
         scale = max(scale, abs(alpha[j]), b)
         exhausted = b <= BREAKDOWN * max(scale, 1e-30) or j + 1 == n
-        yield LanczosStep(j + 1, alpha[: j + 1].copy(), beta[: j + 1].copy(), basis[: j + 1],
-                          exhausted)
+        yield LanczosStep(
+            j + 1, alpha[: j + 1].copy(), beta[: j + 1].copy(), basis[: j + 1], exhausted
+        )
         if exhausted:
             return
         q = w / b

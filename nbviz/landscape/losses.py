@@ -105,8 +105,14 @@ def resolve_metrics(metrics: Sequence[Any], y_shape: tuple, out_shape: tuple) ->
     out = []
     for m in metrics:
         if isinstance(m, str) and m in ACCURACY_NAMES:
-            out.append(accuracy_fn(len(y_shape), y_shape[-1] if len(y_shape) > 1 else None,
-                                   len(out_shape), out_shape[-1]))
+            out.append(
+                accuracy_fn(
+                    len(y_shape),
+                    y_shape[-1] if len(y_shape) > 1 else None,
+                    len(out_shape),
+                    out_shape[-1],
+                )
+            )
         else:
             out.append(_as_example_fn(m, "metric"))
     names = [m.name for m in out]

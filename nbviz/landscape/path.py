@@ -52,9 +52,15 @@ class WeightPathRecorder(_KerasCallback):
     reader knows to re-read from row 0.
     """
 
-    def __init__(self, every_k_batches: int = 1, memory_budget_mb: float = 256.0,
-                 overflow: str = "thin", spill_dir: str | os.PathLike | None = None,
-                 record_initial: bool = True, record_final: bool = True) -> None:
+    def __init__(
+        self,
+        every_k_batches: int = 1,
+        memory_budget_mb: float = 256.0,
+        overflow: str = "thin",
+        spill_dir: str | os.PathLike | None = None,
+        record_initial: bool = True,
+        record_final: bool = True,
+    ) -> None:
         super().__init__()
         if int(every_k_batches) < 1:
             raise PathError(f"every_k_batches must be >= 1, got {every_k_batches}.")
@@ -129,7 +135,7 @@ class WeightPathRecorder(_KerasCallback):
             row = self._store[self._n]
             off = self.layout.offsets
             for i, v in enumerate(self._variables):
-                row[off[i]:off[i + 1]] = np.asarray(v.numpy()).reshape(-1)
+                row[off[i] : off[i + 1]] = np.asarray(v.numpy()).reshape(-1)
             self._steps[self._n] = step
             self._n += 1
 
@@ -149,8 +155,9 @@ class WeightPathRecorder(_KerasCallback):
         assert self._store is not None
         n_params = self._store.shape[1]
         if self.spill_path is None:
-            fd, self.spill_path = tempfile.mkstemp(prefix="nbviz-path-", suffix=".f32",
-                                                   dir=self.spill_dir)
+            fd, self.spill_path = tempfile.mkstemp(
+                prefix="nbviz-path-", suffix=".f32", dir=self.spill_dir
+            )
             os.close(fd)
         old = self._store
         os.truncate(self.spill_path, rows * n_params * 4)
@@ -178,14 +185,18 @@ class WeightPathRecorder(_KerasCallback):
         """Rows ``start:`` of the (n, n_params) float32 path, a copy (safe during ``fit``)."""
         with self._lock:
             if self._store is None:
-                raise PathError("Nothing recorded yet: pass the recorder to model.fit(callbacks=[...]).")
-            return np.array(self._store[start: self._n], copy=True)
+                raise PathError(
+                    "Nothing recorded yet: pass the recorder to model.fit(callbacks=[...])."
+                )
+            return np.array(self._store[start : self._n], copy=True)
 
     def latest(self) -> np.ndarray:
         """The most recent snapshot (flat float32), a copy."""
         with self._lock:
             if not self._n:
-                raise PathError("Nothing recorded yet: pass the recorder to model.fit(callbacks=[...]).")
+                raise PathError(
+                    "Nothing recorded yet: pass the recorder to model.fit(callbacks=[...])."
+                )
             assert self._store is not None
             return np.array(self._store[self._n - 1], copy=True)
 
@@ -251,7 +262,9 @@ def as_path_matrix(path: Any, layout: WeightLayout) -> np.ndarray:
             layout.check(list(s), f"path snapshot {i}", error=PathError)
             layout.flatten(list(s), out=matrix[i])
     if matrix.shape[0] == 0:
-        raise PathError("The path is empty. Fix: record at least two snapshots (fit for a few batches).")
+        raise PathError(
+            "The path is empty. Fix: record at least two snapshots (fit for a few batches)."
+        )
     if not np.all(np.isfinite(matrix)):
         bad = int(np.argmax(~np.all(np.isfinite(matrix), axis=1)))
         raise PathError(
@@ -261,17 +274,24 @@ def as_path_matrix(path: Any, layout: WeightLayout) -> np.ndarray:
     return matrix
 
 
-def column_blocks(n_rows: int, n_cols: int, ranges: Sequence[tuple[int, int]] | None = None,
-                  budget_bytes: int = 2**27) -> list[slice]:
+def column_blocks(
+    n_rows: int,
+    n_cols: int,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    budget_bytes: int = 2**27,
+) -> list[slice]:
     """Column slices covering ``ranges`` (default all columns), each about ``budget`` bytes
     as float64 over ``n_rows`` rows: the path is processed a block at a time, never copied."""
     width = max(1024, budget_bytes // (8 * max(n_rows, 1)))
     ranges = [(0, n_cols)] if ranges is None else ranges
-    return [slice(s, min(s + width, stop)) for start, stop in ranges for s in range(start, stop, width)]
+    return [
+        slice(s, min(s + width, stop)) for start, stop in ranges for s in range(start, stop, width)
+    ]
 
 
-def project_path(path: Any, directions: Directions,
-                 origin: Sequence[np.ndarray] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def project_path(
+    path: Any, directions: Directions, origin: Sequence[np.ndarray] | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares coordinates of every snapshot in the directions' frame.
 
     Solves ``w_i - origin ~= sum_j c_ij d_j`` for each snapshot (the seed's pseudo-inverse),

@@ -24,8 +24,12 @@ EXPLAINED = {
 }
 
 
-def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
-             ranges: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gram_pca(
+    matrix: np.ndarray,
+    center: np.ndarray,
+    n_components: int,
+    ranges: list[tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top principal axes of the rows of ``matrix - center`` (only columns in ``ranges``).
 
     Returns ``(components (k, P) float32 unit rows, zero outside ranges; eigenvalues (k,) of
@@ -57,9 +61,16 @@ def gram_pca(matrix: np.ndarray, center: np.ndarray, n_components: int,
     return comps, lam, lam / total
 
 
-def pca_directions(path: Any, model: Any, final: Any = None, n_components: int = 2,
-                   center: str = "mean", normalization: str = "none", perturb_1d: bool = False,
-                   perturb_non_trainable: bool = False) -> Directions:
+def pca_directions(
+    path: Any,
+    model: Any,
+    final: Any = None,
+    n_components: int = 2,
+    center: str = "mean",
+    normalization: str = "none",
+    perturb_1d: bool = False,
+    perturb_non_trainable: bool = False,
+) -> Directions:
     """The principal directions of a training path; the grid is centred on the final weights.
 
     ``path``: a :class:`WeightPathRecorder`, an (n, n_params) array, or a list of weight
@@ -118,10 +129,18 @@ def pca_directions(path: Any, model: Any, final: Any = None, n_components: int =
         parts = [np.array(x) for x in layout.unflatten(row, cast=False)]
         vectors.append(normalize_directions(parts, origin, layout, normalization))
     return Directions(
-        vectors, origin, layout, kind="pca", normalization=normalization,
+        vectors,
+        origin,
+        layout,
+        kind="pca",
+        normalization=normalization,
         explained_variance=ratios,
-        metadata={"center": center, "n_snapshots": int(matrix.shape[0]),
-                  "explained_variance_of": EXPLAINED[center],
-                  "eigenvalues": [float(v) for v in lam], "perturb_1d": bool(perturb_1d),
-                  "perturb_non_trainable": bool(perturb_non_trainable)},
+        metadata={
+            "center": center,
+            "n_snapshots": int(matrix.shape[0]),
+            "explained_variance_of": EXPLAINED[center],
+            "eigenvalues": [float(v) for v in lam],
+            "perturb_1d": bool(perturb_1d),
+            "perturb_non_trainable": bool(perturb_non_trainable),
+        },
     )

@@ -91,8 +91,9 @@ class GridRun:
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, model: Any, x: Any, y: Any, directions: Directions,
-                settings: GridSettings) -> GridRun:
+    def prepare(
+        cls, model: Any, x: Any, y: Any, directions: Directions, settings: GridSettings
+    ) -> GridRun:
         """Check the data, pick the examples, plan batch and chunk sizes, build the evaluator."""
         tf = require_tensorflow()
         s = settings
@@ -112,15 +113,25 @@ class GridRun:
         jit_compile = strategy == "vectorized" if s.jit_compile is None else s.jit_compile
         budget = int(s.memory_budget) if s.memory_budget else available_memory() // 4
         n_perturbed = int(sum(directions.layout.tensors[i].size for i in perturbed))
-        bs, chunk = plan_sizes(n, activation_floats(model), n_perturbed, strategy, budget,
-                               s.batch_size, s.max_chunk)
+        bs, chunk = plan_sizes(
+            n, activation_floats(model), n_perturbed, strategy, budget, s.batch_size, s.max_chunk
+        )
         # A loss that reduces over the batch cannot mask padding: batches must be exact.
         batches = make_batches(x, aligned, n, bs, pad=per_ex)
-        evaluator = get_evaluator(model, directions.layout.shapes, perturbed, loss_fn,
-                                  metric_fns, per_ex, strategy, bool(jit_compile),
-                                  bool(s.regularization))
-        dirs = [tf.constant(np.stack([v[i].reshape(-1) for v in directions.vectors]))
-                for i in perturbed]
+        evaluator = get_evaluator(
+            model,
+            directions.layout.shapes,
+            perturbed,
+            loss_fn,
+            metric_fns,
+            per_ex,
+            strategy,
+            bool(jit_compile),
+            bool(s.regularization),
+        )
+        dirs = [
+            tf.constant(np.stack([v[i].reshape(-1) for v in directions.vectors])) for i in perturbed
+        ]
         info = {
             "loss": loss_fn.name,
             "metrics": [m.name for m in metric_fns],
@@ -138,8 +149,21 @@ class GridRun:
             "regularization": bool(s.regularization),
             "regularization_terms": int(n_reg),
         }
-        return cls(evaluator, batches, origin, dirs, chunk, idx is not None, n, n_total,
-                   [m.name for m in metric_fns], x, y, settings, info)
+        return cls(
+            evaluator,
+            batches,
+            origin,
+            dirs,
+            chunk,
+            idx is not None,
+            n,
+            n_total,
+            [m.name for m in metric_fns],
+            x,
+            y,
+            settings,
+            info,
+        )
 
     def worker_settings(self) -> GridSettings:
         """Settings that reproduce this plan on the examples :attr:`x`, :attr:`y` alone (what
@@ -150,7 +174,9 @@ class GridRun:
             memory_budget=None, max_chunk=int(self.chunk),
         )  # fmt: skip
 
-    def finish(self, stats: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+    def finish(
+        self, stats: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
         """Means (non-finite -> NaN), metric means and the standard error from summed stats.
 
         The loss is the data loss's mean plus the regularization loss (exact: no standard
@@ -174,8 +200,12 @@ class GridRun:
                     stderr = np.full(len(stats), np.nan)
         return loss, metrics, stderr
 
-    def chunks(self, coords: np.ndarray, todo: Sequence[int] | np.ndarray,
-               stop_event: threading.Event | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(
+        self,
+        coords: np.ndarray,
+        todo: Sequence[int] | np.ndarray,
+        stop_event: threading.Event | None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(cell indices, stats)`` chunk by chunk over ``todo`` (indices into coords)."""
         ev = self.evaluator
         todo = np.asarray(todo)
@@ -187,7 +217,7 @@ class GridRun:
             for start in range(0, len(todo), size):
                 if stop_event is not None and stop_event.is_set():
                     return
-                cells = todo[start:start + size]
+                cells = todo[start : start + size]
                 c = coords[cells]
                 if len(c) < size:  # pad to the traced shape
                     c = np.concatenate([c, np.repeat(c[-1:], size - len(c), axis=0)])
@@ -197,7 +227,7 @@ class GridRun:
         while start < len(todo):
             if stop_event is not None and stop_event.is_set():
                 return
-            cells = todo[start:start + size]
+            cells = todo[start : start + size]
             t0 = time.perf_counter()
             stats = ev.evaluate(coords[cells], self.origin, self.dirs, self.batches, stop_event)
             per_point = (time.perf_counter() - t0) / max(len(stats), 1)

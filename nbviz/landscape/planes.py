@@ -144,10 +144,20 @@ class Plane:
     residual: np.ndarray | None  # the path's relative distance off the plane
 
 
-def plane_request(model: Any, kind: str, *, n: int, grid: GridSpec, path: Any = None,
-                  other: Any = None, given: Directions | None = None, seed: int = 0,
-                  subset: int | None = None, order: str = "coarse_to_fine",
-                  resume: ResumeGrid | None = None) -> PlaneRequest:
+def plane_request(
+    model: Any,
+    kind: str,
+    *,
+    n: int,
+    grid: GridSpec,
+    path: Any = None,
+    other: Any = None,
+    given: Directions | None = None,
+    seed: int = 0,
+    subset: int | None = None,
+    order: str = "coarse_to_fine",
+    resume: ResumeGrid | None = None,
+) -> PlaneRequest:
     """A :class:`PlaneRequest` for directions of ``kind`` (``n`` of them); call it on the
     thread that owns ``model`` (it reads the weights and the path, and prepares the model's
     forward pass for a background thread). Raises an nbviz error when the settings cannot
@@ -171,12 +181,15 @@ def plane_request(model: Any, kind: str, *, n: int, grid: GridSpec, path: Any = 
         if given is None:
             raise NbvizError("No directions were given. Fix: choose 'pca' or 'random'.")
         if given.n < n:
-            raise NbvizError(f"The given directions have {given.n} direction(s); "
-                             f"{'1-D' if n == 1 else '2-D'} mode needs {n}.")
+            raise NbvizError(
+                f"The given directions have {given.n} direction(s); "
+                f"{'1-D' if n == 1 else '2-D'} mode needs {n}."
+            )
         directions = given
     prepare_for_background(model)  # on the model's thread, before a worker runs
-    return PlaneRequest(kind, n, grid, subset, seed, order, matrix, steps, directions, origin,
-                        resume)
+    return PlaneRequest(
+        kind, n, grid, subset, seed, order, matrix, steps, directions, origin, resume
+    )
 
 
 class PlanePlanner:
@@ -185,16 +198,25 @@ class PlanePlanner:
     ``loss`` and ``regularization`` are those the landscape is computed with.
     """
 
-    def __init__(self, model: Any, x: Any, y: Any, *, loss: Any = None,
-                 regularization: bool = True) -> None:
+    def __init__(
+        self, model: Any, x: Any, y: Any, *, loss: Any = None, regularization: bool = True
+    ) -> None:
         self.model, self.x, self.y = model, x, y
         self.loss = loss
         self.regularization = bool(regularization)
 
-    def directions(self, kind: str, *, n: int = 2, path: np.ndarray | None = None,
-                   origin: list[np.ndarray] | None = None, seed: int = 0,
-                   subset: int | None = None, stop_event: threading.Event | None = None,
-                   live: bool = False) -> Directions:
+    def directions(
+        self,
+        kind: str,
+        *,
+        n: int = 2,
+        path: np.ndarray | None = None,
+        origin: list[np.ndarray] | None = None,
+        seed: int = 0,
+        subset: int | None = None,
+        stop_event: threading.Event | None = None,
+        live: bool = False,
+    ) -> Directions:
         """Directions of ``kind`` around ``origin`` (default the model's weights).
 
         ``"pca"``: the axes of ``path`` (plotted around its last row); ``live`` (a path still
@@ -203,9 +225,18 @@ class PlanePlanner:
         the top eigenvectors on ``subset`` examples. ``"random"``: seeded, filter-normalized.
         """
         if kind == "hessian":
-            return hessian_directions(self.model, self.x, self.y, n=n, loss=self.loss,
-                                      subset=subset, seed=seed, origin=origin,
-                                      regularization=self.regularization, stop_event=stop_event)
+            return hessian_directions(
+                self.model,
+                self.x,
+                self.y,
+                n=n,
+                loss=self.loss,
+                subset=subset,
+                seed=seed,
+                origin=origin,
+                regularization=self.regularization,
+                stop_event=stop_event,
+            )
         if kind == "pca" and path is not None and not live:
             return pca_directions(path, self.model, n_components=n)
         if kind == "pca" and path is not None and len(path) >= 3:
@@ -215,23 +246,38 @@ class PlanePlanner:
             except PathError:  # the weights have not moved in 2 independent directions yet
                 pass
         if kind not in ("pca", "random"):
-            raise NbvizError(f"Directions of kind {kind!r} cannot be planned here; "
-                             "use 'pca', 'random' or 'hessian'.")
+            raise NbvizError(
+                f"Directions of kind {kind!r} cannot be planned here; "
+                "use 'pca', 'random' or 'hessian'."
+            )
         return random_directions(self.model, n=n, seed=seed, origin=origin)
 
-    def plane(self, request: PlaneRequest,
-              stop_event: threading.Event | None = None) -> Plane:
+    def plane(self, request: PlaneRequest, stop_event: threading.Event | None = None) -> Plane:
         """The directions of ``request`` (the slow part of PCA and Hessian runs here), at most
         two for a plane, with the path projected onto them."""
         dirs = request.directions
         if dirs is None:
             subset = (request.subset or HESSIAN_SUBSET) if request.kind == "hessian" else None
-            dirs = self.directions(request.kind, n=request.n, path=request.path,
-                                   origin=request.origin, seed=request.seed, subset=subset,
-                                   stop_event=stop_event)
+            dirs = self.directions(
+                request.kind,
+                n=request.n,
+                path=request.path,
+                origin=request.origin,
+                seed=request.seed,
+                subset=subset,
+                stop_event=stop_event,
+            )
         if not request.is_line and dirs.n > 2:
-            dirs = Directions(dirs.vectors[:2], dirs.origin, dirs.layout, dirs.kind, dirs.seed,
-                              dirs.normalization, dirs.explained_variance, dirs.metadata)
+            dirs = Directions(
+                dirs.vectors[:2],
+                dirs.origin,
+                dirs.layout,
+                dirs.kind,
+                dirs.seed,
+                dirs.normalization,
+                dirs.explained_variance,
+                dirs.metadata,
+            )
         coords = residual = None
         if request.path is not None and dirs.n == 2:
             coords, residual = project_path(request.path, dirs)
@@ -247,9 +293,14 @@ class PlanePlanner:
         xs = request.grid.axis(plane.coords, plane.directions.kind)
         return xs, xs, None
 
-    def frames(self, request: PlaneRequest, *, stop_event: threading.Event | None = None,
-               max_chunk: int = 256,
-               executor: Any = None) -> Iterator[Plane | GridUpdate | Line]:
+    def frames(
+        self,
+        request: PlaneRequest,
+        *,
+        stop_event: threading.Event | None = None,
+        max_chunk: int = 256,
+        executor: Any = None,
+    ) -> Iterator[Plane | GridUpdate | Line]:
         """Plan ``request`` and evaluate it: yields the :class:`Plane` first, then every
         :class:`~.surface.GridUpdate` of the grid (evaluated on ``executor`` when given), or
         the finished :class:`~.surface.Line`. Stops early when ``stop_event`` is set."""
@@ -263,5 +314,15 @@ class PlanePlanner:
             yield evaluate_line(self.model, self.x, self.y, plane.directions, ts, **kw)
             return
         xs, ys, store = self.grid(request, plane)
-        yield from iter_grid(self.model, self.x, self.y, plane.directions, xs, ys,
-                             order=request.order, store=store, executor=executor, **kw)
+        yield from iter_grid(
+            self.model,
+            self.x,
+            self.y,
+            plane.directions,
+            xs,
+            ys,
+            order=request.order,
+            store=store,
+            executor=executor,
+            **kw,
+        )

@@ -20,7 +20,9 @@ def _new_axes(projection: str | None = None, figsize: tuple[float, float] = (5.0
     return Figure(figsize=figsize, layout="constrained").add_subplot(projection=projection)
 
 
-def contour_levels(z: np.ndarray, levels: int = 20, log: bool | None = None) -> tuple[np.ndarray, bool]:
+def contour_levels(
+    z: np.ndarray, levels: int = 20, log: bool | None = None
+) -> tuple[np.ndarray, bool]:
     """Contour levels over the finite values of ``z``: log-spaced like the seed's when all are
     positive (``log=None`` decides), else linear. Returns ``(levels, is_log)``."""
     finite = z[np.isfinite(z)]
@@ -43,9 +45,16 @@ def _mark_anchors(ax: Any, metadata: dict, two_d: bool) -> None:
             ax.axvline(pos[0], color="0.6", lw=0.8, ls="--")
 
 
-def plot_contour(surface: Surface, ax: Any = None, levels: int = 20, log: bool | None = None,
-                 cmap: str = "viridis", clabel: bool = True, mark_nonfinite: bool = True,
-                 title: str | None = "The Loss Surface") -> Any:
+def plot_contour(
+    surface: Surface,
+    ax: Any = None,
+    levels: int = 20,
+    log: bool | None = None,
+    cmap: str = "viridis",
+    clabel: bool = True,
+    mark_nonfinite: bool = True,
+    title: str | None = "The Loss Surface",
+) -> Any:
     """Contour lines of the loss (``surface.loss[iy, ix]`` over ``xs`` x ``ys``).
 
     Levels are log-spaced between the smallest and largest finite loss (the seed's recipe)
@@ -77,8 +86,14 @@ def plot_contour(surface: Surface, ax: Any = None, levels: int = 20, log: bool |
     return ax
 
 
-def plot_path(coords: np.ndarray, ax: Any = None, steps: np.ndarray | None = None,
-              cmap: str = "cividis", end: int | None = None, s: float = 4.0) -> Any:
+def plot_path(
+    coords: np.ndarray,
+    ax: Any = None,
+    steps: np.ndarray | None = None,
+    cmap: str = "cividis",
+    end: int | None = None,
+    s: float = 4.0,
+) -> Any:
     """The training path in plane coordinates, each point coloured by its step (the seed's
     ``plot_training_path``). ``coords`` (n, 2) from :func:`project_path`; ``steps`` the
     colour values (default 0..n-1); ``end`` the top of the colour scale."""
@@ -96,8 +111,13 @@ def plot_path(coords: np.ndarray, ax: Any = None, steps: np.ndarray | None = Non
     return ax
 
 
-def plot_surface(surface: Surface, ax: Any = None, cmap: str = "viridis", log: bool = False,
-                 title: str | None = "The Loss Surface") -> Any:
+def plot_surface(
+    surface: Surface,
+    ax: Any = None,
+    cmap: str = "viridis",
+    log: bool = False,
+    title: str | None = "The Loss Surface",
+) -> Any:
     """A 3-D surface of the loss (``log`` plots log10 of it). ``ax`` must be a 3-D Axes."""
     ax = _new_axes("3d", (6.0, 5.0)) if ax is None else ax
     if not hasattr(ax, "plot_surface"):
@@ -123,8 +143,9 @@ def plot_line(line: Line, ax: Any = None, title: str | None = None) -> Any:
     ax = _new_axes() if ax is None else ax
     ax.plot(line.ts, line.loss, "-", color="C0", label=line.metadata.get("loss", "loss"))
     if line.stderr is not None:
-        ax.fill_between(line.ts, line.loss - line.stderr, line.loss + line.stderr,
-                        color="C0", alpha=0.25, lw=0)
+        ax.fill_between(
+            line.ts, line.loss - line.stderr, line.loss + line.stderr, color="C0", alpha=0.25, lw=0
+        )
     bad = ~np.isfinite(line.loss)
     if bad.any():
         ax.plot(line.ts[bad], np.zeros(bad.sum()), "rx", label="non-finite loss")

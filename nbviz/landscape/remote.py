@@ -318,16 +318,29 @@ def _make_job(source: ModelSource, run: GridRun, directions: Directions) -> Job:
     # The workers get only the examples evaluated (the subset), with the driver's plan.
     settings = run.worker_settings()
     job = Job(source, run.x, run.y, directions, settings, run.info["loss"])
-    token = hashlib.sha256(repr((
-        source.key, directions.hash(), run.info["data_fingerprint"], repr(settings),
-    )).encode())
+    token = hashlib.sha256(
+        repr(
+            (
+                source.key,
+                directions.hash(),
+                run.info["data_fingerprint"],
+                repr(settings),
+            )
+        ).encode()
+    )
     job.token = token.hexdigest()[:24]
     return job
 
 
-def remote_chunks(executor: Any, model: Any, run: GridRun, directions: Directions,
-                  coords: np.ndarray, todo: np.ndarray,
-                  stop_event: threading.Event | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def remote_chunks(
+    executor: Any,
+    model: Any,
+    run: GridRun,
+    directions: Directions,
+    coords: np.ndarray,
+    todo: np.ndarray,
+    stop_event: threading.Event | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(cell indices, stats)`` as remote chunks finish, in any order (used by
     :func:`~nbviz.landscape.iter_grid` when it is given ``executor=``).
 
@@ -349,7 +362,7 @@ def remote_chunks(executor: Any, model: Any, run: GridRun, directions: Direction
         raise ValueError(f"chunk_size must be >= 1, got {remote.chunk_size}.")
     window = int(remote.max_in_flight or IN_FLIGHT_PER_WORKER * workers)
     pad = run.evaluator.strategy == "vectorized"  # one traced shape on the workers
-    pending = deque((todo[i:i + size], 0) for i in range(0, len(todo), size))
+    pending = deque((todo[i : i + size], 0) for i in range(0, len(todo), size))
     in_flight: dict[Any, tuple[np.ndarray, int]] = {}
     finished: queue.SimpleQueue = queue.SimpleQueue()
 

@@ -82,9 +82,12 @@ def stability_threshold(optimizer: Any, full_batch: bool = True) -> Threshold:
     if optimizer is None:
         return _no_line("sharpness", "no optimizer")
     name = type(optimizer).__name__
-    for attr, what in (("clipnorm", "gradient clipping"), ("clipvalue", "gradient clipping"),
-                       ("global_clipnorm", "gradient clipping"),
-                       ("gradient_accumulation_steps", "gradient accumulation")):
+    for attr, what in (
+        ("clipnorm", "gradient clipping"),
+        ("clipvalue", "gradient clipping"),
+        ("global_clipnorm", "gradient clipping"),
+        ("gradient_accumulation_steps", "gradient accumulation"),
+    ):
         if getattr(optimizer, attr, None):
             return _no_line("sharpness", f"{name} with {what}")
     lr = current_lr(optimizer)
@@ -97,14 +100,19 @@ def stability_threshold(optimizer: Any, full_batch: bool = True) -> Threshold:
         beta = float(optimizer.momentum or 0.0)
         if beta == 0.0:
             return Threshold("sharpness", 2.0 / lr, "2/lr", full_batch_only=partial)
-        return Threshold("sharpness", (2.0 + 2.0 * beta) / lr, f"(2+2β)/lr, β={beta:g}",
-                         full_batch_only=partial)
+        return Threshold(
+            "sharpness", (2.0 + 2.0 * beta) / lr, f"(2+2β)/lr, β={beta:g}", full_batch_only=partial
+        )
     if type(optimizer) is keras.optimizers.Adam:
         if getattr(optimizer, "weight_decay", None) or getattr(optimizer, "amsgrad", False):
             return _no_line("sharpness", "Adam with weight decay or AMSGrad: no known line")
         b1 = float(optimizer.beta_1)
-        return Threshold("preconditioned sharpness", (2.0 + 2.0 * b1) / ((1.0 - b1) * lr),
-                         f"(2+2β1)/((1-β1)lr), β1={b1:g}", full_batch_only=partial)
+        return Threshold(
+            "preconditioned sharpness",
+            (2.0 + 2.0 * b1) / ((1.0 - b1) * lr),
+            f"(2+2β1)/((1-β1)lr), β1={b1:g}",
+            full_batch_only=partial,
+        )
     return _no_line("sharpness", f"{name}: no known line")
 
 
@@ -183,13 +191,25 @@ class SharpnessTracker(_KerasCallback):
         thread: set traits only); ``on_error(exc, traceback)``.
     """
 
-    def __init__(self, x: Any, y: Any, *, every_k_batches: int = 10, subset: int | None = 256,
-                 batch_size: int | None = None, seed: int = 0, loss: Any = None,
-                 regularization: bool = True, tol: float = 3e-2, value_tol: float | None = 2e-3,
-                 max_products: int = 20,
-                 full_batch: bool | None = None, background: bool = True,
-                 on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
-                 on_error: Callable[[BaseException, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        every_k_batches: int = 10,
+        subset: int | None = 256,
+        batch_size: int | None = None,
+        seed: int = 0,
+        loss: Any = None,
+        regularization: bool = True,
+        tol: float = 3e-2,
+        value_tol: float | None = 2e-3,
+        max_products: int = 20,
+        full_batch: bool | None = None,
+        background: bool = True,
+        on_estimate: Callable[[SharpnessEstimate, list], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
+    ) -> None:
         super().__init__()
         if int(every_k_batches) < 1:
             raise ValueError(f"every_k_batches must be >= 1, got {every_k_batches}.")
@@ -232,8 +252,9 @@ class SharpnessTracker(_KerasCallback):
         # Read the model's extra state once, here; the operator itself is built (and traced)
         # by the first estimate, on the worker when in the background, from the snapshot.
         prepare_for_background(self.model)
-        self._idx = [i for i, m in enumerate(trainable_mask(WeightLayout.from_model(self.model)))
-                     if m]
+        self._idx = [
+            i for i, m in enumerate(trainable_mask(WeightLayout.from_model(self.model))) if m
+        ]
         self._request()
         self.setup_s = time.perf_counter() - t0
 
@@ -249,8 +270,16 @@ class SharpnessTracker(_KerasCallback):
     def _operator(self, weights: list[np.ndarray]) -> HessianOperator:
         assert self._data is not None  # set_model ran first
         x, y = self._data
-        return HessianOperator(self.model, x, y, loss=self.loss, weights=weights, seed=self.seed,
-                               batch_size=self.batch_size, regularization=self.regularization)
+        return HessianOperator(
+            self.model,
+            x,
+            y,
+            loss=self.loss,
+            weights=weights,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            regularization=self.regularization,
+        )
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._batches and self._batches % self.every_k_batches == 0:
@@ -295,8 +324,13 @@ class SharpnessTracker(_KerasCallback):
                 threshold = _no_line("preconditioned sharpness", "Adam before its first step")
         lr = current_lr(opt) if opt is not None else None
         weights = [np.array(v.numpy(), copy=True) for v in self.model.weights]
-        return {"step": self._batches, "weights": weights, "pre": pre, "threshold": threshold,
-                "lr": lr}
+        return {
+            "step": self._batches,
+            "weights": weights,
+            "pre": pre,
+            "threshold": threshold,
+            "lr": lr,
+        }
 
     def _request(self) -> None:
         if self._idx is None:
@@ -323,19 +357,35 @@ class SharpnessTracker(_KerasCallback):
         start = self._vector if self._vector_kind == kind else None
         before = op.n_products
         result = None
-        for update in iter_eigen(op, 1, tol=self.tol, max_products=self.max_products,
-                                 start=start, seed=self.seed, preconditioner=snap["pre"],
-                                 value_tol=self.value_tol if start is not None else None,
-                                 stop_event=None if ctx is None else ctx.stop_event):
+        for update in iter_eigen(
+            op,
+            1,
+            tol=self.tol,
+            max_products=self.max_products,
+            start=start,
+            seed=self.seed,
+            preconditioner=snap["pre"],
+            value_tol=self.value_tol if start is not None else None,
+            stop_event=None if ctx is None else ctx.stop_event,
+        ):
             result = update.result
         if result is None:
             raise RuntimeError("the sharpness estimate was stopped")
         self._vector, self._vector_kind = result.vectors[0], kind
         estimate = SharpnessEstimate(
-            snap["step"], result.top, snap["threshold"], snap["lr"], op.n_products - before,
-            result.converged, time.perf_counter() - t0, snap["weights"],
-            {"n_examples": op.info["n_examples"], "batch_size": op.info["batch_size"],
-             "warm_start": start is not None},
+            snap["step"],
+            result.top,
+            snap["threshold"],
+            snap["lr"],
+            op.n_products - before,
+            result.converged,
+            time.perf_counter() - t0,
+            snap["weights"],
+            {
+                "n_examples": op.info["n_examples"],
+                "batch_size": op.info["batch_size"],
+                "warm_start": start is not None,
+            },
         )
         with self._lock:
             if self.history:

@@ -127,8 +127,16 @@ class ShownLandscape:
             shown.path_residual = stored.get("residual")
         return shown, info
 
-    def png(self, *, line: bool, levels: int = 20, log: bool = True, show_path: bool = True,
-            labels: tuple[str, str] = ("a", "b"), dpi: int = 120) -> bytes:
+    def png(
+        self,
+        *,
+        line: bool,
+        levels: int = 20,
+        log: bool = True,
+        show_path: bool = True,
+        labels: tuple[str, str] = ("a", "b"),
+        dpi: int = 120,
+    ) -> bytes:
         """A PNG (matplotlib) of the ``line``, or of the surface's contours with the path."""
         if line:
             if self.line is None:

@@ -57,8 +57,14 @@ def _signs(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return rng.choice(np.array([-1.0, 1.0]), size=(n, k))
 
 
-def iter_trace(op: HessianOperator, n_products: int = 100, *, method: str = "hutch++",
-               seed: int = 0, stop_event: threading.Event | None = None) -> Iterator[TraceUpdate]:
+def iter_trace(
+    op: HessianOperator,
+    n_products: int = 100,
+    *,
+    method: str = "hutch++",
+    seed: int = 0,
+    stop_event: threading.Event | None = None,
+) -> Iterator[TraceUpdate]:
     """Estimate ``trace(H)`` with ``n_products`` Hessian-vector products (Rademacher probes).
 
     Yields a :class:`TraceUpdate` after every product; the last carries the
@@ -166,8 +172,14 @@ class DensityUpdate:
     result: SpectralDensity | None = None
 
 
-def iter_density(op: HessianOperator, runs: int = 8, steps: int = 60, *, seed: int = 0,
-                 stop_event: threading.Event | None = None) -> Iterator[DensityUpdate]:
+def iter_density(
+    op: HessianOperator,
+    runs: int = 8,
+    steps: int = 60,
+    *,
+    seed: int = 0,
+    stop_event: threading.Event | None = None,
+) -> Iterator[DensityUpdate]:
     """Stochastic Lanczos quadrature with ``runs`` runs of ``steps`` products each.
 
     Yields after every run; the last update carries the :class:`SpectralDensity` of the
@@ -198,13 +210,18 @@ def iter_density(op: HessianOperator, runs: int = 8, steps: int = 60, *, seed: i
     except Cancelled:
         if not nodes:
             return
-    result = SpectralDensity(np.array(nodes), np.array(weights), products,
-                             {**op.info, "runs": len(nodes), "steps": int(steps)})
+    result = SpectralDensity(
+        np.array(nodes),
+        np.array(weights),
+        products,
+        {**op.info, "runs": len(nodes), "steps": int(steps)},
+    )
     yield DensityUpdate(len(nodes), runs, products, time.perf_counter() - t0, result)
 
 
-def hessian_density(op: HessianOperator, runs: int = 8, steps: int = 60,
-                    **kwargs: Any) -> SpectralDensity:
+def hessian_density(
+    op: HessianOperator, runs: int = 8, steps: int = 60, **kwargs: Any
+) -> SpectralDensity:
     """Run :func:`iter_density` to the end and return the :class:`SpectralDensity`."""
     result = None
     for u in iter_density(op, runs, steps, **kwargs):
@@ -214,8 +231,14 @@ def hessian_density(op: HessianOperator, runs: int = 8, steps: int = 60,
     return result
 
 
-def plot_density(density: SpectralDensity, ax: Any = None, *, sigma: float | None = None,
-                 log: bool = True, points: int = 1000) -> Any:
+def plot_density(
+    density: SpectralDensity,
+    ax: Any = None,
+    *,
+    sigma: float | None = None,
+    log: bool = True,
+    points: int = 1000,
+) -> Any:
     """Plot the smoothed eigenvalue density (log scale by default) with matplotlib; returns
     the axes."""
     import matplotlib.pyplot as plt
@@ -232,6 +255,8 @@ def plot_density(density: SpectralDensity, ax: Any = None, *, sigma: float | Non
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density")
     info = density.info
-    ax.set_title(f"Hessian spectral density (SLQ, {info.get('runs')} runs x "
-                 f"{info.get('steps')} steps, {info.get('n_examples')} examples)")
+    ax.set_title(
+        f"Hessian spectral density (SLQ, {info.get('runs')} runs x "
+        f"{info.get('steps')} steps, {info.get('n_examples')} examples)"
+    )
     return ax

@@ -38,8 +38,13 @@ def _h5py() -> Any:
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-CORRUPT_MARKERS = ("truncated file", "file signature not found", "bad object header",
-                   "bad symbol table", "unable to read")
+CORRUPT_MARKERS = (
+    "truncated file",
+    "file signature not found",
+    "bad object header",
+    "bad symbol table",
+    "unable to read",
+)
 
 
 def _has_hdf5_signature(path: str) -> bool:
@@ -79,8 +84,10 @@ def open_error(path: str | os.PathLike, mode: str, exc: BaseException) -> Surfac
             "restart that kernel), then retry; or use another path for this run."
         )
     if isinstance(exc, IsADirectoryError) or os.path.isdir(name):
-        return SurfaceFileError(f"{name!r} is a directory. Fix: choose another path, a file "
-                                "name such as 'surface.h5' inside it.")
+        return SurfaceFileError(
+            f"{name!r} is a directory. Fix: choose another path, a file "
+            "name such as 'surface.h5' inside it."
+        )
     if isinstance(exc, FileNotFoundError) or errno_ == 2:
         if not os.path.isdir(parent):
             return SurfaceFileError(
@@ -88,8 +95,10 @@ def open_error(path: str | os.PathLike, mode: str, exc: BaseException) -> Surfac
                 "does not exist. Fix: create it first (os.makedirs(path, exist_ok=True)) or "
                 "choose another path."
             )
-        return SurfaceFileError(f"Cannot {'create' if writing else 'open'} {name!r} ({text}). "
-                                "Fix: choose a path in a normal, writable directory.")
+        return SurfaceFileError(
+            f"Cannot {'create' if writing else 'open'} {name!r} ({text}). "
+            "Fix: choose a path in a normal, writable directory."
+        )
     if isinstance(exc, PermissionError) or errno_ in (1, 13, 30):  # EPERM / EACCES / EROFS
         what = "write" if writing else "read"
         return SurfaceFileError(
@@ -153,9 +162,16 @@ def read_directions(group: Any) -> Directions:
     core = {k: meta.pop(k, None) for k in ("kind", "seed", "normalization")}
     for k in ("n", "origin_hash", "model_name", "n_params"):
         meta.pop(k, None)
-    return Directions(vectors, origin, layout, kind=core["kind"] or "custom", seed=core["seed"],
-                      normalization=core["normalization"],
-                      explained_variance=None if ev is None else np.asarray(ev), metadata=meta)
+    return Directions(
+        vectors,
+        origin,
+        layout,
+        kind=core["kind"] or "custom",
+        seed=core["seed"],
+        normalization=core["normalization"],
+        explained_variance=None if ev is None else np.asarray(ev),
+        metadata=meta,
+    )
 
 
 def save_directions(path: str | os.PathLike, directions: Directions) -> None:
@@ -231,9 +247,16 @@ class SurfaceFile:
 
     # -- making and opening ------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, directions: Directions, xs: ArrayLike,
-               ys: ArrayLike, metrics: Sequence[str] = (), info: dict | None = None,
-               overwrite: bool = False) -> SurfaceFile:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        directions: Directions,
+        xs: ArrayLike,
+        ys: ArrayLike,
+        metrics: Sequence[str] = (),
+        info: dict | None = None,
+        overwrite: bool = False,
+    ) -> SurfaceFile:
         """Make a new file with NaN-filled grids. ``info``: JSON-able run settings (loss, data...)."""
         if Path(path).exists() and not overwrite:
             raise SurfaceFileError(
@@ -253,7 +276,7 @@ class SurfaceFile:
             f.attrs["origin_hash"] = desc["origin_hash"]
             f.attrs["directions_hash"] = directions.hash()
             f.attrs["seed"] = -1 if directions.seed is None else int(directions.seed)
-            f.attrs["explained_variance"] = (np.asarray(desc["explained_variance"] or [], float))
+            f.attrs["explained_variance"] = np.asarray(desc["explained_variance"] or [], float)
             f.attrs["info"] = json.dumps(info or {})
             f.create_dataset("xs", data=xs)
             f.create_dataset("ys", data=ys)
@@ -268,7 +291,9 @@ class SurfaceFile:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r+", model: Any | None = None) -> SurfaceFile:
+    def open(
+        cls, path: str | os.PathLike, mode: str = "r+", model: Any | None = None
+    ) -> SurfaceFile:
         """Open an existing file (``mode="r"`` to only read); with ``model``, refuse a file made
         for another architecture."""
         if not Path(path).exists():
@@ -283,8 +308,15 @@ class SurfaceFile:
         return sf
 
     @classmethod
-    def for_grid(cls, path: str | os.PathLike, directions: Directions, xs: ArrayLike,
-                 ys: ArrayLike, metrics: Sequence[str], info: dict) -> SurfaceFile:
+    def for_grid(
+        cls,
+        path: str | os.PathLike,
+        directions: Directions,
+        xs: ArrayLike,
+        ys: ArrayLike,
+        metrics: Sequence[str],
+        info: dict,
+    ) -> SurfaceFile:
         """Create the file, or reopen it to resume when it holds the same grid.
 
         Raises :class:`SurfaceFileError` naming every difference (origin, directions, grid,
@@ -300,23 +332,33 @@ class SurfaceFile:
             raise
         return sf
 
-    def check_same(self, directions: Directions, xs: ArrayLike, ys: ArrayLike,
-                   metrics: Sequence[str], info: dict) -> None:
+    def check_same(
+        self,
+        directions: Directions,
+        xs: ArrayLike,
+        ys: ArrayLike,
+        metrics: Sequence[str],
+        info: dict,
+    ) -> None:
         """Raise :class:`~nbviz.errors.SurfaceFileError` naming every difference when this
         file was made for another model, origin, directions, grid, metrics or settings."""
         problems = []
         mine = self._f.attrs
         if mine["n_params"] != directions.layout.n_params or not self.directions.layout.matches(
-                directions.layout):
+            directions.layout
+        ):
             problems.append(
                 f"it was made for model {mine['model_name']!r} ({mine['n_params']} parameters), "
-                f"not {directions.layout.model_name!r} ({directions.layout.n_params})")
+                f"not {directions.layout.model_name!r} ({directions.layout.n_params})"
+            )
         elif mine["origin_hash"] != directions.origin_hash():
             problems.append("its origin weights differ (the model trained on or is another one)")
         elif mine["directions_hash"] != directions.hash():
             problems.append("its directions differ (other seed, normalization or path)")
-        if not (np.array_equal(self.xs, np.asarray(xs, float))
-                and np.array_equal(self.ys, np.asarray(ys, float))):
+        if not (
+            np.array_equal(self.xs, np.asarray(xs, float))
+            and np.array_equal(self.ys, np.asarray(ys, float))
+        ):
             problems.append(f"its grid is {len(self.xs)}x{len(self.ys)} over other coordinates")
         if sorted(self.metrics) != sorted(metrics):
             problems.append(f"its metrics are {sorted(self.metrics)}, not {sorted(metrics)}")
@@ -325,9 +367,11 @@ class SurfaceFile:
                 problems.append(f"its {key} is {self.info.get(key)!r}, not {info.get(key)!r}")
         if regularization_included(self.info) != regularization_included(info):
             problems.append(
-                "its loss " + ("includes" if regularization_included(self.info) else "leaves out")
+                "its loss "
+                + ("includes" if regularization_included(self.info) else "leaves out")
                 + " the model's regularization losses (regularization="
-                + f"{regularization_included(self.info)})")
+                + f"{regularization_included(self.info)})"
+            )
         if problems:
             raise SurfaceFileError(
                 f"{self.path!r} holds another surface: " + "; ".join(problems) + ". Fix: use "
@@ -351,9 +395,16 @@ class SurfaceFile:
     def surface(self) -> Surface:
         """Everything computed so far as a :class:`Surface` (copies)."""
         stderr = self.stderr.copy() if self.info.get("subset") is not None else None
-        return Surface(self.xs.copy(), self.ys.copy(), self.loss.copy(), self.done.copy(),
-                       {k: v.copy() for k, v in self.metrics.items()}, stderr, self.directions,
-                       {**self.info, "file": self.path})
+        return Surface(
+            self.xs.copy(),
+            self.ys.copy(),
+            self.loss.copy(),
+            self.done.copy(),
+            {k: v.copy() for k, v in self.metrics.items()},
+            stderr,
+            self.directions,
+            {**self.info, "file": self.path},
+        )
 
     def read_path(self) -> dict[str, np.ndarray] | None:
         """The projected training path stored with :meth:`write_path`, or None."""
@@ -362,8 +413,14 @@ class SurfaceFile:
         return {k: np.asarray(v[...]) for k, v in self._f["path"].items()}
 
     # -- writing -----------------------------------------------------------------------------
-    def write_cells(self, iy: np.ndarray, ix: np.ndarray, loss: np.ndarray,
-                    metrics: dict[str, np.ndarray], stderr: np.ndarray | None) -> None:
+    def write_cells(
+        self,
+        iy: np.ndarray,
+        ix: np.ndarray,
+        loss: np.ndarray,
+        metrics: dict[str, np.ndarray],
+        stderr: np.ndarray | None,
+    ) -> None:
         """Store finished cells and flush (values first, then their ``done`` flags)."""
         iy, ix = np.asarray(iy), np.asarray(ix)
         if iy.size == 0:
@@ -383,8 +440,12 @@ class SurfaceFile:
         self._f["done"][rows] = self.done[rows].astype(np.uint8)
         self._f.flush()
 
-    def write_path(self, coords: np.ndarray, steps: np.ndarray | None = None,
-                   residual: np.ndarray | None = None) -> None:
+    def write_path(
+        self,
+        coords: np.ndarray,
+        steps: np.ndarray | None = None,
+        residual: np.ndarray | None = None,
+    ) -> None:
         """Store a projected training path (replaces any stored one)."""
         if "path" in self._f:
             del self._f["path"]

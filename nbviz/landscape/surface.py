@@ -32,14 +32,26 @@ class Surface:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, xs: np.ndarray, ys: np.ndarray, metric_names: Sequence[str] = (),
-              with_stderr: bool = False, **kwargs: Any) -> Surface:
+    def empty(
+        cls,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        metric_names: Sequence[str] = (),
+        with_stderr: bool = False,
+        **kwargs: Any,
+    ) -> Surface:
         """A surface on the grid ``xs`` x ``ys`` with no cell computed yet (NaN, not done)."""
         shape = (len(ys), len(xs))
         nan = np.full(shape, np.nan)
-        return cls(np.asarray(xs, float), np.asarray(ys, float), nan.copy(),
-                   np.zeros(shape, bool), {m: nan.copy() for m in metric_names},
-                   nan.copy() if with_stderr else None, **kwargs)
+        return cls(
+            np.asarray(xs, float),
+            np.asarray(ys, float),
+            nan.copy(),
+            np.zeros(shape, bool),
+            {m: nan.copy() for m in metric_names},
+            nan.copy() if with_stderr else None,
+            **kwargs,
+        )
 
     @property
     def Z(self) -> np.ndarray:  # noqa: N802 - the usual name of a surface's heights
@@ -59,8 +71,14 @@ class Surface:
         """Cells that were computed but whose loss was NaN or inf (diverged)."""
         return np.asarray(self.done & ~np.isfinite(self.loss))
 
-    def set_cells(self, iy: np.ndarray, ix: np.ndarray, loss: np.ndarray,
-                  metrics: dict[str, np.ndarray], stderr: np.ndarray | None) -> None:
+    def set_cells(
+        self,
+        iy: np.ndarray,
+        ix: np.ndarray,
+        loss: np.ndarray,
+        metrics: dict[str, np.ndarray],
+        stderr: np.ndarray | None,
+    ) -> None:
         """Write computed cells (used while a grid is evaluated or read back)."""
         self.loss[iy, ix] = loss
         self.done[iy, ix] = True
@@ -78,20 +96,35 @@ class Surface:
             return self
         names = list(self.metrics)
         stderr_grids = [] if self.stderr is None else [self.stderr]
-        xs, ys, grids = ascending(self.xs, self.ys, self.loss, self.done, *stderr_grids,
-                                  *(self.metrics[n] for n in names))
+        xs, ys, grids = ascending(
+            self.xs, self.ys, self.loss, self.done, *stderr_grids, *(self.metrics[n] for n in names)
+        )
         loss, done = grids[:2]
         stderr = grids[2] if stderr_grids else None
-        metrics = grids[2 + len(stderr_grids):]
-        return Surface(xs, ys, loss, done, dict(zip(names, metrics, strict=True)), stderr,
-                       self.directions, copy.deepcopy(self.metadata))
+        metrics = grids[2 + len(stderr_grids) :]
+        return Surface(
+            xs,
+            ys,
+            loss,
+            done,
+            dict(zip(names, metrics, strict=True)),
+            stderr,
+            self.directions,
+            copy.deepcopy(self.metadata),
+        )
 
     def copy(self) -> Surface:
         """A copy of the arrays (the directions are shared, they are never modified)."""
-        return Surface(self.xs.copy(), self.ys.copy(), self.loss.copy(), self.done.copy(),
-                       {k: v.copy() for k, v in self.metrics.items()},
-                       None if self.stderr is None else self.stderr.copy(),
-                       self.directions, copy.deepcopy(self.metadata))
+        return Surface(
+            self.xs.copy(),
+            self.ys.copy(),
+            self.loss.copy(),
+            self.done.copy(),
+            {k: v.copy() for k, v in self.metrics.items()},
+            None if self.stderr is None else self.stderr.copy(),
+            self.directions,
+            copy.deepcopy(self.metadata),
+        )
 
 
 @dataclass

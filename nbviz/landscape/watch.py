@@ -39,8 +39,15 @@ from .planes import PATH_MARGIN, PCA_MAX_SNAPSHOTS, GridSpec, PlanePlanner, auto
 from .surface import Surface
 from .weights import WeightLayout, snapshot_weights
 
-__all__ = ["LandscapeWatcher", "PathFrame", "SurfaceFrame", "auto_extent", "thin_rows",
-           "PATH_MARGIN", "PCA_MAX_SNAPSHOTS"]
+__all__ = [
+    "LandscapeWatcher",
+    "PathFrame",
+    "SurfaceFrame",
+    "auto_extent",
+    "thin_rows",
+    "PATH_MARGIN",
+    "PCA_MAX_SNAPSHOTS",
+]
 
 WATCH_DIRECTIONS = ("pca", "random", "hessian")
 
@@ -73,8 +80,10 @@ class SurfaceFrame:
         """One line for a status bar: which landscape, around which weights, how fast."""
         where = "final weights" if self.final else f"step {self.step}"
         n = self.surface.metadata.get("n_examples", "?")
-        return (f"live: landscape #{recomputes} around {where} ({self.directions.kind}, "
-                f"{n} examples, {self.elapsed_s:.2f} s)")
+        return (
+            f"live: landscape #{recomputes} around {where} ({self.directions.kind}, "
+            f"{n} examples, {self.elapsed_s:.2f} s)"
+        )
 
 
 class LandscapeWatcher(WeightPathRecorder):
@@ -117,19 +126,35 @@ class LandscapeWatcher(WeightPathRecorder):
         Include the model's regularization losses (default, as ``model.evaluate``).
     """
 
-    def __init__(self, x: Any, y: Any, *, directions: str = "pca", resolution: int = 21,
-                 extent: float | None = None, spacing: str = "linear", subset: int | None = 256,
-                 every_k_batches: int = 4, recompute_s: float = 2.0,
-                 recompute_every: int | None = None, max_duty: float = 0.15,
-                 path_interval_s: float = 0.25, memory_budget_mb: float = 256.0,
-                 overflow: str = "thin", loss: Any = None, seed: int = 0,
-                 order: str = "coarse_to_fine", jit_compile: bool = False,
-                 regularization: bool = True,
-                 on_path: Callable[[PathFrame], None] | None = None,
-                 on_surface: Callable[[SurfaceFrame], None] | None = None,
-                 on_error: Callable[[BaseException, str], None] | None = None) -> None:
-        super().__init__(every_k_batches=every_k_batches, memory_budget_mb=memory_budget_mb,
-                         overflow=overflow)
+    def __init__(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        directions: str = "pca",
+        resolution: int = 21,
+        extent: float | None = None,
+        spacing: str = "linear",
+        subset: int | None = 256,
+        every_k_batches: int = 4,
+        recompute_s: float = 2.0,
+        recompute_every: int | None = None,
+        max_duty: float = 0.15,
+        path_interval_s: float = 0.25,
+        memory_budget_mb: float = 256.0,
+        overflow: str = "thin",
+        loss: Any = None,
+        seed: int = 0,
+        order: str = "coarse_to_fine",
+        jit_compile: bool = False,
+        regularization: bool = True,
+        on_path: Callable[[PathFrame], None] | None = None,
+        on_surface: Callable[[SurfaceFrame], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
+    ) -> None:
+        super().__init__(
+            every_k_batches=every_k_batches, memory_budget_mb=memory_budget_mb, overflow=overflow
+        )
         if directions not in WATCH_DIRECTIONS:
             raise ValueError(
                 f"directions must be one of {WATCH_DIRECTIONS} while watching, got {directions!r}."
@@ -167,8 +192,9 @@ class LandscapeWatcher(WeightPathRecorder):
         self._next_path = 0.0
         self._data: tuple[Any, Any] | None = None
         self.companions: list[Any] = []
-        self._worker = Worker(on_frame=self._deliver, on_error=self._error, max_fps=8.0,
-                              name="nbviz-watch")
+        self._worker = Worker(
+            on_frame=self._deliver, on_error=self._error, max_fps=8.0, name="nbviz-watch"
+        )
         self._requests = LatestRequestLoop(self._worker, self._recompute_request)
 
     # -- Keras hooks -------------------------------------------------------------------------
@@ -332,13 +358,20 @@ class LandscapeWatcher(WeightPathRecorder):
         or the top Hessian eigenvectors there, on the watched subset)."""
         layout = self.layout or WeightLayout.from_model(self.model)
         x, y = self._data if self._data is not None else (None, None)
-        planner = PlanePlanner(self.model, x, y, loss=self.loss,
-                               regularization=self.regularization)
-        return planner.directions(self.kind, n=2, path=path, seed=self.seed, subset=None,
-                                  origin=layout.unflatten(path[-1]), live=True)
+        planner = PlanePlanner(self.model, x, y, loss=self.loss, regularization=self.regularization)
+        return planner.directions(
+            self.kind,
+            n=2,
+            path=path,
+            seed=self.seed,
+            subset=None,
+            origin=layout.unflatten(path[-1]),
+            live=True,
+        )
 
-    def _recompute(self, ctx: JobContext, path: np.ndarray, steps: np.ndarray, final: bool,
-                   recorded: bool) -> None:
+    def _recompute(
+        self, ctx: JobContext, path: np.ndarray, steps: np.ndarray, final: bool, recorded: bool
+    ) -> None:
         dirs = self.make_directions(path)
         coords, _ = project_path(path, dirs)
         with self._state:  # from now on the live path is drawn in the new plane
@@ -355,14 +388,31 @@ class LandscapeWatcher(WeightPathRecorder):
         path_frame = PathFrame(steps, coords[:, :2], dirs, int(steps[-1]))
         frame = None
         last_publish = time.monotonic()
-        for update in iter_grid(self.model, x, y, dirs, xs, ys, loss=self.loss,
-                                order=self.order, stop_event=ctx.stop_event,
-                                jit_compile=self.jit_compile,
-                                regularization=self.regularization,
-                                origin="directions"):  # training moves on meanwhile: intended
-            frame = SurfaceFrame(update.surface, dirs, path_frame, int(steps[-1]), update.done,
-                                 update.total, update.elapsed_s, final,
-                                 {"kind": dirs.kind, "extent": extent})
+        for update in iter_grid(
+            self.model,
+            x,
+            y,
+            dirs,
+            xs,
+            ys,
+            loss=self.loss,
+            order=self.order,
+            stop_event=ctx.stop_event,
+            jit_compile=self.jit_compile,
+            regularization=self.regularization,
+            origin="directions",
+        ):  # training moves on meanwhile: intended
+            frame = SurfaceFrame(
+                update.surface,
+                dirs,
+                path_frame,
+                int(steps[-1]),
+                update.done,
+                update.total,
+                update.elapsed_s,
+                final,
+                {"kind": dirs.kind, "extent": extent},
+            )
             # A quick recompute shows only its result; a slow one fills in live.
             if update.done < update.total and time.monotonic() - last_publish > 1.0:
                 ctx.publish(frame)
@@ -380,4 +430,3 @@ class LandscapeWatcher(WeightPathRecorder):
         self.error = exc
         if self.on_error is not None:
             self.on_error(exc, tb)
-

@@ -54,7 +54,9 @@ def output_axes(layer_kind: str, variable_name: str, ndim: int) -> tuple[int, ..
     short = variable_name.rsplit("/", 1)[-1]
     if "Transpose" in layer_kind and short == "kernel":
         return (ndim - 2,)
-    if short == "depthwise_kernel" or (layer_kind.startswith("DepthwiseConv") and short == "kernel"):
+    if short == "depthwise_kernel" or (
+        layer_kind.startswith("DepthwiseConv") and short == "kernel"
+    ):
         return (ndim - 2, ndim - 1)
     if layer_kind == "Embedding":
         return (0,)
@@ -146,8 +148,12 @@ class WeightLayout:
         return out
 
     # -- conversions -------------------------------------------------------------------------
-    def check(self, weights: Sequence[np.ndarray], what: str = "weights",
-              error: type[Exception] = ModelError) -> None:
+    def check(
+        self,
+        weights: Sequence[np.ndarray],
+        what: str = "weights",
+        error: type[Exception] = ModelError,
+    ) -> None:
         """Raise ``error`` naming the first tensor whose shape does not match."""
         if len(weights) != len(self.tensors):
             raise error(
@@ -170,7 +176,7 @@ class WeightLayout:
             out = np.empty(self.n_params, dtype=np.float32)
         off = self.offsets
         for i, w in enumerate(weights):
-            out[off[i]:off[i + 1]] = np.asarray(w).reshape(-1)
+            out[off[i] : off[i + 1]] = np.asarray(w).reshape(-1)
         return out
 
     def unflatten(self, vector: np.ndarray, cast: bool = True) -> list[np.ndarray]:
@@ -182,16 +188,20 @@ class WeightLayout:
                 f"entries, got shape {vector.shape}."
             )
         off = self.offsets
-        parts = [vector[off[i]:off[i + 1]].reshape(t.shape) for i, t in enumerate(self.tensors)]
+        parts = [vector[off[i] : off[i + 1]].reshape(t.shape) for i, t in enumerate(self.tensors)]
         if cast:
             parts = [p.astype(t.dtype) for p, t in zip(parts, self.tensors, strict=True)]
         return parts
 
     def to_dict(self) -> dict:
         """A JSON-able description (stored in surface files, see :meth:`from_dict`)."""
-        return {"model_name": self.model_name,
-                "tensors": [{**asdict(t), "shape": list(t.shape), "output_axes": list(t.output_axes)}
-                            for t in self.tensors]}
+        return {
+            "model_name": self.model_name,
+            "tensors": [
+                {**asdict(t), "shape": list(t.shape), "output_axes": list(t.output_axes)}
+                for t in self.tensors
+            ],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> WeightLayout:

@@ -85,7 +85,9 @@ class LayerTable:
         if isinstance(layer, keras.layers.Softmax):
             return True
         act = getattr(layer, "activation", None)
-        is_softmax_fn = act is keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
+        is_softmax_fn = (
+            act is keras.activations.softmax or getattr(act, "__name__", "") == "softmax"
+        )
         return is_softmax_fn and not self.uses_preactivation(name)
 
     def layer_before(self, name: str) -> str | None:

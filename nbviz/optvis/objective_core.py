@@ -308,8 +308,7 @@ def _as_indices(index: IndexLike, kind: str) -> list[int]:
             arr = np.asarray(int(index))
         else:
             raise UnitError(
-                f"A {kind} index is an integer or a list of integers (one per row), got "
-                f"{index!r}."
+                f"A {kind} index is an integer or a list of integers (one per row), got {index!r}."
             )
     return [int(v) for v in arr.reshape(-1)]
 
@@ -422,6 +421,7 @@ class ClassLogit(UnitObjective):
     def value(self, ctx: Context) -> Any:
         tf = require_tensorflow()
         return tf.cast(ctx.units(self.layer, self._row_index(ctx.batch)), tf.float32)
+
 
 # --------------------------------------------------------------------------------------------
 # The "layer:unit" shorthand

@@ -257,8 +257,9 @@ class FunctionObjective(Objective):
 # --------------------------------------------------------------------------------------------
 # Public constructors (Lucid-style lower-case names)
 # --------------------------------------------------------------------------------------------
-def from_function(fn: Callable[[Context], Any], layers: Sequence[str] = (),
-                  name: str | None = None) -> FunctionObjective:
+def from_function(
+    fn: Callable[[Context], Any], layers: Sequence[str] = (), name: str | None = None
+) -> FunctionObjective:
     """An objective from a function, like Lucid's ``wrap_objective``.
 
     ``fn(T)`` gets the :class:`Context`: ``T("conv3")`` is that layer's activation for the

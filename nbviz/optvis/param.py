@@ -161,7 +161,10 @@ def _constant_matmul(matrix: np.ndarray, left: bool) -> Callable[[Any], Any]:
     stored transpose: TF's gradient would multiply by ``matrix`` with a transpose flag,
     which oneDNN runs ~5x slower than a plain matmul at these sizes."""
     tf = require_tensorflow()
-    m, m_t = tf.constant(matrix, tf.float32), tf.constant(np.ascontiguousarray(matrix.T), tf.float32)
+    m, m_t = (
+        tf.constant(matrix, tf.float32),
+        tf.constant(np.ascontiguousarray(matrix.T), tf.float32),
+    )
 
     @tf.custom_gradient
     def product(t):
@@ -200,7 +203,9 @@ def fft_image(
     if method == "auto":
         method = "matmul" if max(h, w) <= MATMUL_MAX_SIZE else "fft"
     if color is not None and np.shape(color) != (c, c):
-        raise ImageError(f"color must be a ({c}, {c}) matrix for {c} channels, got {np.shape(color)}.")
+        raise ImageError(
+            f"color must be a ({c}, {c}) matrix for {c} channels, got {np.shape(color)}."
+        )
     sd = DEFAULT_SD if sd is None else float(sd)
     freqs = rfft2d_freqs(h, w)
     scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** float(decay_power)
@@ -231,8 +236,9 @@ def fft_image(
     return ImageParam([var], image_fn, (b, h, w, c), desc, init, batch_axes=(1,))
 
 
-def _irfft2d_image(var: Any, scale: np.ndarray, shape: tuple[int, int, int, int],
-                   color: np.ndarray | None) -> Callable[[], Any]:
+def _irfft2d_image(
+    var: Any, scale: np.ndarray, shape: tuple[int, int, int, int], color: np.ndarray | None
+) -> Callable[[], Any]:
     """The image of the ``(2H, B, K, C)`` spectrum ``var`` by ``tf.signal.irfft2d`` (large
     sizes: ``n^2 log n`` instead of the dense matrices' ``n^3``)."""
     tf = require_tensorflow()
@@ -265,8 +271,13 @@ def step_bytes(h: int, w: int, batch: int = 1, channels: int = 3) -> int:
     return 4 * int(floats)
 
 
-def warn_if_oversized(hw: tuple[int, int], model_hw: tuple[int, int] | None, batch: int,
-                      channels: int, stacklevel: int = 3) -> None:
+def warn_if_oversized(
+    hw: tuple[int, int],
+    model_hw: tuple[int, int] | None,
+    batch: int,
+    channels: int,
+    stacklevel: int = 3,
+) -> None:
     """A :class:`~nbviz.errors.CostWarning` when a render of ``hw`` is far larger than the
     model's fixed input ``model_hw``: the model only sees it resampled to its own size every
     step, so the extra pixels add cost and memory but no detail the model can judge.
@@ -278,15 +289,18 @@ def warn_if_oversized(hw: tuple[int, int], model_hw: tuple[int, int] | None, bat
         return
     need = step_bytes(hw[0], hw[1], batch, channels)
     base = step_bytes(model_hw[0], model_hw[1], batch, channels)
-    warnings.warn(CostWarning(
-        f"Render size {hw[0]}x{hw[1]} is {ratio:,.0f}x the pixels of the model's "
-        f"{model_hw[0]}x{model_hw[1]} input, which sees it resampled to "
-        f"{model_hw[0]}x{model_hw[1]} every step: about {need / 2**30:.2f} GiB for the image "
-        f"and its optimizer state (vs {base / 2**20:.1f} MiB at the model's size) and "
-        f"roughly {ratio:,.0f}x the work per step of the image part, for detail the model "
-        f"cannot see. Fix: size={max(model_hw)} (up to {OVERSIZE_FACTOR * max(model_hw)} for "
-        "a finer picture), and enlarge the result for display."
-    ), stacklevel=stacklevel)
+    warnings.warn(
+        CostWarning(
+            f"Render size {hw[0]}x{hw[1]} is {ratio:,.0f}x the pixels of the model's "
+            f"{model_hw[0]}x{model_hw[1]} input, which sees it resampled to "
+            f"{model_hw[0]}x{model_hw[1]} every step: about {need / 2**30:.2f} GiB for the image "
+            f"and its optimizer state (vs {base / 2**20:.1f} MiB at the model's size) and "
+            f"roughly {ratio:,.0f}x the work per step of the image part, for detail the model "
+            f"cannot see. Fix: size={max(model_hw)} (up to {OVERSIZE_FACTOR * max(model_hw)} for "
+            "a finer picture), and enlarge the result for display."
+        ),
+        stacklevel=stacklevel,
+    )
 
 
 def _clip_straight_through(t):
@@ -355,8 +369,9 @@ def image(
     decorrelate = bool(decorrelate and shape[-1] == 3)
     if fft:  # the colour mixing goes into the spectrum: one small matmul, no extra reshapes
         color = COLOR_CORRELATION_NORMALIZED if decorrelate else None
-        base = fft_image(shape, sd=sd, decay_power=decay_power, seed=seed, color=color,
-                         method=method)
+        base = fft_image(
+            shape, sd=sd, decay_power=decay_power, seed=seed, color=color, method=method
+        )
     else:
         base = pixel_image(shape, sd=sd, seed=seed)
     mix_pixels = decorrelate and not fft

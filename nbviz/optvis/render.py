@@ -239,7 +239,9 @@ class Renderer:
         """Resolve the transforms. All-affine ones (the presets) fuse into one resampling per
         step, its sparse matrix built ahead for many steps at once (see :func:`_sampling_buffer`)."""
         self.transforms = transforms_mod.resolve(transforms)
-        if jit_compile and any(isinstance(t, transforms_mod.AffineTransform) for t in self.transforms):
+        if jit_compile and any(
+            isinstance(t, transforms_mod.AffineTransform) for t in self.transforms
+        ):
             raise ValueError(
                 "jit_compile=True cannot compile the transforms' resampling op "
                 "(SparseTensorDenseMatMul has no XLA kernel). Fix: transforms='none', or "
@@ -279,7 +281,8 @@ class Renderer:
             if jit_compile
             else tf.function(
                 functools.partial(Renderer._one_step, self),
-                autograph=False, experimental_attributes={"_noinline": True},
+                autograph=False,
+                experimental_attributes={"_noinline": True},
             )  # fmt: skip
         )
         self._image = tf.function(functools.partial(_call_fn, self.param.image), autograph=False)
@@ -350,7 +353,9 @@ class Renderer:
             loss = -tf.reduce_sum(values)
         grads = tape.gradient(loss, variables)
         # An objective that ignores the image (e.g. a constant) has no gradient: stand still.
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)]
+        grads = [
+            tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)
+        ]
         grads = self._normalize(grads)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return values
@@ -588,4 +593,3 @@ def render(
     """Render ``objective`` on ``model`` for ``steps`` steps; see :class:`Renderer` for options."""
     renderer = Renderer(model, objective, **renderer_kwargs)
     return renderer.run(steps, callbacks, every, stop_event, should_stop)
-

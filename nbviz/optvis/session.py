@@ -63,8 +63,15 @@ class RunConfig:
     @property
     def renderer_key(self) -> tuple:
         """What needs a new renderer (a new trace); units, seed and learning rate do not."""
-        return (self.layer, self.kind, self.batch, self.fft, self.decorrelate, self.transforms,
-                self.size)
+        return (
+            self.layer,
+            self.kind,
+            self.batch,
+            self.fft,
+            self.decorrelate,
+            self.transforms,
+            self.size,
+        )
 
     @property
     def state_key(self) -> tuple:
@@ -150,8 +157,9 @@ class _Diversity(ObjectiveMode):
         return units[0]
 
 
-MODES: dict[str, ObjectiveMode] = {m.name: m for m in (_Channel(), _Neuron(), _ClassLogit(),
-                                                        _Diversity())}
+MODES: dict[str, ObjectiveMode] = {
+    m.name: m for m in (_Channel(), _Neuron(), _ClassLogit(), _Diversity())
+}
 
 
 # -- the frame log ---------------------------------------------------------------------------------
@@ -179,8 +187,9 @@ class FrameLog:
                 per_frame = self.max_frames * self.frame_every
                 self.stride = max(1, -(-int(planned_steps) // per_frame))
 
-    def add(self, step: int, image: np.ndarray, images: np.ndarray, losses: np.ndarray,
-            final: bool) -> None:
+    def add(
+        self, step: int, image: np.ndarray, images: np.ndarray, losses: np.ndarray, final: bool
+    ) -> None:
         """One frame of the run: its float image, uint8 picture and the steps' values."""
         with self.lock:
             self.last = image
@@ -197,9 +206,9 @@ class FrameLog:
         """Keep row ``index`` alone (a gallery tile opened on its own)."""
         with self.lock:
             if self.last is not None and self.last.shape[0] > index:
-                self.last = self.last[index:index + 1]
-                self.frames = [f[index:index + 1] for f in self.frames]
-                self.losses = [row[index:index + 1] for row in self.losses]
+                self.last = self.last[index : index + 1]
+                self.frames = [f[index : index + 1] for f in self.frames]
+                self.losses = [row[index : index + 1] for row in self.losses]
 
     def _record(self, step: int, images: np.ndarray, final: bool) -> None:
         """Keep every ``stride``-th frame; halve the list when it overflows."""
@@ -225,9 +234,17 @@ class OptVisSession:
     :class:`~nbviz.optvis.Renderer`.
     """
 
-    def __init__(self, model: Any, *, objective: Any = None, preprocess: Any = None,
-                 value_range: tuple[float, float] | None = None, frame_every: int = 4,
-                 max_frames: int = 100, diversity_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        objective: Any = None,
+        preprocess: Any = None,
+        value_range: tuple[float, float] | None = None,
+        frame_every: int = 4,
+        max_frames: int = 100,
+        diversity_weight: float = 1.0,
+    ) -> None:
         if int(frame_every) < 1 or int(max_frames) < 2:
             raise ValueError("frame_every must be >= 1 and max_frames >= 2.")
         self.model = model
@@ -300,9 +317,13 @@ class OptVisSession:
         self.fresh, self.state_key = True, None
 
     # -- a run --------------------------------------------------------------------------------
-    def run(self, cfg: RunConfig, stop_event: threading.Event | None,
-            publish: Callable[[Tick], None],
-            status: Callable[[str], None] = lambda text: None) -> RunSummary:
+    def run(
+        self,
+        cfg: RunConfig,
+        stop_event: threading.Event | None,
+        publish: Callable[[Tick], None],
+        status: Callable[[str], None] = lambda text: None,
+    ) -> RunSummary:
         """Run (or continue) ``cfg`` until its steps or ``stop_event``; frames go to ``publish``.
 
         ``status`` gets short plain-text notes ("building the renderer ...", "running: ...").
@@ -313,8 +334,10 @@ class OptVisSession:
         continuing = self.continues(cfg, renderer)
         if not continuing:
             if self.fixed is None:
-                renderer.set_channels(MODES[cfg.kind].channels(cfg.units) if cfg.kind in MODES
-                                      else list(cfg.units), reset=False)
+                renderer.set_channels(
+                    MODES[cfg.kind].channels(cfg.units) if cfg.kind in MODES else list(cfg.units),
+                    reset=False,
+                )
             renderer.reset(cfg.seed)
             # After reset(): it restores every optimizer variable, the learning rate included.
             renderer.optimizer.learning_rate = cfg.learning_rate
@@ -323,8 +346,9 @@ class OptVisSession:
         status(f"{'continuing' if continuing else 'running'}: {describe(cfg, renderer)}")
         start_step, t0 = renderer.step, time.perf_counter()
         images = None
-        for frame in renderer.frames(cfg.steps - renderer.step, every=self.frame_every,
-                                     stop_event=stop_event):
+        for frame in renderer.frames(
+            cfg.steps - renderer.step, every=self.frame_every, stop_event=stop_event
+        ):
             assert frame.image is not None  # frames() was asked with images
             images = to_uint8(frame.image)
             self.log.add(frame.step, frame.image, images, frame.losses, frame.final)
@@ -332,8 +356,9 @@ class OptVisSession:
             publish(Tick(frame.step, cfg.steps, images, rate))
         if images is not None:
             self.log.close_run(renderer.step, images)
-        return RunSummary(renderer.step, cfg.steps, time.perf_counter() - t0,
-                          renderer.step - start_step)
+        return RunSummary(
+            renderer.step, cfg.steps, time.perf_counter() - t0, renderer.step - start_step
+        )
 
 
 def describe(cfg: RunConfig, renderer: Renderer) -> str:

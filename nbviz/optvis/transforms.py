@@ -238,7 +238,9 @@ def resolve(spec: str | Sequence[TransformLike] | None) -> list[TransformLike]:
     return items
 
 
-def _fit_matrix(canvas: tuple[int, int], render: tuple[int, int], out: tuple[int, int]) -> np.ndarray:
+def _fit_matrix(
+    canvas: tuple[int, int], render: tuple[int, int], out: tuple[int, int]
+) -> np.ndarray:
     """Map ``out`` pixels to the centre ``render``-sized crop of ``canvas`` (pixel centres aligned)."""
     sy, sx = render[0] / out[0], render[1] / out[1]
     oy = (canvas[0] - render[0]) / 2.0 + 0.5 * sy - 0.5
@@ -306,7 +308,9 @@ def sampling_matrix(
     (h, w), (oh, ow) = in_hw, out_hw
     pw = w + 2  # padded width
     n_out = oh * ow
-    ys, xs = np.meshgrid(np.arange(oh, dtype=np.float32), np.arange(ow, dtype=np.float32), indexing="ij")
+    ys, xs = np.meshgrid(
+        np.arange(oh, dtype=np.float32), np.arange(ow, dtype=np.float32), indexing="ij"
+    )
     grid = tf.constant(np.stack([xs.ravel(), ys.ravel(), np.ones(n_out, np.float32)]))  # (3, N)
     coords = tf.reshape(params, [-1, 2, 3]) @ grid  # (R, 2, N): x_in, y_in of every output pixel
     # +1: coordinates in the padded image; clip: far outside reads the (fill) border.
@@ -422,7 +426,9 @@ class SamplingBuffer:
         entries = fused.entries_per_step(batch)
         self.fused, self.batch, self.capacity = fused, int(batch), int(capacity)
         self._indices = tf.Variable(
-            tf.zeros([self.capacity, entries, 2], tf.int32), trainable=False, name="nbviz_sampling_indices"
+            tf.zeros([self.capacity, entries, 2], tf.int32),
+            trainable=False,
+            name="nbviz_sampling_indices",
         )
         self._values = tf.Variable(
             tf.zeros([self.capacity, entries]), trainable=False, name="nbviz_sampling_values"
@@ -440,7 +446,9 @@ class SamplingBuffer:
 
         def refill():
             s = self.fused.sampling(rng, self.capacity, self.batch)
-            with tf.control_dependencies([self._indices.assign(s.indices), self._values.assign(s.values)]):
+            with tf.control_dependencies(
+                [self._indices.assign(s.indices), self._values.assign(s.values)]
+            ):
                 return tf.constant(0)
 
         first = tf.cond(self._next + n > self.capacity, refill, lambda: tf.identity(self._next))

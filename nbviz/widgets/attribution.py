@@ -119,8 +119,9 @@ class AttributionExplorer(widgets.VBox):
         )
         self.model = model
         self._attributors: dict[str, Attributor] = {}
-        self.icons = icons or ChannelIcons(model, steps=icon_steps, value_range=prep.input_range,
-                                           preprocess=prep.preprocess)
+        self.icons = icons or ChannelIcons(
+            model, steps=icon_steps, value_range=prep.input_range, preprocess=prep.preprocess
+        )
         self.error: BaseException | None = None
         self.last_draw_s = 0.0
         self.frames_shown = 0
@@ -128,20 +129,27 @@ class AttributionExplorer(widgets.VBox):
         self._lock = threading.RLock()
         self._request: _Request | None = None
         self._ranked: list[int] = []
-        self._worker = Worker(on_frame=self._on_frame, on_error=self._on_error,
-                              on_done=self._on_done, name="nbviz-attribution")
-        self._icon_worker = Worker(on_frame=self._on_icons, on_error=self._on_error,
-                                   name="nbviz-attribution-icons")
+        self._worker = Worker(
+            on_frame=self._on_frame,
+            on_error=self._on_error,
+            on_done=self._on_done,
+            name="nbviz-attribution",
+        )
+        self._icon_worker = Worker(
+            on_frame=self._on_icons, on_error=self._on_error, name="nbviz-attribution-icons"
+        )
         self._icon_loop = LatestRequestLoop(self._icon_worker, self._render_icons)
 
-        self.class_dropdown = widgets.Dropdown(description="class",
-                                               layout=widgets.Layout(width="340px"))
+        self.class_dropdown = widgets.Dropdown(
+            description="class", layout=widgets.Layout(width="340px")
+        )
         self.method_buttons = widgets.ToggleButtons(
             options=[(label, key) for key, label in METHODS.items()],
             style={"button_width": "120px"},
         )
-        self.stop_button = widgets.Button(description="Stop", icon="stop",
-                                          layout=widgets.Layout(width="90px"))
+        self.stop_button = widgets.Button(
+            description="Stop", icon="stop", layout=widgets.Layout(width="90px")
+        )
         self.heat_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
         self.status = widgets.HTML()
         self.icon_note = widgets.HTML(f"<i>optimized images: {html.escape(self.icons.recipe)}</i>")
@@ -246,8 +254,7 @@ class AttributionExplorer(widgets.VBox):
             self._show_error(exc)
             return
         names = getattr(a.target, "class_names", None)
-        options = [(f"{c}: {names[c] if names else 'class ' + str(c)}  {p:.1%}", c)
-                   for c, p in top]
+        options = [(f"{c}: {names[c] if names else 'class ' + str(c)}  {p:.1%}", c) for c, p in top]
         self.class_dropdown.unobserve(self._on_class_pick, "value")
         try:
             self.class_dropdown.options = options
@@ -286,8 +293,11 @@ class AttributionExplorer(widgets.VBox):
         else:
             steps = a.iter_integrated_gradients(image, request.cls, stop_event=ctx.stop_event)
         for p in steps:
-            ctx.publish(_Frame(request, p.result.heatmap(), ranking, p.done, p.total,
-                               time.perf_counter() - t0))
+            ctx.publish(
+                _Frame(
+                    request, p.result.heatmap(), ranking, p.done, p.total, time.perf_counter() - t0
+                )
+            )
 
     def _render_icons(self, ctx: Any, request: tuple[str, list[int]]) -> None:
         """Render the missing icons of the filters a ranking shows (on the icon worker; a
@@ -303,15 +313,17 @@ class AttributionExplorer(widgets.VBox):
                 return  # stale
             t0 = time.perf_counter()
             display = self.explorer.backend.display_image(self.explorer.image)
-            self.heat_image.value = to_png(enlarge(
-                overlay(display, frame.heatmap, HEAT_CMAP, HEAT_ALPHA), 256))
+            self.heat_image.value = to_png(
+                enlarge(overlay(display, frame.heatmap, HEAT_CMAP, HEAT_ALPHA), 256)
+            )
             self._show_ranking(frame.request.layer, frame.ranking)
             self.frames_shown += 1
             self.last_draw_s = frame.seconds + time.perf_counter() - t0
             r = frame.request
             unit = "path points" if r.method == "integrated_gradients" else "samples"
-            what = METHODS[r.method] + (f" {frame.done}/{frame.total} {unit}"
-                                        if frame.total > 1 else "")
+            what = METHODS[r.method] + (
+                f" {frame.done}/{frame.total} {unit}" if frame.total > 1 else ""
+            )
             self.error = None
             self._set_status(
                 f"{html.escape(what)} of {html.escape(frame.ranking.target)} at "
@@ -326,8 +338,13 @@ class AttributionExplorer(widgets.VBox):
         acts = ranking.activations[0]
         values = ranking.channels[0]
         for tile, c in zip(self.tiles, channels, strict=False):
-            tile.show(layer, c, float(values[c]),
-                      render_view(acts, c, "magma", "map", min_size=128), self.icons.get(layer, c))
+            tile.show(
+                layer,
+                c,
+                float(values[c]),
+                render_view(acts, c, "magma", "map", min_size=128),
+                self.icons.get(layer, c),
+            )
         if self.icons.missing(layer, channels) and not self._closed:
             self._icon_loop.submit((layer, list(channels)))
 
@@ -372,8 +389,9 @@ class _Tile:
         self.icon_image = widgets.Image(format="png", layout=widgets.Layout(width="68px"))
         self.box = widgets.VBox([self.button, widgets.HBox([self.map_image, self.icon_image])])
 
-    def show(self, layer: str, channel: int, value: float, rgb: np.ndarray,
-             icon: np.ndarray | None) -> None:
+    def show(
+        self, layer: str, channel: int, value: float, rgb: np.ndarray, icon: np.ndarray | None
+    ) -> None:
         self.layer, self.channel = layer, channel
         self.button.description = f"filter {channel}: {value:+.3g}"
         self.button.tooltip = "show this filter in the feature-map explorer"

@@ -142,24 +142,31 @@ class FeatureMapExplorer(widgets.VBox):
             layout=widgets.Layout(width="340px"),
         )
         self.filter_slider = widgets.IntSlider(
-            min=0, max=max(0, int(choices[0][1][-1]) - 1), description="filter",
-            continuous_update=True, layout=widgets.Layout(width="340px"),
+            min=0,
+            max=max(0, int(choices[0][1][-1]) - 1),
+            description="filter",
+            continuous_update=True,
+            layout=widgets.Layout(width="340px"),
         )
         self.mode_buttons = widgets.ToggleButtons(
             options=[("one filter", "single"), ("all filters", "grid")],
             style={"button_width": "90px"},
         )
         self.cmap_dropdown = widgets.Dropdown(
-            options=COLORMAPS + ([cmap] if cmap not in COLORMAPS else []), description="colormap",
+            options=COLORMAPS + ([cmap] if cmap not in COLORMAPS else []),
+            description="colormap",
             layout=widgets.Layout(width="200px"),
         )
         self.norm_buttons = widgets.ToggleButtons(
-            options=[("per map", "map"), ("per layer", "layer")], style={"button_width": "80px"},
+            options=[("per map", "map"), ("per layer", "layer")],
+            style={"button_width": "80px"},
             tooltips=["each map stretched to its own min..max", "one min..max for the whole layer"],
         )
         self.overlay_box = widgets.Checkbox(description="overlay on image", indent=False)
         self.image_dropdown = widgets.Dropdown(
-            options=list(self._samples), description="image", layout=widgets.Layout(width="340px"),
+            options=list(self._samples),
+            description="image",
+            layout=widgets.Layout(width="340px"),
         )
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         # A model of undefined image size takes any size: offer one (longer side, aspect kept).
@@ -389,8 +396,11 @@ class FeatureMapExplorer(widgets.VBox):
         """Switch to ``image``; False (error shown, old image kept) if it cannot be used."""
         try:
             array = read_images(image)  # paths, PIL modes, tensors, lists: as the backend reads
-            array = (np.array(array, copy=True) if isinstance(array, np.ndarray)
-                     else [np.array(a, copy=True) for a in array])  # the key must not go stale
+            array = (
+                np.array(array, copy=True)
+                if isinstance(array, np.ndarray)
+                else [np.array(a, copy=True) for a in array]
+            )  # the key must not go stale
             display = self.backend.display_image(array)
         except Exception as exc:
             self._show_error(exc)

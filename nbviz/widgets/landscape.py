@@ -146,29 +146,84 @@ class LossLandscapeWidget(widgets.VBox):
     show_path = traitlets.Bool(True)
 
     # -- parts of the views and controls, by their names on the widget -----------------------
-    (figure, x_axis, y_axis, color_axis, x_scale, y_scale, color_scale, step_scale, hover_scale,
-     heatmap, hover, contours, contour_levels, path_line, path_points, final_mark) = _parts(
-        "plane_view", "figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
-        "hover_scale heatmap hover contours contour_levels path_line path_points final_mark")
+    (
+        figure,
+        x_axis,
+        y_axis,
+        color_axis,
+        x_scale,
+        y_scale,
+        color_scale,
+        step_scale,
+        hover_scale,
+        heatmap,
+        hover,
+        contours,
+        contour_levels,
+        path_line,
+        path_points,
+        final_mark,
+    ) = _parts(
+        "plane_view",
+        "figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
+        "hover_scale heatmap hover contours contour_levels path_line path_points final_mark",
+    )
     line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = _parts(
-        "line_view", "figure x_scale y_scale line_mark anchors")
-    (directions_dropdown, extent_box, auto_box, resolution_slider, spacing_buttons, subset_box,
-     levels_slider, scale_buttons, order_dropdown, mode_buttons, path_box, compute_button,
-     stop_button, progress, progress_label, status) = _parts(
-        "controls", "directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
+        "line_view", "figure x_scale y_scale line_mark anchors"
+    )
+    (
+        directions_dropdown,
+        extent_box,
+        auto_box,
+        resolution_slider,
+        spacing_buttons,
+        subset_box,
+        levels_slider,
+        scale_buttons,
+        order_dropdown,
+        mode_buttons,
+        path_box,
+        compute_button,
+        stop_button,
+        progress,
+        progress_label,
+        status,
+    ) = _parts(
+        "controls",
+        "directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
         "subset_box levels_slider scale_buttons order_dropdown mode_buttons path_box "
-        "compute_button stop_button progress progress_label status")
-    surface, line, current_directions, last_update, path_coords, path_steps, path_residual = (
-        _parts("shown", "surface line directions last_update path_coords path_steps path_residual"))
+        "compute_button stop_button progress progress_label status",
+    )
+    surface, line, current_directions, last_update, path_coords, path_steps, path_residual = _parts(
+        "shown", "surface line directions last_update path_coords path_steps path_residual"
+    )
 
-    def __init__(self, model: Any, x: Any, y: Any, path: Any = None,
-                 directions: str | Directions = "pca", *, other: Any = None,
-                 extent: float | None = None, resolution: int = 21, spacing: str = "linear",
-                 subset: int | None = None, seed: int = 0, levels: int = 20,
-                 level_scale: str = "log", order: str = "coarse_to_fine", mode: str = "2d",
-                 view3d: Kind | None = "auto", autostart: bool = False, loss: Any = None,
-                 max_chunk: int = 256, max_fps: float = 12.0, executor: Any = None,
-                 regularization: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        y: Any,
+        path: Any = None,
+        directions: str | Directions = "pca",
+        *,
+        other: Any = None,
+        extent: float | None = None,
+        resolution: int = 21,
+        spacing: str = "linear",
+        subset: int | None = None,
+        seed: int = 0,
+        levels: int = 20,
+        level_scale: str = "log",
+        order: str = "coarse_to_fine",
+        mode: str = "2d",
+        view3d: Kind | None = "auto",
+        autostart: bool = False,
+        loss: Any = None,
+        max_chunk: int = 256,
+        max_fps: float = 12.0,
+        executor: Any = None,
+        regularization: bool = True,
+    ) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
         self.model, self.x, self.y = model, x, y
         self.path = path
@@ -186,21 +241,38 @@ class LossLandscapeWidget(widgets.VBox):
         self._closed = False
         self._quiet = False
         self._t0 = 0.0
-        self._worker = Worker(on_frame=self._on_frame, on_error=self._on_worker_error,
-                              on_done=self._on_done, max_fps=max_fps, name="nbviz-landscape")
+        self._worker = Worker(
+            on_frame=self._on_frame,
+            on_error=self._on_worker_error,
+            on_done=self._on_done,
+            max_fps=max_fps,
+            name="nbviz-landscape",
+        )
 
         self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
 
         kind = "custom" if self._custom is not None else str(directions)
-        self._quiet_set(directions=kind, auto_extent=extent is None,
-                        extent=1.0 if extent is None else float(extent),
-                        resolution=int(resolution), spacing=spacing, subset=int(subset or 0),
-                        seed=int(seed), levels=int(levels), level_scale=level_scale, order=order,
-                        mode=mode)
-        self._links = [traitlets.link((self, name), (control, "value"))
-                       for name, control in self._controls.items()]
-        self.observe(self._on_grid_setting, ["directions", "extent", "auto_extent", "resolution",
-                                             "spacing", "subset", "seed"])
+        self._quiet_set(
+            directions=kind,
+            auto_extent=extent is None,
+            extent=1.0 if extent is None else float(extent),
+            resolution=int(resolution),
+            spacing=spacing,
+            subset=int(subset or 0),
+            seed=int(seed),
+            levels=int(levels),
+            level_scale=level_scale,
+            order=order,
+            mode=mode,
+        )
+        self._links = [
+            traitlets.link((self, name), (control, "value"))
+            for name, control in self._controls.items()
+        ]
+        self.observe(
+            self._on_grid_setting,
+            ["directions", "extent", "auto_extent", "resolution", "spacing", "subset", "seed"],
+        )
         self.observe(self._on_levels, ["levels", "level_scale"])
         self.observe(self._on_mode, "mode")
         self.observe(self._on_show_path, "show_path")
@@ -217,7 +289,8 @@ class LossLandscapeWidget(widgets.VBox):
                 raise PathError(NO_PATH_HELP)
             self.controls.set_status(
                 "no training path yet: use <code>widget.watch()</code> as a fit callback, pass "
-                "<code>path=</code>, or choose random directions.")
+                "<code>path=</code>, or choose random directions."
+            )
         elif autostart:
             self.compute()
 
@@ -276,10 +349,18 @@ class LossLandscapeWidget(widgets.VBox):
             ok = self.watcher.wait(max(0.0, deadline - time.monotonic())) and ok
         return ok and self._worker.join(max(0.0, deadline - time.monotonic()))
 
-    def watch(self, *, every_k_batches: int = 4, recompute_s: float = 2.0,
-              recompute_every: int | None = None, subset: int | None = 256,
-              resolution: int | None = None, max_duty: float = 0.15, prime: bool = True,
-              **kwargs: Any) -> LandscapeWatcher:
+    def watch(
+        self,
+        *,
+        every_k_batches: int = 4,
+        recompute_s: float = 2.0,
+        recompute_every: int | None = None,
+        subset: int | None = 256,
+        resolution: int | None = None,
+        max_duty: float = 0.15,
+        prime: bool = True,
+        **kwargs: Any,
+    ) -> LandscapeWatcher:
         """A Keras callback that shows training live: ``model.fit(..., callbacks=[w.watch()])``.
 
         The path grows on the plot as it is recorded (every ``every_k_batches`` batches:
@@ -295,19 +376,32 @@ class LossLandscapeWidget(widgets.VBox):
             self.watcher.close()
         kind = self.directions if self.directions in ("pca", "hessian") else "random"
         self.watcher = LandscapeWatcher(
-            self.x, self.y, directions=kind,
+            self.x,
+            self.y,
+            directions=kind,
             resolution=int(resolution or min(self.resolution, 21)),
-            extent=None if self.auto_extent else self.extent, spacing=self.spacing,
-            subset=subset or None, every_k_batches=every_k_batches, recompute_s=recompute_s,
-            recompute_every=recompute_every, max_duty=max_duty, loss=self.loss, seed=self.seed,
-            regularization=self.regularization, on_path=self._on_watch_path,
-            on_surface=self._on_watch_surface, on_error=self._on_worker_error, **kwargs)
+            extent=None if self.auto_extent else self.extent,
+            spacing=self.spacing,
+            subset=subset or None,
+            every_k_batches=every_k_batches,
+            recompute_s=recompute_s,
+            recompute_every=recompute_every,
+            max_duty=max_duty,
+            loss=self.loss,
+            seed=self.seed,
+            regularization=self.regularization,
+            on_path=self._on_watch_path,
+            on_surface=self._on_watch_surface,
+            on_error=self._on_worker_error,
+            **kwargs,
+        )
         self.path = self.watcher
         self._quiet_set(mode="2d")
         if prime:
             self.watcher.prime(self.model)
         self.controls.set_status(
-            "watching: pass this callback to <code>model.fit(callbacks=[...])</code>.")
+            "watching: pass this callback to <code>model.fit(callbacks=[...])</code>."
+        )
         return self.watcher
 
     def save(self, path: str | os.PathLike) -> str:
@@ -322,8 +416,15 @@ class LossLandscapeWidget(widgets.VBox):
         return saved
 
     @_hybridmethod
-    def load(cls, self: LossLandscapeWidget | None, path: str | os.PathLike, model: Any = None,
-             x: Any = None, y: Any = None, **kwargs: Any) -> LossLandscapeWidget:
+    def load(
+        cls,
+        self: LossLandscapeWidget | None,
+        path: str | os.PathLike,
+        model: Any = None,
+        x: Any = None,
+        y: Any = None,
+        **kwargs: Any,
+    ) -> LossLandscapeWidget:
         """Show a saved surface file; :meth:`compute` then resumes its missing cells.
 
         ``LossLandscapeWidget.load(path, model, x, y, **options)`` makes a new widget;
@@ -333,7 +434,8 @@ class LossLandscapeWidget(widgets.VBox):
         if self is None:
             if model is None:
                 raise NbvizError(
-                    "LossLandscapeWidget.load(path, model, x, y): the model is needed.")
+                    "LossLandscapeWidget.load(path, model, x, y): the model is needed."
+                )
             widget = cls(model, x, y, directions="random", **kwargs)
             try:
                 widget._load_file(path)
@@ -349,9 +451,14 @@ class LossLandscapeWidget(widgets.VBox):
         ``path`` when given. Returns the PNG bytes."""
         with self._lock:
             shown = dataclasses.replace(self.shown)
-        data = shown.png(line=self.mode == "1d", levels=self.levels,
-                         log=self.level_scale == "log", show_path=self.show_path,
-                         labels=(self.x_axis.label, self.y_axis.label), dpi=dpi)
+        data = shown.png(
+            line=self.mode == "1d",
+            levels=self.levels,
+            log=self.level_scale == "log",
+            show_path=self.show_path,
+            labels=(self.x_axis.label, self.y_axis.label),
+            dpi=dpi,
+        )
         if path is not None:
             with open(path, "wb") as f:
                 f.write(data)
@@ -375,16 +482,27 @@ class LossLandscapeWidget(widgets.VBox):
         """Everything the job needs, taken on the calling thread (weights read here, not in
         the worker, so a later ``fit`` in another cell cannot race with it)."""
         grid = GridSpec(self.resolution, None if self.auto_extent else self.extent, self.spacing)
-        return plane_request(self.model, self.directions, n=1 if self.mode == "1d" else 2,
-                             grid=grid, path=self.path, other=self.other, given=self._custom,
-                             seed=self.seed, subset=self.subset or None, order=self.order,
-                             resume=self._loaded)
+        return plane_request(
+            self.model,
+            self.directions,
+            n=1 if self.mode == "1d" else 2,
+            grid=grid,
+            path=self.path,
+            other=self.other,
+            given=self._custom,
+            seed=self.seed,
+            subset=self.subset or None,
+            order=self.order,
+            resume=self._loaded,
+        )
 
     def _job(self, ctx: JobContext, request: PlaneRequest) -> None:
-        planner = PlanePlanner(self.model, self.x, self.y, loss=self.loss,
-                               regularization=self.regularization)
-        for frame in planner.frames(request, stop_event=ctx.stop_event, max_chunk=self.max_chunk,
-                                    executor=self.executor):
+        planner = PlanePlanner(
+            self.model, self.x, self.y, loss=self.loss, regularization=self.regularization
+        )
+        for frame in planner.frames(
+            request, stop_event=ctx.stop_event, max_chunk=self.max_chunk, executor=self.executor
+        ):
             ctx.publish(frame)
 
     # -- worker callbacks (delivery thread): set traits only ----------------------------------
@@ -516,25 +634,34 @@ class LossLandscapeWidget(widgets.VBox):
             self._custom = shown.directions
             options = [o for o in self.directions_dropdown.options if o[1] != "custom"]
             self.directions_dropdown.options = options + [("from file", "custom")]
-            self._quiet_set(directions="custom", mode="2d", subset=int(info.get("subset") or 0),
-                            seed=int(info.get("subset_seed") or 0), resolution=len(surface.xs),
-                            auto_extent=False, extent=float(np.max(np.abs(surface.xs))))
+            self._quiet_set(
+                directions="custom",
+                mode="2d",
+                subset=int(info.get("subset") or 0),
+                seed=int(info.get("subset_seed") or 0),
+                resolution=len(surface.xs),
+                auto_extent=False,
+                extent=float(np.max(np.abs(surface.xs))),
+            )
             self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
             shown.line, shown.last_update = self.line, self.last_update
             self.shown = shown
             self.plane_view.set_axis_labels(axis_labels(shown.directions))
             self._draw(surface=True, path=True)
             self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
-        self.controls.set_status(f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
-                                 f"{surface.done.size} cells; Compute resumes the missing ones.")
+        self.controls.set_status(
+            f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
+            f"{surface.done.size} cells; Compute resumes the missing ones."
+        )
 
     def _show_error(self, exc: BaseException) -> None:
         self.error = exc
         self.controls.show_error(exc)
 
 
-def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False,
-          **kwargs: Any) -> LandscapeWatcher:
+def watch(
+    model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = False, **kwargs: Any
+) -> LandscapeWatcher:
     """Show the loss landscape of ``model`` live while it trains; returns the Keras callback.
 
     ``model.fit(x, y, callbacks=[nbviz.watch(model, x, y)])``. Widget options (``directions``,
@@ -545,8 +672,18 @@ def watch(model: Any, x: Any, y: Any, *, display: bool = True, sharpness: Any = 
     top Hessian eigenvalue is estimated live and plotted below the landscape with the
     stability line of the model's optimizer (``callback.sharpness``, the tracker).
     """
-    watch_keys = {"every_k_batches", "recompute_s", "recompute_every", "subset", "max_duty",
-                  "prime", "memory_budget_mb", "overflow", "path_interval_s", "order"}
+    watch_keys = {
+        "every_k_batches",
+        "recompute_s",
+        "recompute_every",
+        "subset",
+        "max_duty",
+        "prime",
+        "memory_budget_mb",
+        "overflow",
+        "path_interval_s",
+        "order",
+    }
     watch_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in watch_keys}
     widget = LossLandscapeWidget(model, x, y, **kwargs)
     callback = widget.watch(**watch_kw)

@@ -80,8 +80,7 @@ def axis_labels(dirs: Directions) -> list[str]:
     if dirs.kind == "random":
         norm = dirs.normalization or "no"
         return [
-            f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)"
-            for i in range(dirs.n)
+            f"random direction {i + 1} (seed {dirs.seed}, {norm}-normalized)" for i in range(dirs.n)
         ]
     if dirs.kind == "hessian":
         lam = dirs.metadata.get("eigenvalues") or []
@@ -182,8 +181,15 @@ class PlaneView:
         for mark in self.path_marks:
             mark.visible = self._show_path and self._has_path
 
-    def set_surface(self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, *,
-                    levels: int = 20, level_scale: str = "log") -> None:
+    def set_surface(
+        self,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        loss: np.ndarray,
+        *,
+        levels: int = 20,
+        level_scale: str = "log",
+    ) -> None:
         """Show a grid (ascending ``xs``, ``ys``; NaN for missing cells) with ``levels``
         contour levels on a ``"log"`` or ``"linear"`` scale."""
         z = np.where(np.isfinite(loss), loss, np.nan)
@@ -209,8 +215,9 @@ class PlaneView:
             self.hover.default_size = int(max(16, min(400, cell_px**2)))
         self.set_contours(xs, ys, loss, levels, level_scale)
 
-    def set_contours(self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, levels: int,
-                     level_scale: str) -> None:
+    def set_contours(
+        self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, levels: int, level_scale: str
+    ) -> None:
         """Draw the iso-lines of ``loss`` (kept in :attr:`contour_levels`)."""
         lines = contour_lines(xs, ys, loss, levels, level_scale)
         self.contour_levels = lines.levels
@@ -318,8 +325,9 @@ class LandscapeViews:
             shown = two_d if view is not self.line else not two_d
             view.widget.layout.display = None if shown else "none"
 
-    def draw_surface(self, shown: ShownLandscape, levels: int, level_scale: str,
-                     show_path: bool) -> None:
+    def draw_surface(
+        self, shown: ShownLandscape, levels: int, level_scale: str, show_path: bool
+    ) -> None:
         """Draw the surface (and, in 3-D, the path on it) and title the plane."""
         if shown.surface is None:
             return

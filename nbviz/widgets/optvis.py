@@ -322,7 +322,9 @@ class OptVisWidget(widgets.VBox):
         """Leave gallery mode and show tile ``index`` alone (its filter, image, frames, losses)."""
         units = self._units
         if not 0 <= index < len(units):
-            raise UnitError(f"There are {len(units)} tiles; valid tile indices are 0..{len(units) - 1}.")
+            raise UnitError(
+                f"There are {len(units)} tiles; valid tile indices are 0..{len(units) - 1}."
+            )
         self.stop(timeout=30.0)
         unit = units[index]
         self.session.log.keep_row(index)
@@ -484,8 +486,12 @@ class OptVisWidget(widgets.VBox):
 
     # -- the run (worker thread) ----------------------------------------------------------
     def _run(self, cfg: RunConfig, ctx: Any) -> RunSummary:
-        return self.session.run(cfg, ctx.stop_event, ctx.publish,
-                                status=lambda text: self._set_status(html.escape(text)))
+        return self.session.run(
+            cfg,
+            ctx.stop_event,
+            ctx.publish,
+            status=lambda text: self._set_status(html.escape(text)),
+        )
 
     # -- worker callbacks (worker thread: set traits only) ------------------------------------
     def _on_frame(self, tick: Tick) -> None:
@@ -495,7 +501,9 @@ class OptVisWidget(widgets.VBox):
         self.set_trait("step", tick.step)
         self.progress.max = max(1, tick.target)
         self.progress.value = min(tick.step, tick.target)
-        self.rate_label.value = f"step {tick.step} / {tick.target} &middot; {tick.steps_per_sec:.1f} steps/s"
+        self.rate_label.value = (
+            f"step {tick.step} / {tick.target} &middot; {tick.steps_per_sec:.1f} steps/s"
+        )
         self._draw_curve()
 
     def _on_error(self, exc: BaseException, tb: str) -> None:
@@ -512,7 +520,9 @@ class OptVisWidget(widgets.VBox):
                 what = f"stopped at step {summary.step} of {summary.target} (Start continues)"
             else:
                 what = f"done: {summary.step} steps"
-            self._set_status(f"{what}, {summary.steps_run} steps in {summary.seconds:.1f} s ({rate:.0f} steps/s)")
+            self._set_status(
+                f"{what}, {summary.steps_run} steps in {summary.seconds:.1f} s ({rate:.0f} steps/s)"
+            )
         self.set_trait("running", False)
         self._sync_buttons()
 
@@ -544,10 +554,12 @@ class OptVisWidget(widgets.VBox):
     def _label_tiles(self, cfg: RunConfig) -> None:
         if len(self.views.tile_buttons) != cfg.batch:
             self._rebuild_tiles()
-        self.views.label_tiles([
-            f"#{i}" if cfg.kind in ("diversity", "custom") else f"unit {u}"
-            for i, u in enumerate(cfg.units)
-        ])
+        self.views.label_tiles(
+            [
+                f"#{i}" if cfg.kind in ("diversity", "custom") else f"unit {u}"
+                for i, u in enumerate(cfg.units)
+            ]
+        )
 
     def _open_clicked(self, index: int) -> None:
         try:
@@ -587,7 +599,11 @@ class OptVisWidget(widgets.VBox):
             elif what == "mp4":
                 data, name, mime = self.export_mp4(), "optvis.mp4", "video/mp4"
             else:
-                data, name, mime = export.encode_npy(self.result_array()), "optvis.npy", "application/octet-stream"
+                data, name, mime = (
+                    export.encode_npy(self.result_array()),
+                    "optvis.npy",
+                    "application/octet-stream",
+                )
         except Exception as exc:
             self._show_error(exc)
             return
@@ -603,7 +619,9 @@ class OptVisWidget(widgets.VBox):
         self.layer_dropdown, self.filter_input, self.kind_dropdown = c.layer, c.channel, c.kind
         self.size_dropdown, self.lr_input = c.size, c.learning_rate
         self.start_button = widgets.Button(description="Start", button_style="success", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button = widgets.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
         self.reset_button = widgets.Button(description="Reset", icon="refresh")
         self.start_button.on_click(lambda _b: self.start())
         self.stop_button.on_click(lambda _b: self._worker.stop(timeout=0))
@@ -629,7 +647,9 @@ class OptVisWidget(widgets.VBox):
         self.views = ResultViews(on_open=self._open_clicked)
         self.image, self.gallery_grid = self.views.image, self.views.gallery_grid
         self.loss_line, self.loss_figure = self.views.loss_line, self.views.loss_figure
-        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="300px"))
+        self.progress = widgets.IntProgress(
+            min=0, max=1, value=0, layout=widgets.Layout(width="300px")
+        )
         self.rate_label = widgets.HTML()
         self.status = widgets.HTML()
 
@@ -654,9 +674,19 @@ class OptVisWidget(widgets.VBox):
                         ),
                         self.loss_figure,
                     ],
-                    layout=widgets.Layout(flex_flow="row wrap"),  # a narrow pane: the plot goes below
+                    layout=widgets.Layout(
+                        flex_flow="row wrap"
+                    ),  # a narrow pane: the plot goes below
                 ),
-                widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.progress, self.rate_label]),
+                widgets.HBox(
+                    [
+                        self.start_button,
+                        self.stop_button,
+                        self.reset_button,
+                        self.progress,
+                        self.rate_label,
+                    ]
+                ),
                 widgets.HBox([*self.export_buttons, self.download]),
                 self.status,
             ]

@@ -28,18 +28,39 @@ class SharpnessView(widgets.VBox):
     def __init__(self, width: str = "520px", height: str = "300px") -> None:
         self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale(min=0.0)
         xy = {"x": self.x_scale, "y": self.y_scale}
-        self.curve = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#1f77b4"],
-                                  marker="circle", marker_size=10, labels=["sharpness"])
-        self.line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales=xy, colors=["#d62728"],
-                                 line_style="dashed", labels=["stability line"])
+        self.curve = bqplot.Lines(
+            x=np.zeros(0),
+            y=np.zeros(0),
+            scales=xy,
+            colors=["#1f77b4"],
+            marker="circle",
+            marker_size=10,
+            labels=["sharpness"],
+        )
+        self.line = bqplot.Lines(
+            x=np.zeros(0),
+            y=np.zeros(0),
+            scales=xy,
+            colors=["#d62728"],
+            line_style="dashed",
+            labels=["stability line"],
+        )
         self.figure = bqplot.Figure(
             marks=[self.curve, self.line],
-            axes=[bqplot.Axis(scale=self.x_scale, label="batch"),
-                  bqplot.Axis(scale=self.y_scale, side="left", label="top eigenvalue",
-                              tick_format=".3~g", label_offset="58px")],
+            axes=[
+                bqplot.Axis(scale=self.x_scale, label="batch"),
+                bqplot.Axis(
+                    scale=self.y_scale,
+                    side="left",
+                    label="top eigenvalue",
+                    tick_format=".3~g",
+                    label_offset="58px",
+                ),
+            ],
             # No legend (bqplot drew an empty box over the axis): the title names the curve
             # and the note under the chart the dashed line.
-            title="sharpness", animation_duration=0,
+            title="sharpness",
+            animation_duration=0,
             fig_margin={"top": 40, "bottom": 45, "left": 80, "right": 20},
             layout=widgets.Layout(width=width, height=height),
         )
@@ -53,8 +74,9 @@ class SharpnessView(widgets.VBox):
         last = history[-1]
         steps = np.array([e.step for e in history], dtype=float)
         values = np.array([e.value for e in history])
-        limits = np.array([np.nan if e.threshold.value is None else e.threshold.value
-                           for e in history])
+        limits = np.array(
+            [np.nan if e.threshold.value is None else e.threshold.value for e in history]
+        )
         quantity = last.threshold.quantity
         with self.curve.hold_sync():
             self.curve.x, self.curve.y = steps, values

@@ -16,5 +16,6 @@ def status_html(text: str) -> str:
 def error_html(exc: BaseException) -> str:
     """An error: nbviz errors by their type (their message names the fix), others as unexpected."""
     kind = type(exc).__name__ if isinstance(exc, NbvizError) else f"unexpected {type(exc).__name__}"
-    return (f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: "
-            f"{html.escape(str(exc))}</span>")
+    return (
+        f"<span style='color: #b00020'>&#9888; {html.escape(kind)}: {html.escape(str(exc))}</span>"
+    )

@@ -380,7 +380,6 @@ class MatplotlibSurfaceView(SurfaceView):
         self.renders += 1
 
 
-
 # -- factory --------------------------------------------------------------------------------
 
 

@@ -154,9 +154,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 status, _ = _http_get(self.url(probe), timeout=2.0)
                 if status == 200:
@@ -373,9 +371,7 @@ class LabSession:
         self.page.goto(self.server.url(f"lab/tree/{name}", reset=""))
         self.page.wait_for_selector(".jp-Notebook", timeout=60_000)
         self.wait_state(lambda s: s["kernel"] == "idle", timeout, "an idle kernel")
-        self.page.evaluate(
-            "() => window.jupyterapp.commands.execute('notebook:run-all-cells')"
-        )
+        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         state = self.wait_state(
             lambda s: s["kernel"] == "idle" and not s["pending"]
             and all(c is not None for c in s["counts"]),

@@ -69,8 +69,14 @@ def test_optvis_start_and_stop_from_the_browser(lab):
     # the kernel-side thread ends, and with it the frames
     assert wait_kernel_value(lab, "w.running", "False", timeout_s=30) == "False"
     assert wait_kernel_value(lab, "w._worker.running", "False", timeout_s=30) == "False"
-    assert kernel_value(lab, "[t.name for t in __import__('threading').enumerate() "
-                             "if t.name.startswith('nbviz-optvis')]") == "[]"
+    assert (
+        kernel_value(
+            lab,
+            "[t.name for t in __import__('threading').enumerate() "
+            "if t.name.startswith('nbviz-optvis')]",
+        )
+        == "[]"
+    )
     page.wait_for_timeout(1000)  # the last (final PNG) frame lands
     stopped = _srcs_over(page, 2.0)
     assert len(stopped) == 1, f"frames keep changing after Stop: {len(stopped)} srcs"

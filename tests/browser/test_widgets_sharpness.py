@@ -39,7 +39,8 @@ def test_live_sharpness_draws_estimates_made_during_fit(lab):
         """([sel, n]) => { const ps = Array.from(document.querySelectorAll(sel));
                            return ps.length >= 2 && ps.some(p =>
                              (p.getAttribute('d') || '').split('L').length >= n); }""",
-        arg=[CURVE, n], timeout=60_000,
+        arg=[CURVE, n],
+        timeout=60_000,
     )
     assert "preconditioned sharpness" in root.inner_text()
     save_screenshot(root, "sharpness")

@@ -116,6 +116,7 @@ def wait_decoded_images(page, at_least: int, timeout_ms: int = 120_000) -> None:
     page.wait_for_function(
         """(n) => Array.from(document.querySelectorAll('.widget-image'))
                    .filter(i => i.complete && i.naturalWidth > 0).length >= n""",
-        arg=at_least, timeout=timeout_ms,
+        arg=at_least,
+        timeout=timeout_ms,
     )
     wait_image_loaded(page, ".widget-image")
