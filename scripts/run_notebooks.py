@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,29 @@ def _attach_pictures(nb: Any, pictures: dict[str, str]) -> int:
     return count
 
 
+def _run_coroutine(make: Any) -> Any:
+    """``asyncio.run(make())``, on a thread of its own when this thread already runs an event
+    loop (in the full test suite the browser tier's playwright session keeps one running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(make())
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="nbviz-notebook-runner")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def execute_notebook(path: Path, timeout: int = 600) -> Any:
     """Execute ``path`` with ``NBVIZ_FAST=1`` in a fresh kernel; return the executed notebook
     with static widget pictures. Raises ``nbclient.exceptions.CellExecutionError`` on an error."""
@@ -180,7 +204,7 @@ def execute_notebook(path: Path, timeout: int = 600) -> Any:
     os.environ["NBVIZ_FAST"] = "1"  # the kernel inherits the environment
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        pictures = asyncio.run(run())
+        pictures = _run_coroutine(run)
     finally:
         for key, value in saved.items():
             if value is None:
