@@ -58,7 +58,9 @@ def _add_new_subpackages() -> None:
 
 # Types that public signatures use but no __all__ exports; documented with their module.
 SUPPORT_TYPES = {
-    "nbviz.layers": ["LayerInfo"],
+    "nbviz.layers": ["LayerInfo", "build_tap_model", "build_extractor", "find_layer"],
+    "nbviz.landscape.planes": ["Plane", "PlaneRequest", "PlanePlanner", "GridSpec", "ResumeGrid"],
+    "nbviz.landscape.shown": ["ShownLandscape"],
     "nbviz.worker": ["Worker", "JobContext"],
     "nbviz.landscape.weights": ["TensorInfo"],
     "nbviz.landscape.watch": ["LandscapeWatcher", "PathFrame", "SurfaceFrame"],

@@ -212,6 +212,6 @@ def build_extractor(model: Any, names: list[str]) -> Any:
     models (where a naive ``keras.Model(model.inputs, inner_layer.output)`` raises "graph
     disconnected"): one forward pass from the *outer* input, so the outer preprocessing runs
     first, and every layer is shared with ``model`` (no copies). Call it with
-    ``training=False``. See :func:`nbviz.taps.build_tap_model` for layer inputs too.
+    ``training=False``. See :func:`build_tap_model` for layer inputs too.
     """
     return build_tap_model(model, list(names), name="nbviz_extractor")

@@ -1,7 +1,7 @@
 """One call per method: ``grad_cam(model, image, target=3)``, arrays out.
 
 ``target`` is a class index (or one per image; ``None``: each image's top class), an optvis
-:class:`~nbviz.optvis.objectives.Objective`, or ``"layer:unit"`` shorthand. The compiled
+:class:`~nbviz.optvis.Objective`, or ``"layer:unit"`` shorthand. The compiled
 :class:`~nbviz.attribution.engine.Attributor` behind each call is kept per (model, layer,
 target objective, options) while the model lives, so calling again with another image or
 class does not retrace.

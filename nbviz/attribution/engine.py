@@ -79,7 +79,7 @@ class Attributor:
         (saliency, SmoothGrad, Integrated Gradients) do not need it.
     target:
         ``None``: class logits (pre-softmax; the class is chosen per call); or an optvis
-        :class:`~nbviz.optvis.objectives.Objective` / ``"layer:unit"`` shorthand.
+        :class:`~nbviz.optvis.Objective` / ``"layer:unit"`` shorthand.
     logits_layer, class_names:
         The layer holding the class scores (default: found from the output), and names
         used in result descriptions.

@@ -135,7 +135,7 @@ class ClassLogits(Target):
 
 
 class ObjectiveTarget(Target):
-    """An optvis :class:`~nbviz.optvis.objectives.Objective` (``channel("conv3", 5)``, sums,
+    """An optvis :class:`~nbviz.optvis.Objective` (``channel("conv3", 5)``, sums,
     ``class_logit``...) read as in optvis: Dense/Conv layers before their fused activation."""
 
     def __init__(self, model: Any, objective: Objective | str) -> None:
@@ -243,7 +243,7 @@ def resolve_target(
     class_names: Sequence[str] | None = None,
 ) -> Target:
     """A :class:`Target` from ``target``: ``None`` or class indices mean class logits; an
-    :class:`~nbviz.optvis.objectives.Objective` or ``"layer:unit"`` shorthand an objective."""
+    :class:`~nbviz.optvis.Objective` or ``"layer:unit"`` shorthand an objective."""
     require_keras()
     if isinstance(target, Target):
         return target

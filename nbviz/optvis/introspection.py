@@ -319,7 +319,7 @@ class LayerReader:
     """The tap model for the layers an objective reads, and how to finish each activation.
 
     ``read(x)`` runs the tap model once on model input ``x`` (graph code) and returns two
-    functions for a :class:`~nbviz.optvis.objectives.Context`: ``full(name)`` (the layer's
+    functions for a :class:`~nbviz.optvis.objective_core.Context`: ``full(name)`` (the layer's
     activation) and ``units(name, index)`` (one channel per row, or ``None`` when the layer
     cannot be sliced). ``extractor`` is ``None`` when no layer is read.
     """

@@ -150,7 +150,7 @@ class Renderer:
     model:
         A Keras model with one image input ``(B, H, W, C)``; never modified.
     objective:
-        An :class:`~nbviz.optvis.objectives.Objective` or shorthand ``"layer:unit"``.
+        An :class:`~nbviz.optvis.Objective` or shorthand ``"layer:unit"``.
     size:
         Rendered image size (int or (h, w)); default: the model's input size, else 128.
         The transformed image is centre-cropped and resized to the model's input size.
