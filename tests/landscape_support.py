@@ -1,4 +1,4 @@
-"""Small models, data and the seed's naive grid loop, shared by tests/test_landscape*.py."""
+"""Small models, data and the seed's naive grid loop, shared by tests/landscape/ and tests/behaviour/."""
 
 from __future__ import annotations
 

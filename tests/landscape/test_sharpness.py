@@ -16,7 +16,7 @@ from nbviz.landscape.sharpness import (
     stability_threshold,
 )
 
-EPOCHS, N, BATCH = 3, 96, 16  # as tests/test_watch.py: 6 batches an epoch, 18 in all
+EPOCHS, N, BATCH = 3, 96, 16  # as tests/landscape/test_watch.py: 6 batches an epoch, 18 in all
 
 
 # -- thresholds ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from nbviz.landscape import (
 )
 
 XS, YS = grid_coords(9), grid_coords(7, 0.5)
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where landscape_support lives
 
 CHILD = textwrap.dedent("""
     import sys, time
