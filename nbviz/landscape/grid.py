@@ -1,8 +1,10 @@
 """Evaluate the loss on a grid (or a line) of points ``origin + a*d0 + b*d1``.
 
 :func:`iter_grid` is a generator that yields a :class:`GridUpdate` after every finished
-chunk (raster or coarse-to-fine order), with progress and an ETA; setting ``stop_event`` or
-closing the generator stops after the current chunk and keeps every finished cell. With
+chunk (raster or coarse-to-fine order), with progress and an ETA (from the rate of the
+chunks after the first, which includes compiling: none before there is one); setting
+``stop_event`` or closing the generator stops after the current chunk and keeps every
+finished cell. With
 ``store=`` the cells go to a resumable HDF5 file as they finish, and a rerun computes only the
 missing ones. :func:`evaluate_grid` runs it to the end (tqdm progress in a terminal).
 
@@ -234,11 +236,7 @@ def iter_grid(
             elapsed = time.perf_counter() - t_start
             if first is None:
                 first = (computed, elapsed)  # includes tracing / compiling: not a rate sample
-            remaining = len(todo) - computed
-            if computed > first[0]:
-                eta = remaining * (elapsed - first[1]) / (computed - first[0])
-            else:
-                eta = remaining * elapsed / computed
+            eta = _eta(len(todo) - computed, computed, elapsed, first)
             surface.metadata["elapsed_s"] = elapsed
             yield GridUpdate(
                 iy,
@@ -257,6 +255,17 @@ def iter_grid(
     finally:
         if opened is not None:
             opened.close()
+
+
+def _eta(remaining: int, computed: int, elapsed: float, first: tuple[int, float]) -> float | None:
+    """Seconds left at the rate of the chunks after the first (which includes tracing and
+    compiling, and would make the estimate several times too long); None until there is
+    such a chunk, 0.0 when nothing remains."""
+    if not remaining:
+        return 0.0
+    if computed <= first[0]:
+        return None
+    return remaining * (elapsed - first[1]) / (computed - first[0])
 
 
 def _progress_bar(total: int, initial: int, progress: bool | None) -> Any:

@@ -221,7 +221,8 @@ class PlanePlanner:
 
         ``"pca"``: the axes of ``path`` (plotted around its last row); ``live`` (a path still
         being recorded) thins it to :data:`PCA_MAX_SNAPSHOTS` and falls back to random
-        directions until the weights have moved in two independent directions. ``"hessian"``:
+        directions until the weights have moved in two independent directions (marked
+        ``metadata["instead_of"] = "pca"``, so that views say so). ``"hessian"``:
         the top eigenvectors on ``subset`` examples. ``"random"``: seeded, filter-normalized.
         """
         if kind == "hessian":
@@ -250,7 +251,10 @@ class PlanePlanner:
                 f"Directions of kind {kind!r} cannot be planned here; "
                 "use 'pca', 'random' or 'hessian'."
             )
-        return random_directions(self.model, n=n, seed=seed, origin=origin)
+        dirs = random_directions(self.model, n=n, seed=seed, origin=origin)
+        if kind == "pca":  # a live PCA plane before the path allows one: say so on the axes
+            dirs.metadata["instead_of"] = "pca"
+        return dirs
 
     def plane(self, request: PlaneRequest, stop_event: threading.Event | None = None) -> Plane:
         """The directions of ``request`` (the slow part of PCA and Hessian runs here), at most

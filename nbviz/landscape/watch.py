@@ -72,17 +72,26 @@ class SurfaceFrame:
     step: int  # the step of the snapshot used as origin
     done: int
     total: int
-    elapsed_s: float
+    elapsed_s: float  # since the recompute started (planning the directions included)
     final: bool = False  # computed around the weights at the end of training
     info: dict[str, Any] = field(default_factory=dict)
+    eta_s: float | None = None  # seconds left, from the finished chunks' rate (None: unknown)
 
     def describe(self, recomputes: int) -> str:
-        """One line for a status bar: which landscape, around which weights, how fast."""
+        """One line for a status bar: which landscape, around which weights, how long."""
         where = "final weights" if self.final else f"step {self.step}"
         n = self.surface.metadata.get("n_examples", "?")
+        kind = self.directions.kind
+        if self.directions.metadata.get("instead_of") == "pca":
+            kind = "PCA once the path has 3 snapshots; random until then"
+        if self.done < self.total:
+            return (
+                f"live: computing landscape #{recomputes + 1} around {where} ({kind}, "
+                f"{n} examples): {self.done}/{self.total} cells, {self.elapsed_s:.1f} s"
+            )
         return (
-            f"live: landscape #{recomputes} around {where} ({self.directions.kind}, "
-            f"{n} examples, {self.elapsed_s:.2f} s)"
+            f"live: landscape #{recomputes} around {where} ({kind}, "
+            f"{n} examples, {self.elapsed_s:.1f} s)"
         )
 
 
@@ -113,9 +122,10 @@ class LandscapeWatcher(WeightPathRecorder):
         seconds the next waits at least ``t * (1 - max_duty) / max_duty``.
     path_interval_s:
         Seconds between ``on_path`` calls.
-    on_path, on_surface, on_error:
-        ``on_path(PathFrame)`` on the training thread; ``on_surface(SurfaceFrame)`` and
-        ``on_error(exc, traceback)`` on background threads. Set traits only.
+    on_path, on_surface, on_error, on_busy:
+        ``on_path(PathFrame)`` on the training thread; ``on_surface(SurfaceFrame)``,
+        ``on_error(exc, traceback)`` and ``on_busy(running)`` (True when a recompute starts,
+        False when it ended) on background threads. Set traits only.
     loss, seed, order:
         The loss (default the model's), the seed of random directions and of the subset, and
         the grid's computing order.
@@ -151,6 +161,7 @@ class LandscapeWatcher(WeightPathRecorder):
         on_path: Callable[[PathFrame], None] | None = None,
         on_surface: Callable[[SurfaceFrame], None] | None = None,
         on_error: Callable[[BaseException, str], None] | None = None,
+        on_busy: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(
             every_k_batches=every_k_batches, memory_budget_mb=memory_budget_mb, overflow=overflow
@@ -179,6 +190,7 @@ class LandscapeWatcher(WeightPathRecorder):
         self.on_path = on_path
         self.on_surface = on_surface
         self.on_error = on_error
+        self.on_busy = on_busy
         self.recomputes = 0  # finished recomputes
         self.recompute_seconds: list[float] = []
         self.last: SurfaceFrame | None = None
@@ -347,11 +359,22 @@ class LandscapeWatcher(WeightPathRecorder):
         else:
             steps = np.zeros(len(path), np.int64)
         t0 = time.monotonic()
-        self._recompute(ctx, path, steps, final, recorded)
+        self._busy(True)
+        try:
+            self._recompute(ctx, path, steps, final, recorded, t0)
+        finally:
+            self._busy(False)
         took = time.monotonic() - t0
         self.recompute_seconds.append(took)
         pause = max(self.recompute_s, took * (1.0 - self.max_duty) / self.max_duty)
         self._next_recompute = time.monotonic() + pause
+
+    def _busy(self, running: bool) -> None:
+        if self.on_busy is not None:
+            try:
+                self.on_busy(running)
+            except Exception as exc:  # a broken view must never stop the recompute
+                self._error(exc, "")
 
     def make_directions(self, path: np.ndarray) -> Directions:
         """Directions around the last row of ``path`` (PCA once it has 3 rows, else random;
@@ -370,7 +393,13 @@ class LandscapeWatcher(WeightPathRecorder):
         )
 
     def _recompute(
-        self, ctx: JobContext, path: np.ndarray, steps: np.ndarray, final: bool, recorded: bool
+        self,
+        ctx: JobContext,
+        path: np.ndarray,
+        steps: np.ndarray,
+        final: bool,
+        recorded: bool,
+        t0: float,
     ) -> None:
         dirs = self.make_directions(path)
         coords, _ = project_path(path, dirs)
@@ -409,9 +438,10 @@ class LandscapeWatcher(WeightPathRecorder):
                 int(steps[-1]),
                 update.done,
                 update.total,
-                update.elapsed_s,
+                time.monotonic() - t0,  # the clock of the whole recompute, as the status says
                 final,
                 {"kind": dirs.kind, "extent": extent},
+                update.eta_s,
             )
             # A quick recompute shows only its result; a slow one fills in live.
             if update.done < update.total and time.monotonic() - last_publish > 1.0:

@@ -241,6 +241,7 @@ class LossLandscapeWidget(widgets.VBox):
         self._closed = False
         self._quiet = False
         self._t0 = 0.0
+        self._watch_busy = False  # a watch recompute is running (Stop stops it)
         self._worker = Worker(
             on_frame=self._on_frame,
             on_error=self._on_worker_error,
@@ -309,18 +310,20 @@ class LossLandscapeWidget(widgets.VBox):
     def compute(self) -> bool:
         """Start computing the current settings on the worker (the grid fills in live).
 
-        Returns False (and says why in :attr:`status`) when a computation is running or the
-        settings cannot work (e.g. PCA without a path).
+        A computation that is running (a grid, a line, a ``watch`` recompute) is stopped
+        after its current chunk and the new one starts: Compute restarts. Returns False (and
+        says why in :attr:`status`) when the settings cannot work (e.g. PCA without a path)
+        or the running computation did not stop within ``timeout`` seconds.
         """
         if self._closed:
-            return False
-        if self._worker.running or (self.watcher is not None and self.watcher.running):
-            self.controls.set_status("busy: press Stop first (or wait).")
             return False
         try:
             request = self._make_request()
         except Exception as exc:
             self._show_error(exc)
+            return False
+        if self.computing and not self.stop(wait=True, timeout=30.0):
+            self.controls.set_status("still stopping the running computation: press Compute again.")
             return False
         self.error = None
         self._t0 = time.monotonic()
@@ -334,7 +337,7 @@ class LossLandscapeWidget(widgets.VBox):
         self._worker.stop(timeout if wait else 0.0)
         if self.watcher is not None:
             self.watcher.stop(timeout if wait else 0.0)
-        return not self._worker.running
+        return not self.computing
 
     @property
     def computing(self) -> bool:
@@ -393,6 +396,7 @@ class LossLandscapeWidget(widgets.VBox):
             on_path=self._on_watch_path,
             on_surface=self._on_watch_surface,
             on_error=self._on_worker_error,
+            on_busy=self._on_watch_busy,
             **kwargs,
         )
         self.path = self.watcher
@@ -515,15 +519,17 @@ class LossLandscapeWidget(widgets.VBox):
                 self.plane_view.set_axis_labels(axis_labels(frame.directions))
                 self._draw(path=True)
             elif isinstance(frame, GridUpdate):
+                self._show_extent(frame.surface.xs, frame.surface.ys)
                 self._draw(surface=True)
-                self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
+                took = time.monotonic() - self._t0  # the clock the summary uses too
+                self.controls.show_progress(frame.done, frame.total, took, frame.eta_s)
             else:
                 self.line_view.set_line(frame)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
-        self.controls.show_running(False)
+        self.controls.show_running(self._watch_busy)
         if self.error is not None:
             self.progress.bar_style = "danger"
             return
@@ -533,6 +539,8 @@ class LossLandscapeWidget(widgets.VBox):
             self.progress.max, self.progress.value = 1, 1
         elif self.surface is not None:
             self.progress.bar_style = "warning" if stopped else "success"
+            s = self.surface
+            self.controls.show_progress(s.n_done, s.done.size, took, None)
         self.controls.set_status(self.shown.summary(took, stopped, line))
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
@@ -556,10 +564,16 @@ class LossLandscapeWidget(widgets.VBox):
             live = self.watcher.path_frame() if self.watcher is not None else None
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
+            self._show_extent(frame.surface.xs, frame.surface.ys)
             self._draw(surface=True, path=True)
-            self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
+            self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
+
+    def _on_watch_busy(self, running: bool) -> None:
+        self._watch_busy = running
+        if not self._closed:
+            self.controls.show_running(running or self._worker.running)
 
     # -- drawing (called with the lock held) ---------------------------------------------------
     def _draw(self, *, surface: bool = False, path: bool = False) -> None:
@@ -618,6 +632,13 @@ class LossLandscapeWidget(widgets.VBox):
         return value
 
     # -- helpers -----------------------------------------------------------------------------
+    def _show_extent(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        """With "auto" ticked the range box shows the extent in use (the grid's half-width)."""
+        if self.auto_extent and len(xs) and len(ys):
+            extent = float(max(np.max(np.abs(xs)), np.max(np.abs(ys))))
+            if extent > 0:
+                self._quiet_set(extent=float(f"{extent:.4g}"))
+
     def _quiet_set(self, **values: Any) -> None:
         quiet, self._quiet = self._quiet, True
         try:

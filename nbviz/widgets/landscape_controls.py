@@ -19,6 +19,12 @@ def direction_kinds(interpolation: bool, given: bool) -> list[tuple[str, str]]:
     return kinds
 
 
+def progress_text(done: int, total: int, elapsed: float, eta: float | None) -> str:
+    """``"done/total cells, elapsed s, ETA eta s"``; no ETA when unknown or finished."""
+    eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
+    return f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
+
+
 class LandscapeControls:
     """Directions, grid, contour and computing controls, the progress bar and the status line.
     ``kinds`` are the directions menu's ``(label, value)`` options."""
@@ -109,14 +115,20 @@ class LandscapeControls:
         self.status.value = error_html(exc)
 
     def show_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
-        """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go."""
+        """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go (an
+        estimate from finished cells; ``None``: not known yet, and not shown)."""
         self.progress.max, self.progress.value = max(int(total), 1), int(done)
-        eta_s = "" if eta is None or done >= total else f", ETA {eta:.1f} s"
-        self.progress_label.value = f"{done}/{total} cells, {elapsed:.1f} s{eta_s}"
+        self.progress_label.value = progress_text(done, total, elapsed, eta)
 
     def show_running(self, running: bool) -> None:
-        """Compute or Stop enabled; a new run's progress bar starts empty."""
-        self.compute_button.disabled, self.stop_button.disabled = running, not running
+        """Stop enabled while something runs (a new run's progress bar starts empty); Compute
+        always enabled: during a run it restarts with the current settings."""
+        self.compute_button.disabled, self.stop_button.disabled = False, not running
+        self.compute_button.tooltip = (
+            "stop the running computation and start again with these settings"
+            if running
+            else "compute the landscape with these settings"
+        )
         if running:
             self.progress.value, self.progress.bar_style = 0, "info"
 

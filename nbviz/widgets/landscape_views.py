@@ -69,7 +69,8 @@ def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
 
 
 def axis_labels(dirs: Directions) -> list[str]:
-    """Axis titles for directions: PCA ones with their explained variance."""
+    """Axis titles for directions: PCA ones with their explained variance; random ones that
+    stand in for a live PCA plane (the path is too short yet) say so."""
     if dirs.kind == "pca" and dirs.explained_variance is not None:
         what = (
             "of path moment about the end"
@@ -77,6 +78,10 @@ def axis_labels(dirs: Directions) -> list[str]:
             else "of path variance"
         )
         return [f"PC{i + 1} ({ev:.1%} {what})" for i, ev in enumerate(dirs.explained_variance)]
+    if dirs.kind == "random" and dirs.metadata.get("instead_of") == "pca":
+        return [
+            f"PC{i + 1} pending: random direction {i + 1} until 3 snapshots" for i in range(dirs.n)
+        ]
     if dirs.kind == "random":
         norm = dirs.normalization or "no"
         return [

@@ -156,7 +156,9 @@ def test_updates_progress_eta_and_coarse_to_fine_result():
     )
     assert [u.done for u in ups] == sorted(u.done for u in ups) and ups[-1].done == 48
     assert all(len(u.iy) <= 7 for u in ups) and ups[-1].eta_s == 0.0
-    assert all(u.eta_s is not None and u.eta_s >= 0 for u in ups)
+    # No ETA from the first chunk alone (it includes compiling); an estimate after it.
+    assert ups[0].eta_s is None
+    assert all(u.eta_s is not None and u.eta_s >= 0 for u in ups[1:])
     seen = np.concatenate([u.iy * 8 + u.ix for u in ups])
     assert sorted(seen) == list(range(48))
     raster = evaluate_grid(model, x, y, d, grid_coords(8), grid_coords(6))
@@ -260,3 +262,35 @@ def test_evaluate_grid_in_one_call_uses_random_directions_and_21_points():
         model, x, y, random_directions(model, seed=0), grid_coords(21, 1.0), grid_coords(21, 1.0)
     )
     np.testing.assert_allclose(got.loss, want.loss, rtol=1e-6)
+
+
+def test_eta_is_the_rate_of_the_chunks_after_the_first_times_the_cells_left():
+    model = mlp()
+    x, y = parabola(32)
+    d = random_directions(model)
+    kw = {"order": "coarse_to_fine", "max_chunk": 9, "strategy": "vectorized"}
+    ups = list(iter_grid(model, x, y, d, grid_coords(9), grid_coords(9), **kw))
+    first = ups[0]
+    for u in ups[1:-1]:
+        rate = (u.elapsed_s - first.elapsed_s) / (u.done - first.done)
+        assert u.eta_s == pytest.approx(rate * (u.total - u.done))
+
+
+def test_coarse_first_shows_a_strided_subgrid_first_and_the_same_grid_bit_for_bit():
+    """The first chunk of a large coarse-to-fine grid is a strided subgrid spanning the whole
+    plane (so the first picture covers it) and the final grid equals the raster one exactly."""
+    model = mlp()
+    x, y = parabola(64)
+    d = random_directions(model)
+    xs = grid_coords(41, 1.0)
+    kw = {"strategy": "vectorized", "max_chunk": 256}
+    ups = list(iter_grid(model, x, y, d, xs, xs, order="coarse_to_fine", **kw))
+    raster = list(iter_grid(model, x, y, d, xs, xs, order="raster", **kw))
+    first = ups[0]
+    assert 0 < first.done <= first.total // 4  # a first picture after a fraction of the work
+    # every 4th row and column (ends included) is in the first chunk: 11 x 11 cells
+    cells = set(zip(first.iy.tolist(), first.ix.tolist(), strict=True))
+    assert {(i, j) for i in range(0, 41, 4) for j in range(0, 41, 4)} <= cells
+    # ... whereas row by row the first chunk covers only the first rows
+    assert raster[0].iy.max() < 40
+    np.testing.assert_array_equal(ups[-1].surface.Z, raster[-1].surface.Z)
