@@ -131,6 +131,7 @@ class LandscapeControls:
         )
         if running:
             self.progress.value, self.progress.bar_style = 0, "info"
+            self.progress_label.value = ""  # no counts or ETA before the first finished cells
 
     def widen_resolution(self, value: int) -> None:
         """Let the resolution slider show ``value`` even beyond its usual range."""
