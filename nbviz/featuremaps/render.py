@@ -161,7 +161,8 @@ def render_view(
     With ``overlay_alpha`` and ``image`` the map is blended over the image; small results are
     enlarged (nearest neighbour) to ``min_size`` pixels. Grid tiles are block-averaged so the
     mosaic stays within ``max_grid_side`` pixels (a viewer shows it smaller anyway, and PNG
-    encoding time grows with the pixel count). Returns uint8 RGB.
+    encoding time grows with the pixel count), and numbered with their channel index (see
+    :func:`number_tiles`). Returns uint8 RGB.
     """
     if filter is None:
         h, w, c = acts.shape
@@ -169,12 +170,41 @@ def render_view(
         factor = int(np.ceil(max(h, w) * cols / max_grid_side))
         if factor > 1:
             acts = block_mean(acts, factor)
-        return enlarge(render_grid(acts, cmap, normalization), min_size)
+        grid = render_grid(acts, cmap, normalization, cols)
+        big = enlarge(grid, min_size)
+        return number_tiles(
+            big, c, cols, acts.shape[0], acts.shape[1], big.shape[0] // grid.shape[0]
+        )
     if overlay_alpha is not None and image is not None:
         return enlarge(
             render_map(acts, filter, cmap, normalization, image, overlay_alpha), min_size
         )
     return enlarge(render_map(acts, filter, cmap, normalization), min_size)
+
+
+def number_tiles(
+    rgb: np.ndarray, n: int, cols: int, h: int, w: int, scale: int = 1, pad: int = 1
+) -> np.ndarray:
+    """Write each tile's channel index into its top-left corner (white on a dark box) of a
+    :func:`render_grid` mosaic of ``n`` tiles of ``h`` x ``w`` in ``cols`` columns, enlarged
+    ``scale`` times; tiles under 16 pixels are left unnumbered (the digits would hide them)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    tile_h, tile_w, pitch_h, pitch_w = h * scale, w * scale, (h + pad) * scale, (w + pad) * scale
+    if min(tile_h, tile_w) < 16:
+        return rgb
+    size = max(9, min(tile_h, tile_w) // 5)
+    font = ImageFont.load_default(size=size)
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"  # crisp digits: antialiased ones blur at 9 px
+    for i in range(n):
+        r, c = divmod(i, cols)
+        x, y = c * pitch_w, r * pitch_h
+        box = draw.textbbox((x + 2, y + 1), str(i), font=font)
+        draw.rectangle((x, y, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+        draw.text((x + 2, y + 1), str(i), fill=(255, 255, 255), font=font)
+    return np.asarray(img)
 
 
 def block_mean(acts: np.ndarray, factor: int) -> np.ndarray:

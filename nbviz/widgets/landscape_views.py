@@ -22,6 +22,7 @@ from ..landscape.shown import ShownLandscape
 from ..landscape.surface import Line
 from .closing import close_widget_tree
 from .surface3d import Kind, SurfaceView, make_surface_view
+from .ticks import nice_ticks
 
 __all__ = [
     "LandscapeView",
@@ -52,20 +53,6 @@ def shown_values(z: np.ndarray, level_scale: str) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log10(z)
     return z
-
-
-def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
-    """At most ``at_most`` ticks in ``[lo, hi]`` at a round step (1, 2, 2.5 or 5 times a power
-    of ten), exactly 0 when the range holds it: d3's own choice crowds a 300 px axis (16
-    labels for -1.5..1.5) and bqplot's ``num_ticks`` splits the range evenly (``-1e-16``)."""
-    lo, hi = float(min(lo, hi)), float(max(lo, hi))
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
-        return np.asarray([lo])
-    raw = (hi - lo) / max(at_most - 1, 1)
-    power = 10.0 ** np.floor(np.log10(raw))
-    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
-    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
-    return np.round(ticks / step) * step + 0.0  # exact multiples; + 0.0 turns -0.0 into 0.0
 
 
 def axis_labels(dirs: Directions) -> list[str]:
@@ -340,7 +327,9 @@ class LandscapeViews:
         self.plane.set_surface(s.xs, s.ys, s.loss, levels=levels, level_scale=level_scale)
         if self.surface3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
             z = np.where(np.isfinite(s.loss), s.loss, np.nan)
-            self.surface3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
+            heights = shown_values(z, level_scale)
+            self.surface3d.set_height_label("log10 loss" if heights is not z else "loss")
+            self.surface3d.set_surface(s.xs, s.ys, heights)
             self._draw_path3d(shown, level_scale, show_path)
         self.plane.figure.title = shown.title()
 

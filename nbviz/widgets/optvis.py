@@ -239,7 +239,8 @@ class OptVisWidget(widgets.VBox):
         self.session.log.clear()
         self.set_trait("step", 0)
         self.views.clear()
-        self.progress.value = 0
+        self.progress.value, self.progress.max = 0, 1
+        self.rate_label.value = ""  # no "step 5988 / 20000" left from the run
         self.download.value = ""
         self._set_status("reset: press <b>Start</b>")
 

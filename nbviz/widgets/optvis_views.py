@@ -16,9 +16,14 @@ import numpy as np
 
 from ..imaging import encode_image, mosaic
 from .closing import close_widget_tree
+from .ticks import nice_ticks
 
 GALLERY_COLUMNS = 4
 MAX_CURVE_POINTS = 400
+CURVE_TICKS = 5  # at most this many step ticks on the 320 px chart
+
+# An image with no bytes is drawn as a broken-image icon: an empty view shows this instead.
+PLACEHOLDER = encode_image(np.full((8, 8, 3), 238, np.uint8), "png")
 
 
 def picture(images: np.ndarray) -> np.ndarray:
@@ -45,6 +50,7 @@ class ResultViews:
     def __init__(self, on_open: Callable[[int], None]) -> None:
         self.on_open = on_open
         self.image = widgets.Image(
+            value=PLACEHOLDER,
             format="png",
             layout=widgets.Layout(width="256px", height="256px", min_width="256px",
                                   object_fit="contain"),
@@ -55,18 +61,25 @@ class ResultViews:
         self.gallery_grid = widgets.GridBox(
             layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, 120px)")
         )
-        x, y = bqplot.LinearScale(), bqplot.LinearScale()
-        self.loss_line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y}, colors=["#1f77b4"])
+        self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
+        self.loss_line = bqplot.Lines(
+            x=[], y=[], scales={"x": self.x_scale, "y": self.y_scale}, colors=["#1f77b4"]
+        )
+        self.step_axis = bqplot.Axis(scale=self.x_scale, label="step", tick_format="d")
+        self.objective_axis = bqplot.Axis(
+            scale=self.y_scale, side="left", label="objective", tick_format=".3g"
+        )
         self.loss_figure = bqplot.Figure(
             marks=[self.loss_line],
-            axes=[
-                bqplot.Axis(scale=x, label="step", num_ticks=5),
-                bqplot.Axis(scale=y, side="left", label="objective", tick_format=".3g"),
-            ],
+            axes=[self.step_axis, self.objective_axis],
             animation_duration=0,
             title="objective",
+            # bqplot's hover toolbar sits over the title of a figure this small; the curve
+            # needs no pan or zoom.
+            display_toolbar=False,
             layout=widgets.Layout(width="320px", height="260px", flex="0 0 auto"),
-            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
+            # the right margin holds half of the last step label ("20000" at the end)
+            fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 24},
         )
 
     def show_images(self, images: np.ndarray, fmt: str, gallery: bool) -> None:
@@ -80,10 +93,16 @@ class ResultViews:
                 self.image.value = encode_image(picture(images), fmt)
 
     def draw_curve(self, losses: list[np.ndarray]) -> None:
-        """The mean objective per step (thinned), or nothing yet."""
+        """The mean objective per step (thinned) over steps 0 to the last, with round step
+        ticks; or nothing yet."""
         if not losses:
             return
         x, y = curve_points(losses)
+        last = float(x[-1])
+        with self.x_scale.hold_sync():
+            self.x_scale.min, self.x_scale.max = 0.0, last
+        ticks = nice_ticks(0.0, last, CURVE_TICKS)
+        self.step_axis.tick_values = ticks[ticks == np.round(ticks)]  # steps are whole
         with self.loss_line.hold_sync():
             self.loss_line.x, self.loss_line.y = x, y
 
@@ -94,7 +113,10 @@ class ResultViews:
         close_widget_tree(self.tile_boxes)
         self.tile_images, self.tile_buttons, self.tile_boxes = [], [], []
         for i in range(n):
-            img = widgets.Image(format="png", layout=widgets.Layout(width="112px", height="112px"))
+            img = widgets.Image(
+                value=PLACEHOLDER, format="png",
+                layout=widgets.Layout(width="112px", height="112px"),
+            )  # fmt: skip
             button = widgets.Button(
                 description=f"open {i}", tooltip="show this tile on its own",
                 layout=widgets.Layout(width="112px"),
@@ -114,13 +136,19 @@ class ResultViews:
         self.gallery_grid.layout.display = "" if gallery else "none"
 
     def clear(self) -> None:
-        """Back to empty views (Reset)."""
+        """Back to the views' first look (Reset): placeholder images, an empty curve with the
+        chart's own scales and ticks."""
         with self.image.hold_sync():
             self.image.format = "png"
-            self.image.value = b""
+            self.image.value = PLACEHOLDER
         for tile in self.tile_images:
-            tile.value = b""
-        self.loss_line.x, self.loss_line.y = [], []
+            with tile.hold_sync():
+                tile.format, tile.value = "png", PLACEHOLDER
+        with self.loss_line.hold_sync():
+            self.loss_line.x, self.loss_line.y = [], []
+        with self.x_scale.hold_sync():
+            self.x_scale.min = self.x_scale.max = None
+        self.step_axis.tick_values = None
 
     def widgets_to_close(self) -> list[widgets.Widget]:
         return [*self.tile_boxes]

@@ -32,6 +32,7 @@ import numpy as np
 from nbviz.errors import DataError, PathError
 
 from .closing import close_widget_tree
+from .ticks import nice_ticks
 
 #: Whether ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
 #: JupyterLab 3, so we prove it in a real browser (Chromium + SwiftShader WebGL, JupyterLab
@@ -174,6 +175,14 @@ class SurfaceView:
             self.path = None
             self._draw_path()
 
+    def set_height_label(self, label: str) -> None:
+        """Name what the height shows (e.g. ``"log10 loss"`` when the loss is drawn on a log
+        scale); redrawn only when it changed."""
+        with self._lock:
+            if label != self.zlabel:
+                self.zlabel = label
+                self._draw_labels()
+
     def close(self) -> None:
         """Close every widget behind the view (children, materials, layouts...)."""
         if self.widget is not None:
@@ -190,6 +199,19 @@ class SurfaceView:
 
     def _draw_path(self) -> None:
         raise NotImplementedError
+
+    def _draw_labels(self) -> None:
+        raise NotImplementedError
+
+
+def readable_factor(lo: float, hi: float) -> float:
+    """A power of ten that makes a range of values at least 0.5 wide: ipyvolume writes every
+    tick label with one decimal ("0.0 0.0 0.0" for losses between 0.02 and 0.05), so such
+    values are drawn times this factor and the label says so."""
+    span = float(hi) - float(lo)
+    if not np.isfinite(span) or span <= 0 or span >= 0.5:
+        return 1.0
+    return float(10.0 ** np.ceil(np.log10(0.5 / span)))
 
 
 # -- ipyvolume ------------------------------------------------------------------------------
@@ -213,14 +235,30 @@ class IpyvolumeSurfaceView(SurfaceView):
         self._ipv = ipv
         self.mesh: Any = None  # created on the first non-empty surface
         self.scatter: Any = None  # created on the first path
+        import ipywidgets as w
+
+        self.factor = 1.0  # heights are drawn times this (see readable_factor)
+        # ipyvolume puts an axis label at the middle of its axis, inside the box: the height's
+        # label would float mid-air, so it is written above the canvas instead.
         self.figure = ipv.Figure(
             width=width, height=height, meshes=[], scatters=[],
-            xlabel=self.xlabel, ylabel=self.zlabel, zlabel=self.ylabel,
+            xlabel=self.xlabel, ylabel="", zlabel=self.ylabel,
             animation=0.0,
         )  # fmt: skip
         # look from above and the side (the default camera looks straight along z)
         self.figure.camera.position = (1.3, 1.1, 1.7)
-        self.widget = self.figure
+        self.caption = w.HTML()
+        self.widget = w.VBox([self.caption, self.figure])
+        self._draw_labels()
+
+    def _draw_labels(self) -> None:
+        import html
+
+        times = "" if self.factor == 1.0 else f" &times; {self.factor:.0e}".replace("e+0", "e")
+        self.caption.value = (
+            f"<span style='font-size: 13px'>height and colour: <b>{html.escape(self.zlabel)}"
+            f"</b>{times}</span>"
+        )
 
     # Browser tests (tests/browser/test_surface3d_browser.py) showed what the 0.6.3 front end
     # does with updates after display: new values for arrays of the same length, and a
@@ -235,7 +273,7 @@ class IpyvolumeSurfaceView(SurfaceView):
         with self.figure.hold_sync():
             s["x"].min, s["x"].max = float(self.xs.min()), float(self.xs.max())
             s["z"].min, s["z"].max = float(self.ys.min()), float(self.ys.max())
-            s["y"].min, s["y"].max = lo, hi
+            s["y"].min, s["y"].max = lo * self.factor, hi * self.factor
 
     def _draw_surface(self) -> None:
         from nbviz.imaging import apply_colormap
@@ -244,10 +282,15 @@ class IpyvolumeSurfaceView(SurfaceView):
         assert Z is not None and self.xs is not None and self.ys is not None  # set_data ran
         tris = grid_triangles(np.isfinite(Z))
         lo, hi = z_limits(Z)
+        factor = readable_factor(lo, hi)
+        if factor != self.factor:
+            self.factor = factor
+            self._draw_labels()
         X, Y = np.meshgrid(self.xs, self.ys)  # (ny, nx) like Z
         # ipyvolume's y axis is up: (a, loss, b); NaN heights are cut out by the triangles
         x, y, z = X.reshape(-1), np.where(np.isfinite(Z), Z, lo).reshape(-1), Y.reshape(-1)
         colors = apply_colormap((y - lo) / (hi - lo), self.cmap).astype(np.float32) / 255.0
+        y = y * factor
         if not len(tris):
             self._replace("mesh", None)
         elif self.mesh is None or len(self.mesh.x) != len(x):
@@ -270,7 +313,7 @@ class IpyvolumeSurfaceView(SurfaceView):
         a, b, z = self.path
         if self.Z is not None:
             lo, hi = z_limits(self.Z, z)
-            z = z + self.PATH_LIFT * (hi - lo)
+            z = (z + self.PATH_LIFT * (hi - lo)) * self.factor
         if self.scatter is None or len(self.scatter.x) != len(a):
             self._replace("scatter", self._ipv.Scatter(
                 x=a, y=z, z=b, color="red", size=1.5, geo="sphere", connected=True,
@@ -336,6 +379,9 @@ class MatplotlibSurfaceView(SurfaceView):
     def _draw_path(self) -> None:
         self._render()
 
+    def _draw_labels(self) -> None:
+        self._render()
+
     def render_png(self) -> bytes:
         """The current surface and path as PNG bytes."""
         import io
@@ -346,10 +392,13 @@ class MatplotlibSurfaceView(SurfaceView):
         fig = Figure(figsize=(self.width / self.dpi, self.height / self.dpi), dpi=self.dpi)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(projection="3d")
-        ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels
-        ax.set_xlabel(self.xlabel)
-        ax.set_ylabel(self.ylabel)
-        ax.set_zlabel(self.zlabel)
+        ax.set_box_aspect(None, zoom=0.8)  # room for the axis labels
+        ax.tick_params(labelsize=8, pad=1)
+        ax.set_xlabel(self.xlabel, fontsize=9, labelpad=4)
+        ax.set_ylabel(self.ylabel, fontsize=9, labelpad=4)
+        # the height's label reads upwards beside its tick labels, not across them
+        ax.zaxis.set_rotate_label(False)
+        ax.set_zlabel(self.zlabel, fontsize=9, labelpad=8, rotation=90)
         path_z = self.path[2] if (self.path is not None and self._show_path) else None
         if self.Z is not None:
             assert self.xs is not None and self.ys is not None  # set with Z
@@ -365,6 +414,12 @@ class MatplotlibSurfaceView(SurfaceView):
             ax.set_xlim(self.xs.min(), self.xs.max())
             ax.set_ylim(self.ys.min(), self.ys.max())
             ax.set_zlim(lo, hi)
+            for set_ticks, (a, b) in (
+                (ax.set_xticks, (self.xs.min(), self.xs.max())),
+                (ax.set_yticks, (self.ys.min(), self.ys.max())),
+                (ax.set_zticks, (lo, hi)),
+            ):
+                set_ticks(nice_ticks(a, b, 5))
         if path_z is not None and path_z.size:
             assert self.path is not None
             a, b, z = self.path
