@@ -239,10 +239,11 @@ class IpyvolumeSurfaceView(SurfaceView):
 
         self.factor = 1.0  # heights are drawn times this (see readable_factor)
         # ipyvolume puts an axis label at the middle of its axis, inside the box: the height's
-        # label would float mid-air, so it is written above the canvas instead.
+        # label would float mid-air, so it is written above the canvas instead. (A blank, not
+        # an empty label: with "" the 0.6.3 front end draws nothing at all, browser-tested.)
         self.figure = ipv.Figure(
             width=width, height=height, meshes=[], scatters=[],
-            xlabel=self.xlabel, ylabel="", zlabel=self.ylabel,
+            xlabel=self.xlabel, ylabel=" ", zlabel=self.ylabel,
             animation=0.0,
         )  # fmt: skip
         # look from above and the side (the default camera looks straight along z)

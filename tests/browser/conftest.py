@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -265,8 +266,11 @@ def lab_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def voila_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
-    """A Voila server on 127.0.0.1 serving a temporary root (notebooks at /voila/render/...)."""
+    """A Voila server on 127.0.0.1 serving a temporary root (notebooks at /voila/render/...),
+    started there with the repository's ``voila.json`` (progressive rendering), as a user who
+    runs ``voila`` in the repository gets it."""
     root = tmp_path_factory.mktemp("voila-root")
+    shutil.copy(REPO / "voila.json", root / "voila.json")
     port = free_port()
     cmd = [
         sys.executable, "-m", "voila",
