@@ -313,7 +313,7 @@ class LossLandscapeWidget(widgets.VBox):
         A computation that is running (a grid, a line, a ``watch`` recompute) is stopped
         after its current chunk and the new one starts: Compute restarts. Returns False (and
         says why in :attr:`status`) when the settings cannot work (e.g. PCA without a path)
-        or the running computation did not stop within ``timeout`` seconds.
+        or the running computation did not stop within 30 s.
         """
         if self._closed:
             return False
