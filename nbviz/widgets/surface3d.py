@@ -23,6 +23,7 @@ otherwise matplotlib. The environment variable ``NBVIZ_SURFACE3D`` (``ipyvolume`
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 from typing import Any, Literal
@@ -253,9 +254,7 @@ class IpyvolumeSurfaceView(SurfaceView):
         self._draw_labels()
 
     def _draw_labels(self) -> None:
-        import html
-
-        times = "" if self.factor == 1.0 else f" &times; {self.factor:.0e}".replace("e+0", "e")
+        times = "" if self.factor == 1.0 else f" &times; {self.factor:g}"
         self.caption.value = (
             f"<span style='font-size: 13px'>height and colour: <b>{html.escape(self.zlabel)}"
             f"</b>{times}</span>"
