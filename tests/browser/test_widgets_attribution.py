@@ -1,5 +1,5 @@
-"""AttributionExplorer in JupyterLab 4: the heatmap, the ranked filters with their feature maps
-and optimized images render, and a click on a filter selects it in the feature-map explorer."""
+"""AttributionExplorer in JupyterLab 4: the heatmap, the ranked channels with their feature maps
+and optimized images render, and a click on a channel selects it in the feature-map explorer."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_attribution_explorer_renders_and_a_channel_click_selects_it(lab):
     page = lab.page
     root = page.locator(".nbviz-test-attr").first
     root.wait_for(timeout=60_000)
-    # input, feature map, heatmap, and per ranked filter its map and optimized image
+    # input, feature map, heatmap, and per ranked channel its map and optimized image
     wait_decoded_images(page, 3 + 2 * 4)
     assert pixel_stats(page.locator(".nbviz-test-heat"))["colors"] > 20
     assert kernel_value(lab, "w.error") == "None"

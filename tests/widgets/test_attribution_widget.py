@@ -1,5 +1,5 @@
-"""AttributionExplorer, headless: the heatmap and the ranked filters match the backend computed
-directly, class switches do not retrace, clicks select filters in the composed
+"""AttributionExplorer, headless: the heatmap and the ranked channels match the backend computed
+directly, class switches do not retrace, clicks select channels in the composed
 FeatureMapExplorer, long methods stream and stop, and nothing is left running."""
 
 from __future__ import annotations
