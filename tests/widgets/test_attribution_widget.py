@@ -137,7 +137,7 @@ def test_a_new_image_in_the_explorer_updates_predictions_and_map(view):
 
 
 def test_fine_tuning_model_with_a_nested_base(keras, no_thread_leak):
-    from test_attribution import _fine_tuning_model
+    from attribution.test_attribution import _fine_tuning_model
 
     model, _ = _fine_tuning_model(keras)
     snap = weights_snapshot(model)
