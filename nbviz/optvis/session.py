@@ -158,7 +158,7 @@ class _Neuron(ObjectiveMode):
 
 
 class _ClassLogit(ObjectiveMode):
-    name, label = "class", "class logit / unit"
+    name, label = "class", "class logit / neuron"
 
     def row_label(self, index: int, channel: int) -> str:
         return f"class {channel}"
