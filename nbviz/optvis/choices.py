@@ -3,7 +3,7 @@
 An interactive view offers a layer, a channel of it, an objective kind and a gallery of rows;
 :class:`Choices` knows which values are valid for the model (layers with a channel axis, no
 softmax outputs, no whole nested models), picks sensible defaults, and freezes a set of chosen
-values into the :class:`~nbviz.optvis.session.RunConfig` of one run. It is headless: the widget
+values into the ``RunConfig`` of one run. It is headless: the widget
 (:class:`~nbviz.widgets.OptVisWidget`) only shows its errors and options.
 """
 

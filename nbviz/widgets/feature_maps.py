@@ -8,8 +8,8 @@ only slices a cached array and encodes a PNG on the kernel thread. Layer or imag
 while a computation runs are not queued: the latest one wins.
 
 The explorer is traits and wiring: the image and where it comes from belong to
-:class:`~.feature_map_images.ImagePicker`, drawing a map or the grid to
-:class:`~.feature_map_views.MapView`, the activations to the headless
+``ImagePicker`` (:mod:`.feature_map_images`), drawing a map or the grid to
+``MapView`` (:mod:`.feature_map_views`), the activations to the headless
 :class:`~nbviz.featuremaps.FeatureMaps`.
 """
 

@@ -18,9 +18,9 @@ as one batch, shown as a grid of tiles that updates live; a tile's "open" button
 to one channel with that tile's image shown.
 
 The widget is trait declarations and wiring: what may be chosen is checked by
-:class:`~nbviz.optvis.choices.Choices`, a run is an :class:`~nbviz.optvis.session.OptVisSession`
-(renderer cache, continue rule, frame log, exports), and the controls and views live in
-:mod:`.optvis_controls` and :mod:`.optvis_views`.
+``Choices`` (:mod:`nbviz.optvis.choices`), a run is an ``OptVisSession``
+(:mod:`nbviz.optvis.session`: renderer cache, continue rule, frame log, exports), and the
+controls and views live in :mod:`.optvis_controls` and :mod:`.optvis_views`.
 """
 
 from __future__ import annotations
