@@ -20,7 +20,7 @@ from nbviz import demo
 
 model = demo.load_demo_model()
 # far more steps than the test waits for: only the Stop button ends this run
-w = nbviz.OptVisWidget(model, layer="conv4", filter=4, steps=100_000, frame_every=2)
+w = nbviz.OptVisWidget(model, layer="conv4", channel=4, steps=100_000, frame_every=2)
 w.add_class("nbviz-test-ov")
 w.image.add_class("nbviz-test-frame")
 w.loss_figure.add_class("nbviz-test-loss")
