@@ -34,6 +34,7 @@ from ..featuremaps.render import check_normalization, show_feature_map, to_png
 from ..imaging import colormap_lut, decode_image, to_uint8
 from ..layers import shape_label
 from ..worker import LatestRequestLoop, Worker
+from .static_picture import StaticPicture, close_picture, figure_png
 from .status import error_html, status_html
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
@@ -57,7 +58,7 @@ def sample_images() -> dict[str, np.ndarray]:
         return dict(zip(names, bunch.images, strict=True))
 
 
-class FeatureMapExplorer(widgets.VBox):
+class FeatureMapExplorer(StaticPicture, widgets.VBox):
     """Interactive feature maps of ``model`` for an image.
 
     Parameters
@@ -277,6 +278,15 @@ class FeatureMapExplorer(widgets.VBox):
             overlay_alpha=OVERLAY_ALPHA if self.overlay else None,
         )
 
+    def _picture_key(self) -> Any:
+        if self.computing or self.backend.cached(self.layer, self._image_key) is None:
+            return None  # drawn once the layer is computed (never computed here)
+        state = (self.layer, self.filter, self.mode, self.cmap, self.normalization, self.overlay)
+        return (*state, self._image_key)
+
+    def _picture_png(self) -> bytes:
+        return figure_png(self.figure())
+
     def refresh(self) -> None:
         """Redraw the current view; the layer is computed on the worker if it is not cached."""
         with self._render_lock:
@@ -308,6 +318,7 @@ class FeatureMapExplorer(widgets.VBox):
         """Stop the worker thread and close every control (safe to call twice)."""
         if getattr(self, "_closed", True):  # also: __del__ of a half-constructed widget
             return
+        close_picture(self)
         self._closed = True
         self._requests.clear()
         self._worker.stop(timeout=30.0)

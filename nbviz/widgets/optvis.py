@@ -45,6 +45,7 @@ from ..worker import Worker
 from .closing import close_widget_tree
 from .optvis_controls import SettingsControls
 from .optvis_views import ResultViews, picture
+from .static_picture import StaticPicture, close_picture, enlarged_png
 from .status import error_html, status_html
 
 __all__ = ["OptVisWidget"]
@@ -53,7 +54,7 @@ KIND_LABELS = {name: mode.label for name, mode in MODES.items()}
 DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
 
 
-class OptVisWidget(widgets.VBox):
+class OptVisWidget(StaticPicture, widgets.VBox):
     """Interactive feature visualization of ``model``.
 
     Parameters
@@ -251,6 +252,7 @@ class OptVisWidget(widgets.VBox):
         """Stop the worker thread and close every child widget (safe to call twice)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
         for link in self._links:
@@ -303,6 +305,13 @@ class OptVisWidget(widgets.VBox):
     def export_png(self, path: str | None = None) -> bytes:
         """PNG bytes of the result (a grid in gallery mode); also written to ``path`` if given."""
         return export.write_bytes(encode_image(picture(self.result_array()), "png"), path)
+
+    def _picture_key(self) -> Any:
+        last = self.session.log.last
+        return None if last is None else (id(last), self.step, self.running)
+
+    def _picture_png(self) -> bytes:
+        return enlarged_png(self.export_png())
 
     def export_gif(self, path: str | None = None, fps: float = 10.0) -> bytes:
         """Animated GIF (looping) of the recorded frames; also written to ``path`` if given."""
