@@ -111,7 +111,7 @@ def dominant_orientation(image: np.ndarray) -> Orientation:
 
     The power-weighted mean of the doubled angle of the frequency vector over the
     Hann-windowed spectrum (DC and the lowest ring left out): a grating's spectrum peaks on
-    the axis of its orientation angle (see :mod:`nbviz.demo.procedural`).
+    the axis of its orientation angle (see nbviz.demo.procedural).
     """
     img = np.asarray(image, np.float64)
     g = img.mean(axis=-1) if img.ndim == 3 else img
