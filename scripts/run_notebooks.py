@@ -60,8 +60,10 @@ def for_docs(nb: Any) -> Any:
     other widgets replaced by a note, no widget state (it needs a kernel or online JavaScript)."""
     pictured = {id(view) for view, picture in widget_pictures(nb) if picture is not None}
     for cell in nb.cells:
+        if "outputs" not in cell:  # markdown
+            continue
         kept = []
-        for out in cell.get("outputs", []):
+        for out in cell["outputs"]:
             data = out.get("data", {})
             if WIDGET_MIME in data:
                 if id(out) in pictured:

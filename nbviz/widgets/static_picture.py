@@ -11,7 +11,7 @@ shows.
 
 The one decision that shaped it: the picture is refreshed on the *kernel* thread, by an
 IPython ``post_run_cell`` hook (after every cell, only for widgets whose view changed, by
-a cheap key) and before :meth:`close`. Updates sent from a worker thread after their cell
+a cheap key) and before ``close()``. Updates sent from a worker thread after their cell
 has returned are dropped by nbclient, so a worker never sends them.
 """
 
@@ -38,7 +38,8 @@ class StaticPicture:
 
     A subclass provides :meth:`_picture_key` (a cheap value that changes whenever the view
     does; ``None`` while there is nothing to draw) and :meth:`_picture_png` (PNG bytes of
-    the current view, drawn headless) and calls :func:`refresh_picture` before it closes.
+    the current view, drawn headless) and calls :func:`close_picture` before it closes.
+    (A plain mixin, not an ABC: ``abc.ABCMeta`` conflicts with the widgets' metaclass.)
     """
 
     model_id: str
