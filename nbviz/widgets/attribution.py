@@ -38,6 +38,7 @@ from ..featuremaps.render import enlarge, overlay, render_view, to_png
 from ..worker import LatestRequestLoop, Worker
 from .closing import close_widget_tree
 from .feature_maps import FeatureMapExplorer
+from .static_picture import StaticPicture, close_picture
 from .status import error_html, status_html
 
 METHODS = {
@@ -69,7 +70,7 @@ class _Frame:
     seconds: float
 
 
-class AttributionExplorer(widgets.VBox):
+class AttributionExplorer(StaticPicture, widgets.VBox):
     """Attribution heatmaps and filters ranked by attribution, composed with feature maps.
 
     Parameters
@@ -235,10 +236,18 @@ class AttributionExplorer(widgets.VBox):
                 return True
         return False
 
+    def _picture_key(self) -> Any:
+        value = bytes(self.heat_image.value)
+        return hash(value) if value else None
+
+    def _picture_png(self) -> bytes:
+        return bytes(self.heat_image.value)  # the heatmap over the image, as shown
+
     def close(self) -> None:
         """Stop both workers and close every control (the explorer too if created here)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self.stop()
         for link in self._links:

@@ -35,6 +35,7 @@ from ..worker import LatestRequestLoop, Worker
 from .closing import close_widget_tree
 from .feature_map_images import USER_IMAGE, ImagePicker
 from .feature_map_views import OVERLAY_ALPHA, MapView
+from .static_picture import StaticPicture, close_picture, figure_png
 from .status import error_html, status_html
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
@@ -56,7 +57,7 @@ def sample_images() -> dict[str, np.ndarray]:
         return dict(zip(names, bunch.images, strict=True))
 
 
-class FeatureMapExplorer(widgets.VBox):
+class FeatureMapExplorer(StaticPicture, widgets.VBox):
     """Interactive feature maps of ``model`` for an image.
 
     Parameters
@@ -216,6 +217,15 @@ class FeatureMapExplorer(widgets.VBox):
             overlay_alpha=OVERLAY_ALPHA if self.overlay else None,
         )
 
+    def _picture_key(self) -> Any:
+        if self.computing or self.backend.cached(self.layer, self.picker.key) is None:
+            return None  # drawn once the layer is computed (never computed here)
+        state = (self.layer, self.channel, self.mode, self.cmap, self.normalization, self.overlay)
+        return (*state, self.picker.key)
+
+    def _picture_png(self) -> bytes:
+        return figure_png(self.figure())
+
     def refresh(self) -> None:
         """Redraw the current view; the layer is computed on the worker if it is not cached."""
         with self._render_lock:
@@ -249,6 +259,7 @@ class FeatureMapExplorer(widgets.VBox):
         """Stop the worker thread and close every control (safe to call twice)."""
         if getattr(self, "_closed", True):  # also: __del__ of a half-constructed widget
             return
+        close_picture(self)
         self._closed = True
         self._requests.clear()
         self._worker.stop(timeout=30.0)

@@ -52,6 +52,7 @@ from ..worker import Worker
 from .closing import close_widget_tree
 from .optvis_controls import RunBar, SettingsControls
 from .optvis_views import ResultViews
+from .static_picture import StaticPicture, close_picture, enlarged_png
 
 __all__ = ["OptVisWidget"]
 
@@ -59,7 +60,7 @@ KIND_LABELS = {name: mode.label for name, mode in MODES.items()}
 DIVERSITY_WEIGHT = 1.0  # per-row gradients are RMS-normalized, so O(1) weights balance
 
 
-class OptVisWidget(widgets.VBox):
+class OptVisWidget(StaticPicture, widgets.VBox):
     """Interactive feature visualization of ``model``.
 
     Parameters
@@ -253,6 +254,7 @@ class OptVisWidget(widgets.VBox):
         """Stop the worker thread and close every child widget (safe to call twice)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
         for link in self._links:
@@ -304,6 +306,13 @@ class OptVisWidget(widgets.VBox):
     def export_png(self, path: str | None = None) -> bytes:
         """PNG bytes of the result (a grid in gallery mode); also written to ``path`` if given."""
         return export.write_bytes(self.session.log.encode("png"), path)
+
+    def _picture_key(self) -> Any:
+        last = self.session.log.last
+        return None if last is None else (id(last), self.step, self.running)
+
+    def _picture_png(self) -> bytes:
+        return enlarged_png(self.export_png())
 
     def export_gif(self, path: str | None = None, fps: float = 10.0) -> bytes:
         """Animated GIF (looping) of the recorded frames; also written to ``path`` if given."""
