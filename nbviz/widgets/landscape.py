@@ -46,8 +46,9 @@ from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
-from .landscape_controls import LandscapeControls, direction_kinds
+from .landscape_controls import LandscapeControls, direction_kinds, grid_extent
 from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .static_picture import StaticPicture, close_picture
 from .surface3d import Kind
 
 __all__ = ["LossLandscapeWidget", "axis_labels", "nice_ticks", "watch"]
@@ -81,7 +82,7 @@ def _parts(owner: str, names: str) -> tuple[Any, ...]:
     return tuple(part(name) for name in names.split())
 
 
-class LossLandscapeWidget(widgets.VBox):
+class LossLandscapeWidget(StaticPicture, widgets.VBox):
     """Interactive loss landscape of ``model`` on ``(x, y)``.
 
     Parameters
@@ -240,8 +241,6 @@ class LossLandscapeWidget(widgets.VBox):
         self._lock = threading.RLock()
         self._closed = False
         self._quiet = False
-        self._t0 = 0.0
-        self._watch_busy = False  # a watch recompute is running (Stop stops it)
         self._worker = Worker(
             on_frame=self._on_frame,
             on_error=self._on_worker_error,
@@ -310,10 +309,8 @@ class LossLandscapeWidget(widgets.VBox):
     def compute(self) -> bool:
         """Start computing the current settings on the worker (the grid fills in live).
 
-        A computation that is running (a grid, a line, a ``watch`` recompute) is stopped
-        after its current chunk and the new one starts: Compute restarts. Returns False (and
-        says why in :attr:`status`) when the settings cannot work (e.g. PCA without a path)
-        or the running computation did not stop within 30 s.
+        Compute restarts a running computation (a ``watch`` recompute too). Returns False (and
+        says why in :attr:`status`) when the settings cannot work (e.g. PCA without a path).
         """
         if self._closed:
             return False
@@ -326,7 +323,6 @@ class LossLandscapeWidget(widgets.VBox):
             self.controls.set_status("still stopping the running computation: press Compute again.")
             return False
         self.error = None
-        self._t0 = time.monotonic()
         self.controls.show_running(True)
         self.controls.set_status("computing ...")
         self._worker.start(lambda ctx: self._job(ctx, request))
@@ -396,7 +392,7 @@ class LossLandscapeWidget(widgets.VBox):
             on_path=self._on_watch_path,
             on_surface=self._on_watch_surface,
             on_error=self._on_worker_error,
-            on_busy=self._on_watch_busy,
+            on_busy=lambda running: self.controls.show_running(running, "watch"),
             **kwargs,
         )
         self.path = self.watcher
@@ -468,10 +464,23 @@ class LossLandscapeWidget(widgets.VBox):
                 f.write(data)
         return data
 
+    def _picture_key(self) -> Any:
+        s = self.shown
+        if s.surface is None and s.line is None:
+            return None
+        done = -1 if s.surface is None else int(s.surface.done.sum())
+        path = None if s.path_coords is None else (id(s.path_coords), len(s.path_coords))
+        view = (self.mode, self.levels, self.level_scale, self.show_path)
+        return (id(s.surface), done, id(s.line), path, view)
+
+    def _picture_png(self) -> bytes:
+        return self.export_png(dpi=80)
+
     def close(self) -> None:
         """Stop the worker and any watcher; close every child widget (safe to call twice)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
         if self.watcher is not None:
@@ -519,28 +528,25 @@ class LossLandscapeWidget(widgets.VBox):
                 self.plane_view.set_axis_labels(axis_labels(frame.directions))
                 self._draw(path=True)
             elif isinstance(frame, GridUpdate):
-                self._show_extent(frame.surface.xs, frame.surface.ys)
                 self._draw(surface=True)
-                took = time.monotonic() - self._t0  # the clock the summary uses too
-                self.controls.show_progress(frame.done, frame.total, took, frame.eta_s)
+                self.controls.show_progress(frame.done, frame.total, None, frame.eta_s)
             else:
                 self.line_view.set_line(frame)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
-        self.controls.show_running(self._watch_busy)
+        self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
             return
-        took = time.monotonic() - self._t0
+        took = self.controls.elapsed()  # the progress label's clock
         line = self.mode == "1d" and self.line is not None
         if line:
             self.progress.max, self.progress.value = 1, 1
         elif self.surface is not None:
             self.progress.bar_style = "warning" if stopped else "success"
-            s = self.surface
-            self.controls.show_progress(s.n_done, s.done.size, took, None)
+            self.controls.show_progress(self.surface.n_done, self.surface.done.size, took, None)
         self.controls.set_status(self.shown.summary(took, stopped, line))
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
@@ -564,20 +570,16 @@ class LossLandscapeWidget(widgets.VBox):
             live = self.watcher.path_frame() if self.watcher is not None else None
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
-            self._show_extent(frame.surface.xs, frame.surface.ys)
             self._draw(surface=True, path=True)
             self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
 
-    def _on_watch_busy(self, running: bool) -> None:
-        self._watch_busy = running
-        if not self._closed:
-            self.controls.show_running(running or self._worker.running)
-
     # -- drawing (called with the lock held) ---------------------------------------------------
     def _draw(self, *, surface: bool = False, path: bool = False) -> None:
         if surface:
+            if self.auto_extent and self.shown.surface is not None:  # the range box: in use
+                self._quiet_set(extent=grid_extent(self.shown.surface))
             self.views.draw_surface(self.shown, self.levels, self.level_scale, self.show_path)
         if path:
             self.views.draw_path(self.shown, self.level_scale, self.show_path)
@@ -632,13 +634,6 @@ class LossLandscapeWidget(widgets.VBox):
         return value
 
     # -- helpers -----------------------------------------------------------------------------
-    def _show_extent(self, xs: np.ndarray, ys: np.ndarray) -> None:
-        """With "auto" ticked the range box shows the extent in use (the grid's half-width)."""
-        if self.auto_extent and len(xs) and len(ys):
-            extent = float(max(np.max(np.abs(xs)), np.max(np.abs(ys))))
-            if extent > 0:
-                self._quiet_set(extent=float(f"{extent:.4g}"))
-
     def _quiet_set(self, **values: Any) -> None:
         quiet, self._quiet = self._quiet, True
         try:

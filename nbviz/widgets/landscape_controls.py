@@ -3,8 +3,12 @@ trait each one edits, and lays them out above the plots."""
 
 from __future__ import annotations
 
-import ipywidgets as widgets
+import time
 
+import ipywidgets as widgets
+import numpy as np
+
+from ..landscape.surface import Surface
 from .status import error_html, status_html
 
 
@@ -17,6 +21,13 @@ def direction_kinds(interpolation: bool, given: bool) -> list[tuple[str, str]]:
     if given:
         kinds.append(("given", "custom"))
     return kinds
+
+
+def grid_extent(surface: Surface) -> float:
+    """The half-width of ``surface``'s grid, to 4 digits: what the range box shows under
+    "auto" (the extent in use, not the number typed last)."""
+    extent = max(float(np.max(np.abs(surface.xs))), float(np.max(np.abs(surface.ys))))
+    return float(f"{extent:.4g}") if extent > 0 else 1.0
 
 
 def progress_text(done: int, total: int, elapsed: float, eta: float | None) -> str:
@@ -71,6 +82,8 @@ class LandscapeControls:
         self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=lay(width="240px"))
         self.progress_label = widgets.HTML()
         self.status = widgets.HTML()
+        self._running: set[str] = set()  # what runs now: "grid", "watch"
+        self._t0 = time.monotonic()
 
     def by_trait(self) -> dict[str, widgets.Widget]:
         """Each setting control under the name of the widget trait it edits."""
@@ -114,15 +127,32 @@ class LandscapeControls:
         and message."""
         self.status.value = error_html(exc)
 
-    def show_progress(self, done: int, total: int, elapsed: float, eta: float | None) -> None:
-        """``done`` of ``total`` cells after ``elapsed`` seconds, ``eta`` seconds to go (an
-        estimate from finished cells; ``None``: not known yet, and not shown)."""
+    def show_progress(
+        self, done: int, total: int, elapsed: float | None, eta: float | None
+    ) -> None:
+        """``done`` of ``total`` cells after ``elapsed`` seconds (``None``: since the grid
+        started, :meth:`elapsed`), ``eta`` seconds to go (an estimate from finished cells;
+        ``None``: not known yet, and not shown)."""
+        elapsed = self.elapsed() if elapsed is None else elapsed
         self.progress.max, self.progress.value = max(int(total), 1), int(done)
         self.progress_label.value = progress_text(done, total, elapsed, eta)
 
-    def show_running(self, running: bool) -> None:
-        """Stop enabled while something runs (a new run's progress bar starts empty); Compute
-        always enabled: during a run it restarts with the current settings."""
+    def elapsed(self) -> float:
+        """Seconds since the widget's grid (or line) started: the one clock of its progress
+        label and its summary."""
+        return time.monotonic() - self._t0
+
+    def show_running(self, running: bool, what: str = "grid") -> None:
+        """``what`` (the widget's ``"grid"`` or line, a ``"watch"`` recompute) started or
+        ended. Stop is enabled while anything runs (a new run's progress bar starts empty);
+        Compute always: during a run it restarts with the current settings."""
+        if running:
+            self._running.add(what)
+            if what == "grid":
+                self._t0 = time.monotonic()
+        else:
+            self._running.discard(what)
+        running = bool(self._running)
         self.compute_button.disabled, self.stop_button.disabled = False, not running
         self.compute_button.tooltip = (
             "stop the running computation and start again with these settings"

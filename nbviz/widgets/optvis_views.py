@@ -14,24 +14,16 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from ..imaging import encode_image, mosaic
+from ..imaging import encode_image
+from ..optvis.session import GALLERY_COLUMNS, picture
 from .closing import close_widget_tree
 from .ticks import nice_ticks
 
-GALLERY_COLUMNS = 4
 MAX_CURVE_POINTS = 400
 CURVE_TICKS = 5  # at most this many step ticks on the 320 px chart
 
 # An image with no bytes is drawn as a broken-image icon: an empty view shows this instead.
 PLACEHOLDER = encode_image(np.full((8, 8, 3), 238, np.uint8), "png")
-
-
-def picture(images: np.ndarray) -> np.ndarray:
-    """One image for a batch: the image itself, or a grid of the rows."""
-    if images.shape[0] == 1:
-        return images[0]
-    fill = 255 if images.dtype == np.uint8 else 1.0
-    return mosaic(images, cols=min(GALLERY_COLUMNS, images.shape[0]), pad=2, fill=fill)
 
 
 def curve_points(losses: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +72,21 @@ class ResultViews:
             layout=widgets.Layout(width="320px", height="260px", flex="0 0 auto"),
             # the right margin holds half of the last step label ("20000" at the end)
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 24},
+        )
+
+    def row(self, settings: widgets.Widget) -> widgets.HBox:
+        """The settings panel, the image (or gallery) and the curve side by side; in a narrow
+        pane the curve wraps below."""
+        return widgets.HBox(
+            [
+                settings,
+                widgets.VBox(
+                    [self.image, self.gallery_grid],
+                    layout=widgets.Layout(flex="0 0 auto", margin="0 8px"),
+                ),
+                self.loss_figure,
+            ],
+            layout=widgets.Layout(flex_flow="row wrap"),
         )
 
     def show_images(self, images: np.ndarray, fmt: str, gallery: bool) -> None:
