@@ -10,7 +10,11 @@ and exported (:mod:`nbviz.landscape.shown`). Live watching of training:
 All TensorFlow work runs on the widget's :class:`~nbviz.worker.Worker` thread through
 :func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; the frames it
 publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) are drawn
-(latest wins) by setting traits. The model's weights are never modified.
+(latest wins) by setting traits. Live updates -- grid chunks, and while training the path
+and the recomputed landscapes -- only mark what changed; one :class:`~nbviz.worker.Throttle`
+redraws it at most ``max_fps`` times a second (the page stays responsive; the grid still
+fills in visibly), and the end of a computation draws at once. The model's weights are
+never modified.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from ..landscape.shown import ShownLandscape
 from ..landscape.surface import GridUpdate, Line
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
 from ..landscape.weights import WeightLayout
-from ..worker import JobContext, Worker
+from ..worker import JobContext, Throttle, Worker
 from .closing import close_widget_tree
 from .landscape_controls import LandscapeControls, direction_kinds
 from .landscape_views import LandscapeViews, axis_labels, nice_ticks
@@ -117,7 +121,8 @@ class LossLandscapeWidget(widgets.VBox):
     autostart:
         Compute right away.
     loss, max_chunk, max_fps:
-        The loss (default the model's), grid points per chunk and view updates per second.
+        The loss (default the model's), grid points per chunk and live redraws per second
+        (a few are what the eye needs; each redraw costs the browser time).
     regularization:
         Include the model's regularization losses in the loss, as ``model.evaluate`` does
         (default); ``False`` for the data loss alone.
@@ -220,7 +225,7 @@ class LossLandscapeWidget(widgets.VBox):
         autostart: bool = False,
         loss: Any = None,
         max_chunk: int = 256,
-        max_fps: float = 12.0,
+        max_fps: float = 4.0,
         executor: Any = None,
         regularization: bool = True,
     ) -> None:
@@ -247,6 +252,10 @@ class LossLandscapeWidget(widgets.VBox):
             on_done=self._on_done,
             max_fps=max_fps,
             name="nbviz-landscape",
+        )
+        self._dirty: set[str] = set()  # what a live update changed and is not drawn yet
+        self._redraw = Throttle(
+            self._draw_dirty, max_fps, trailing=True, name="nbviz-landscape-draw"
         )
 
         self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
@@ -303,7 +312,7 @@ class LossLandscapeWidget(widgets.VBox):
         self._controls = self.controls.by_trait()
         self.compute_button.on_click(lambda _b: self.compute())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        super().__init__(children=self.controls.panel([v.widget for v in self.views.all()]))
+        super().__init__(children=self.controls.panel([self.views.box]))
 
     # -- public API --------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -347,7 +356,9 @@ class LossLandscapeWidget(widgets.VBox):
         ok = self._worker.join(timeout)
         if self.watcher is not None:
             ok = self.watcher.wait(max(0.0, deadline - time.monotonic())) and ok
-        return ok and self._worker.join(max(0.0, deadline - time.monotonic()))
+        ok = ok and self._worker.join(max(0.0, deadline - time.monotonic()))
+        self._redraw.flush()  # what the last live update changed is on screen now
+        return ok
 
     def watch(
         self,
@@ -470,6 +481,7 @@ class LossLandscapeWidget(widgets.VBox):
             return
         self._closed = True
         self._worker.stop(timeout=30.0)
+        self._redraw.reset()  # no redraw timer left behind
         if self.watcher is not None:
             self.watcher.close()
         for link in self._links:
@@ -513,16 +525,19 @@ class LossLandscapeWidget(widgets.VBox):
             self.shown.take(frame)
             if isinstance(frame, Plane):
                 self.plane_view.set_axis_labels(axis_labels(frame.directions))
-                self._draw(path=True)
+                self._draw(path=True, live=True)
             elif isinstance(frame, GridUpdate):
-                self._draw(surface=True)
+                self._draw(surface=True, live=True)
                 self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             else:
-                self.line_view.set_line(frame)
+                self.views.draw_line(self.shown)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
+        self._redraw.flush()
+        with self._lock:
+            self._draw(hover=True)  # the read-out squares of a finished or stopped grid
         self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
@@ -546,7 +561,7 @@ class LossLandscapeWidget(widgets.VBox):
             if frame.directions is not self.current_directions:
                 return  # the plane is changing; the surface frame brings the new one
             self.shown.path_coords, self.shown.path_steps = frame.coords, frame.steps
-            self._draw(path=True)
+            self._draw(path=True, live=True)
             self.progress_label.value = f"batch {frame.batch}, {len(frame.steps)} snapshots"
 
     def _on_watch_surface(self, frame: SurfaceFrame) -> None:
@@ -556,17 +571,38 @@ class LossLandscapeWidget(widgets.VBox):
             live = self.watcher.path_frame() if self.watcher is not None else None
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
-            self._draw(surface=True, path=True)
+            last = frame.final and frame.done == frame.total
+            self._draw(surface=True, path=True, hover=last, live=True)
             self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
 
     # -- drawing (called with the lock held) ---------------------------------------------------
-    def _draw(self, *, surface: bool = False, path: bool = False) -> None:
-        if surface:
-            self.views.draw_surface(self.shown, self.levels, self.level_scale, self.show_path)
-        if path:
-            self.views.draw_path(self.shown, self.level_scale, self.show_path)
+    def _draw(
+        self, *, surface: bool = False, path: bool = False, hover: bool = False, live: bool = False
+    ) -> None:
+        """Draw what changed: now, or (``live``) by the throttle, a few times a second."""
+        self._dirty.update(
+            name for name, on in (("surface", surface), ("path", path), ("hover", hover)) if on
+        )
+        if live:
+            self._redraw.offer(True)
+        else:
+            self._draw_dirty()
+
+    def _draw_dirty(self, _: Any = None) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            if self._closed:
+                return
+            if dirty & {"surface", "hover"}:
+                # the read-out squares are many: sent when a grid ends, not while live
+                self.views.draw_surface(
+                    self.shown, self.levels, self.level_scale, self.show_path,
+                    hover="hover" in dirty,
+                )  # fmt: skip
+            if "path" in dirty:
+                self.views.draw_path(self.shown, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:
@@ -585,7 +621,10 @@ class LossLandscapeWidget(widgets.VBox):
             self._draw(surface=True)
 
     def _on_mode(self, change: dict) -> None:
-        self.views.show_mode(change["new"] == "2d")
+        with self._lock:
+            self.views.show_mode(change["new"] == "2d")
+            self._draw(surface=True, path=True, hover=True)  # nothing was sent while hidden
+            self.views.draw_line(self.shown)
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
@@ -647,7 +686,7 @@ class LossLandscapeWidget(widgets.VBox):
             shown.line, shown.last_update = self.line, self.last_update
             self.shown = shown
             self.plane_view.set_axis_labels(axis_labels(shown.directions))
-            self._draw(surface=True, path=True)
+            self._draw(surface=True, path=True, hover=True)
             self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
         self.controls.set_status(
             f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "

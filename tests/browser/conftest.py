@@ -179,7 +179,12 @@ class Server:
 @pytest.fixture(scope="session")
 def jupyter_env(tmp_path_factory) -> dict[str, str]:
     """Environment isolating the servers from the machine's Jupyter config and kernels."""
-    base = tmp_path_factory.mktemp("jupyter-home")
+    return jupyter_environment(tmp_path_factory.mktemp("jupyter-home"))
+
+
+def jupyter_environment(base: Path) -> dict[str, str]:
+    """The isolated environment of :func:`jupyter_env` with its files under ``base`` (also
+    used by ``benchmarks/browser_smoothness.py``)."""
     kernel_dir = base / "path" / "kernels" / "python3"
     kernel_dir.mkdir(parents=True)
     (kernel_dir / "kernel.json").write_text(
@@ -234,7 +239,16 @@ def _start(cmd: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path) -
 @pytest.fixture(scope="session")
 def lab_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
     """A JupyterLab 4 server on 127.0.0.1 (free port, random token, temporary root)."""
-    root = tmp_path_factory.mktemp("lab-root")
+    server = start_lab(tmp_path_factory.mktemp("lab-root"), jupyter_env)
+    try:
+        server.wait_ready("api/status")
+        yield server
+    finally:
+        server.stop()
+
+
+def start_lab(root: Path, jupyter_env: dict[str, str]) -> Server:
+    """Start JupyterLab serving ``root`` (not yet ready: call ``wait_ready("api/status")``)."""
     port = free_port()
     token = secrets.token_hex(16)
     cmd = [
@@ -252,15 +266,10 @@ def lab_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.allow_root=True",  # CI containers run as root
     ]  # fmt: skip
-    server = Server(
+    return Server(
         _start(cmd, jupyter_env, ARTIFACTS / "jupyterlab-server.log", root),
         port, root, ARTIFACTS / "jupyterlab-server.log", token,
     )  # fmt: skip
-    try:
-        server.wait_ready("api/status")
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
