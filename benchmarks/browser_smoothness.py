@@ -5,6 +5,7 @@ playwright, as the browser test tier does) and watches the page's main thread wi
 ``PerformanceObserver('longtask')`` and a 50 ms heartbeat:
 
 * ``grid`` (notebook 03): the parabola MLP's PCA plane at 41x41, ``autostart=True``;
+* ``grid-2d``: the same without the 3-D view (``view3d=None``);
 * ``watch`` (notebook 04): ``nbviz.watch`` on the parabola MLP during ``fit`` (25x25
   recomputes every 2 s; fewer epochs than the notebook unless ``--full``).
 
@@ -55,36 +56,7 @@ def _browser_tier():
 _tier = _browser_tier()
 CHROMIUM, CHROMIUM_ARGS, LabSession = _tier.CHROMIUM, _tier.CHROMIUM_ARGS, _tier.LabSession
 jupyter_environment, start_lab = _tier.jupyter_environment, _tier.start_lab
-
-# Collected in the page from its first script on: long tasks, the heartbeat's longest gap,
-# and every new heat-map picture (bqplot draws HeatMap into an <image class="heatmap">).
-PAGE_PROBE = """
-(() => {
-  const P = window.__nbvizPerf = {tasks: [], heat: [], maxGap: 0};
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) P.tasks.push([e.startTime, e.duration]);
-  }).observe({type: 'longtask', buffered: true});
-  let last = performance.now();
-  setInterval(() => {
-    const now = performance.now();
-    if (P.heat.length) P.maxGap = Math.max(P.maxGap, now - last);
-    last = now;
-  }, 50);
-  const seen = (el) => {
-    const href = el.getAttribute('href') || el.getAttribute('xlink:href') || '';
-    if (href) P.heat.push([performance.now(), href.length, href.slice(-40)]);
-  };
-  new MutationObserver((muts) => {
-    for (const m of muts) {
-      if (m.type === 'attributes' && m.target.classList &&
-          m.target.classList.contains('heatmap')) seen(m.target);
-      for (const n of m.addedNodes || [])
-        if (n.querySelectorAll) n.querySelectorAll('image.heatmap').forEach(seen);
-    }
-  }).observe(document, {subtree: true, childList: true, attributes: true,
-                        attributeFilter: ['href', 'xlink:href']});
-})();
-"""
+PAGE_PROBE = _tier.PAGE_PROBE_JS
 
 SETUP = """
 import time
@@ -103,6 +75,24 @@ path = WeightPathRecorder()
 mlp.fit(x, y, epochs=25, batch_size=32, callbacks=[path], verbose=0)
 widget = nbviz.LossLandscapeWidget(mlp, x, y, path=path, directions="pca", resolution=41,
                                    autostart=True)
+widget
+""",
+        """
+assert widget.wait(600) and widget.error is None, widget.error
+print("KERNEL_DONE", time.time() * 1000)
+""",
+    ],
+    # the same without the 3-D view: what the 2-D plots cost alone (WebGL without a GPU runs
+    # in software in the browser's GPU process, and the page waits for it at every repaint)
+    "grid-2d": [
+        SETUP,
+        """
+x, y = demo.parabola_data(2048, seed=0)
+mlp = demo.build_parabola_mlp(seed=0)
+path = WeightPathRecorder()
+mlp.fit(x, y, epochs=25, batch_size=32, callbacks=[path], verbose=0)
+widget = nbviz.LossLandscapeWidget(mlp, x, y, path=path, directions="pca", resolution=41,
+                                   autostart=True, view3d=None)
 widget
 """,
         """
@@ -180,7 +170,8 @@ def measure(session: LabSession, name: str, cells: list[str]) -> dict:
         "longest_ms": longest,
         "max_heartbeat_gap_ms": perf["maxGap"],
         "pictures": len(heat),
-        "distinct": len({(n, tail) for _, n, tail in heat}),
+        "distinct": len({(n, tail) for _, n, tail, _ in heat}),
+        "max_elements": max(h[3] for h in heat),
         "pictures_per_s": len(heat) / (wall / 1000),
         "last_after_kernel_s": (last_on_screen - done_ms) / 1000,
         "console_errors": len(errors),
@@ -215,7 +206,7 @@ def run_variant(label: str, pythonpath: Path, scenarios: dict[str, list[str]]) -
                     )
                     page.on("pageerror", lambda e, s=session: s.console.append(f"[pageerror] {e}"))
                     results[name] = measure(session, name, cells)
-                    print(f"{label:>6} {name:>5}: {_row(results[name])}", flush=True)
+                    print(f"{label:>6} {name:>7}: {_row(results[name])}", flush=True)
                     context.close()
                     for sess in json.loads(_get(server.url("api/sessions"))):
                         _delete(server.url(f"api/sessions/{sess['id']}"))
@@ -244,7 +235,7 @@ def _row(r: dict) -> str:
     return (
         f"blocked {r['blocked']:5.1%} of {r['wall_s']:5.1f} s, longest task "
         f"{r['longest_ms']:6.0f} ms, heartbeat gap {r['max_heartbeat_gap_ms']:6.0f} ms, "
-        f"{r['pictures']:3d} pictures ({r['pictures_per_s']:4.1f}/s, {r['distinct']} distinct), "
+        f"{r['max_elements']} elements, {r['pictures']:3d} pictures ({r['pictures_per_s']:4.1f}/s, {r['distinct']} distinct), "
         f"last on screen {r['last_after_kernel_s']:+5.2f} s after the kernel, "
         f"{r['console_errors']} console errors {r['first_error']}"
     )

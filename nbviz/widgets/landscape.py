@@ -572,7 +572,7 @@ class LossLandscapeWidget(widgets.VBox):
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
             last = frame.final and frame.done == frame.total
-            self._draw(surface=True, path=True, hover=last, live=True)
+            self._draw(surface=True, path=True, hover=last, live=not last)
             self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, 0.0)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
@@ -588,9 +588,9 @@ class LossLandscapeWidget(widgets.VBox):
         if live:
             self._redraw.offer(True)
         else:
-            self._draw_dirty()
+            self._draw_dirty(False)
 
-    def _draw_dirty(self, _: Any = None) -> None:
+    def _draw_dirty(self, live: bool) -> None:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             if self._closed:
@@ -599,10 +599,10 @@ class LossLandscapeWidget(widgets.VBox):
                 # the read-out squares are many: sent when a grid ends, not while live
                 self.views.draw_surface(
                     self.shown, self.levels, self.level_scale, self.show_path,
-                    hover="hover" in dirty,
+                    hover="hover" in dirty, live=live,
                 )  # fmt: skip
             if "path" in dirty:
-                self.views.draw_path(self.shown, self.level_scale, self.show_path)
+                self.views.draw_path(self.shown, self.level_scale, self.show_path, live=live)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:

@@ -12,11 +12,13 @@ canvas picture, the iso-lines one ``Lines`` mark, the path a line of a few segme
 by step with a marker at each joint (not a marker per snapshot), and the invisible hover
 squares (one per cell) are sent only for a finished or stopped grid. A hidden view is not in
 the page at all (bqplot lays out a hidden figure at zero size and logs errors) and is not
-sent anything; it is drawn when it is shown again.
+sent anything; it is drawn when it is shown again. The 3-D view, by far the most costly to
+redraw, follows live updates at most every :data:`SURFACE3D_EVERY_S` seconds.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import bqplot
@@ -46,6 +48,12 @@ __all__ = [
 PATH_COLORS = ["#7e03a8", "#ad2793", "#d24f71", "#ed7a52", "#fdab33", "#f7e425"]
 #: Segments (and joints marked) of a path drawn in the plane.
 PATH_SEGMENTS = 12
+#: Read-out squares per axis at most: each is an SVG element, and next to a WebGL canvas
+#: (the 3-D view) a thousand of them cost the page seconds at every repaint.
+HOVER_PER_AXIS = 21
+#: Seconds between live redraws of the 3-D view (WebGL; in a browser without a GPU one redraw
+#: blocks the page far longer than the plane's). A redraw that is not live draws at once.
+SURFACE3D_EVERY_S = 2.0
 
 
 class LandscapeView(Protocol):
@@ -86,8 +94,8 @@ def path_segments(
     """Split the path ``(a, b)`` into at most ``n`` consecutive pieces of about equal numbers
     of snapshots, each sharing its first point with the previous one's last.
 
-    Returns ``(x, y, joints, mid_steps)``: ``x``/``y`` of shape (pieces, longest) padded with
-    NaN (rows of one ``Lines`` mark), the indices of the joints (first, every piece's end),
+    Returns ``(x, y, joints, mid_steps)``: ``x``/``y`` of shape (pieces, longest), rows of
+    one ``Lines`` mark padded with their last point (:func:`end_rows_at_a_point`), the indices of the joints (first, every piece's end),
     and each piece's middle step (its colour)."""
     m = len(a)
     joints = np.unique(np.linspace(0, m - 1, min(n, max(m - 1, 1)) + 1).round().astype(int))
@@ -99,10 +107,23 @@ def path_segments(
     y = np.full((len(starts), width), np.nan)
     for k, (i, j) in enumerate(zip(starts, ends, strict=True)):
         x[k, : j - i + 1], y[k, : j - i + 1] = a[i : j + 1], b[i : j + 1]
-        if i == j:  # a piece of one point: a zero-length line
-            x[k, 1], y[k, 1] = a[i], b[i]
     mid = steps[(starts + ends) // 2].astype(float)
-    return x, y, joints, mid
+    return (*end_rows_at_a_point(x, y), joints, mid)
+
+
+def end_rows_at_a_point(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a ``Lines`` mark with their NaN padding replaced by the row's last point.
+
+    bqplot puts a (hidden) label at the last point of every row, at every redraw; a row that
+    ends in NaN logs ``<g> attribute transform: translate(undefined,undefined)`` in the
+    browser's console each time. A repeated point draws nothing more."""
+    x, y = np.array(x, float), np.array(y, float)
+    for k in range(len(x)):
+        finite = np.nonzero(np.isfinite(x[k]) & np.isfinite(y[k]))[0]
+        if len(finite):
+            last = finite[-1]
+            x[k, last + 1 :], y[k, last + 1 :] = x[k, last], y[k, last]
+    return x, y
 
 
 def _ramp(values: np.ndarray, lo: float, hi: float) -> list[str]:
@@ -258,7 +279,11 @@ class PlaneView:
         self.set_contours(xs, ys, loss, levels, level_scale)
 
     def set_hover(self, xs: np.ndarray, ys: np.ndarray, z: np.ndarray) -> None:
-        """The read-out squares: one at each finished cell, its loss in the tooltip."""
+        """The read-out squares: one at each finished cell (every ``k``-th cell of a grid
+        finer than :data:`HOVER_PER_AXIS` a side, squares ``k`` times as wide), its loss in
+        the tooltip."""
+        k = max(1, -(-max(len(xs), len(ys)) // HOVER_PER_AXIS))
+        xs, ys, z = xs[::k], ys[::k], z[::k, ::k]
         gx, gy = np.meshgrid(xs, ys)
         keep = np.isfinite(z).ravel()
         cell_px = 400.0 / max(len(xs), len(ys))
@@ -275,7 +300,7 @@ class PlaneView:
         self.contour_levels = lines.levels
         with self.contours.hold_sync():
             if lines.n_levels:
-                self.contours.x, self.contours.y = lines.x, lines.y
+                self.contours.x, self.contours.y = end_rows_at_a_point(lines.x, lines.y)
                 self.contours.colors = ["white"]
             else:
                 self.contours.x, self.contours.y = np.zeros((1, 0)), np.zeros((1, 0))
@@ -372,6 +397,7 @@ class LandscapeViews:
                 view3d, width=380, height=380, xlabel="a", ylabel="b", zlabel="loss"
             )
         self.two_d = True
+        self._last3d = -float("inf")
         #: The plots row: the shown views only (a hidden one is not in the page).
         self.box = widgets.HBox([v.widget for v in self.shown_views()])
 
@@ -396,24 +422,28 @@ class LandscapeViews:
         show_path: bool,
         *,
         hover: bool = True,
+        live: bool = False,
     ) -> None:
         """Draw the surface (and, in 3-D, the path on it) and title the plane (2-D mode only:
-        hidden views are drawn when shown); ``hover``: the plane's read-out squares too."""
+        hidden views are drawn when shown); ``hover``: the plane's read-out squares too;
+        ``live``: an update of a running computation (the 3-D view may skip it)."""
         if shown.surface is None or not self.two_d:
             return
         s = shown.surface.ascending()  # a loaded file's grid may come in any order
         self.plane.set_surface(
             s.xs, s.ys, s.loss, levels=levels, level_scale=level_scale, hover=hover
         )
-        if self.surface3d is not None and len(s.xs) > 1 and len(s.ys) > 1:
+        if len(s.xs) > 1 and len(s.ys) > 1 and self._may_draw_3d(live):
             z = np.where(np.isfinite(s.loss), s.loss, np.nan)
             self.surface3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
             self._draw_path3d(shown, level_scale, show_path)
         self.plane.figure.title = shown.title()
 
-    def draw_path(self, shown: ShownLandscape, level_scale: str, show_path: bool) -> None:
+    def draw_path(
+        self, shown: ShownLandscape, level_scale: str, show_path: bool, *, live: bool = False
+    ) -> None:
         """Draw the path in the plane (hidden unless ``show_path``) and on the 3-D surface
-        (2-D mode only)."""
+        (2-D mode only; ``live``: the 3-D view may skip it)."""
         if not self.two_d:
             return
         coords = shown.path_coords
@@ -422,7 +452,19 @@ class LandscapeViews:
             self.plane.set_path(np.zeros(0), np.zeros(0))
             return
         self.plane.set_path(coords[:, 0], coords[:, 1], shown.path_steps)
-        self._draw_path3d(shown, level_scale, show_path)
+        if self._may_draw_3d(live):
+            self._draw_path3d(shown, level_scale, show_path)
+
+    def _may_draw_3d(self, live: bool) -> bool:
+        """Whether the 3-D view is drawn now: always when not ``live``, else at most every
+        :data:`SURFACE3D_EVERY_S` seconds."""
+        if self.surface3d is None:
+            return False
+        now = time.monotonic()
+        if live and now - self._last3d < SURFACE3D_EVERY_S:
+            return False
+        self._last3d = now
+        return True
 
     def draw_line(self, shown: ShownLandscape) -> None:
         """Draw the line (1-D mode only)."""

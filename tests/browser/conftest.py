@@ -486,6 +486,43 @@ def voila_page(voila_server, page, request) -> Iterator[VoilaPage]:
         page.close()  # closing the page ends Voila's kernel for it
 
 
+# -- what the page does while widgets update ----------------------------------------------
+
+# Installed with page.add_init_script before a notebook opens: long tasks (the main thread
+# blocked for > 50 ms), the longest gap of a 50 ms heartbeat, and every new heat-map picture
+# (bqplot draws HeatMap into an <image class="heatmap">) with the number of elements in its
+# figure then. Read back as window.__nbvizPerf (also by benchmarks/browser_smoothness.py).
+PAGE_PROBE_JS = """
+(() => {
+  const P = window.__nbvizPerf = {tasks: [], heat: [], maxGap: 0};
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) P.tasks.push([e.startTime, e.duration]);
+  }).observe({type: 'longtask', buffered: true});
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (P.heat.length) P.maxGap = Math.max(P.maxGap, now - last);
+    last = now;
+  }, 50);
+  const seen = (el) => {
+    const href = el.getAttribute('href') || el.getAttribute('xlink:href') || '';
+    const fig = el.closest('.bqplot');
+    if (href) P.heat.push([performance.now(), href.length, href.slice(-40),
+                           fig ? fig.querySelectorAll('*').length : 0]);
+  };
+  new MutationObserver((muts) => {
+    for (const m of muts) {
+      if (m.type === 'attributes' && m.target.classList &&
+          m.target.classList.contains('heatmap')) seen(m.target);
+      for (const n of m.addedNodes || [])
+        if (n.querySelectorAll) n.querySelectorAll('image.heatmap').forEach(seen);
+    }
+  }).observe(document, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['href', 'xlink:href']});
+})();
+"""
+
+
 # -- pixel checks --------------------------------------------------------------------------
 
 
