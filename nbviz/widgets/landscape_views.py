@@ -433,9 +433,10 @@ class LandscapeViews:
         self.plane.set_surface(
             s.xs, s.ys, s.loss, levels=levels, level_scale=level_scale, hover=hover
         )
-        if len(s.xs) > 1 and len(s.ys) > 1 and self._may_draw_3d(live):
+        view3d = self.surface3d
+        if view3d is not None and len(s.xs) > 1 and len(s.ys) > 1 and self._may_draw_3d(live):
             z = np.where(np.isfinite(s.loss), s.loss, np.nan)
-            self.surface3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
+            view3d.set_surface(s.xs, s.ys, shown_values(z, level_scale))
             self._draw_path3d(shown, level_scale, show_path)
         self.plane.figure.title = shown.title()
 
