@@ -166,6 +166,56 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
     assert_weights_identical(model, before)
 
 
+@pytest.mark.parametrize("m", [1, 2, 5, 13, 641])
+def test_a_path_is_a_few_step_coloured_pieces_with_its_joints_marked(m):
+    from nbviz.widgets.landscape_views import PATH_COLORS, PATH_SEGMENTS, PlaneView, path_segments
+
+    rng = np.random.default_rng(m)
+    a, b = np.cumsum(rng.normal(size=(2, m)), axis=1)
+    steps = np.arange(m) * 4
+    x, y, joints, mid = path_segments(a, b, steps)
+    assert len(x) <= PATH_SEGMENTS and joints[0] == 0 and joints[-1] == m - 1
+    # the pieces, joined at their shared ends, are the whole path in order
+    pieces = [np.stack([r, q])[:, np.isfinite(r)] for r, q in zip(x, y, strict=True)]
+    drawn = np.concatenate([pieces[0]] + [p[:, 1:] for p in pieces[1:]], axis=1)
+    drawn = drawn[:, np.r_[True, np.any(np.diff(drawn, axis=1) != 0, axis=0)]]  # padding
+    np.testing.assert_array_equal(drawn, np.stack([a, b])[:, : drawn.shape[1]])
+    assert drawn.shape[1] == m or m == 1
+    # no row ends in NaN (bqplot labels each row's last point) and colours go early to late
+    assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
+    assert np.all(np.diff(mid) >= 0)
+    view = PlaneView()
+    try:
+        view.set_path(a, b, steps)
+        colors = list(view.path_line.colors)
+        assert colors[0] == PATH_COLORS[0] and (m < 100 or len(set(colors)) >= 4)
+        order = [PATH_COLORS.index(c) for c in colors]
+        assert order == sorted(order)
+        np.testing.assert_array_equal(np.asarray(view.path_points.color), steps[joints])
+        assert len(view.path_points.x) == len(joints) <= PATH_SEGMENTS + 1
+    finally:
+        view.close()
+
+
+def test_iso_line_rows_end_at_a_point_not_at_nan():
+    from nbviz.widgets.landscape_views import PlaneView
+
+    xs = np.linspace(-1, 1, 21)
+    z = np.add.outer(xs**2, xs**2) + 0.1
+    z[:5] = np.nan  # a grid still filling in
+    view = PlaneView()
+    try:
+        view.set_surface(xs, xs, z, levels=8, level_scale="linear", hover=False)  # live
+        x, y = np.asarray(view.contours.x), np.asarray(view.contours.y)
+        assert x.ndim == 2 and len(x) >= 3
+        assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
+        assert len(view.hover.x) == 0, "read-out squares are sent only when asked"
+        view.set_hover(xs, xs, z)
+        assert len(view.hover.x) == 16 * 21  # the finished cells
+    finally:
+        view.close()
+
+
 def test_path_overlay_equals_the_backend_projection(trained, no_thread_leak):
     model, x, y, rec = trained
     w = _widget(model, x, y, path=rec, directions="pca", resolution=7)
