@@ -13,7 +13,7 @@ by step with a marker at each joint (not a marker per snapshot), and the invisib
 squares (one per cell) are sent only for a finished or stopped grid. A hidden view is not in
 the page at all (bqplot lays out a hidden figure at zero size and logs errors) and is not
 sent anything; it is drawn when it is shown again. The 3-D view, by far the most costly to
-redraw, follows live updates at most every :data:`SURFACE3D_EVERY_S` seconds.
+redraw, follows live updates at most every ``SURFACE3D_EVERY_S`` seconds.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "LineView",
     "PlaneView",
     "axis_labels",
+    "end_rows_at_a_point",
     "nice_ticks",
     "path_segments",
     "shown_values",
@@ -127,7 +128,7 @@ def end_rows_at_a_point(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _ramp(values: np.ndarray, lo: float, hi: float) -> list[str]:
-    """The :data:`PATH_COLORS` colour of each value on ``[lo, hi]`` (nearest of the six)."""
+    """The ``PATH_COLORS`` colour of each value on ``[lo, hi]`` (nearest of the six)."""
     t = np.clip((np.asarray(values, float) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     return [PATH_COLORS[int(round(v * (len(PATH_COLORS) - 1)))] for v in t]
 
@@ -280,7 +281,7 @@ class PlaneView:
 
     def set_hover(self, xs: np.ndarray, ys: np.ndarray, z: np.ndarray) -> None:
         """The read-out squares: one at each finished cell (every ``k``-th cell of a grid
-        finer than :data:`HOVER_PER_AXIS` a side, squares ``k`` times as wide), its loss in
+        finer than ``HOVER_PER_AXIS`` a side, squares ``k`` times as wide), its loss in
         the tooltip."""
         k = max(1, -(-max(len(xs), len(ys)) // HOVER_PER_AXIS))
         xs, ys, z = xs[::k], ys[::k], z[::k, ::k]
@@ -307,7 +308,7 @@ class PlaneView:
 
     def set_path(self, a: np.ndarray, b: np.ndarray, steps: np.ndarray | None = None) -> None:
         """Draw the path at plane coordinates ``(a, b)`` as a line coloured by ``steps``
-        (default the snapshot index; :data:`PATH_COLORS`, early to late) with its joints
+        (default the snapshot index; ``PATH_COLORS``, early to late) with its joints
         marked (tooltip: the step), its last point marked; an empty path hides the marks."""
         self._has_path = len(a) > 0
         self.show_path = self._show_path
@@ -353,8 +354,8 @@ class LineView:
         self.figure = bqplot.Figure(
             marks=[self.line_mark, self.anchors],
             axes=[
-                bqplot.Axis(scale=self.x_scale, label="t"),
-                bqplot.Axis(scale=self.y_scale, side="left", label="loss"),
+                bqplot.Axis(scale=self.x_scale, label="t", tick_format=".3~g"),
+                bqplot.Axis(scale=self.y_scale, side="left", label="loss", tick_format=".3~g"),
             ],
             animation_duration=0, title="loss along a line",
             layout=widgets.Layout(width="520px", height="360px"),
@@ -368,6 +369,11 @@ class LineView:
         """Show ``line``; its anchors (``t`` of each model on it, else 0) are marked."""
         with self.line_mark.hold_sync():
             self.line_mark.x, self.line_mark.y = line.ts, line.loss
+        x_axis, y_axis = self.figure.axes
+        x_axis.tick_values = nice_ticks(float(np.min(line.ts)), float(np.max(line.ts)), 7)
+        finite = np.asarray(line.loss, float)[np.isfinite(line.loss)]
+        if len(finite):  # round ticks inside the data's range (bqplot pads it a little)
+            y_axis.tick_values = nice_ticks(float(finite.min()), float(finite.max()), 7)
         anchors = (line.metadata.get("directions") or {}).get("anchors") or {}
         ts = [p[0] for p in anchors.values() if len(p) == 1] or [0.0]
         z = np.interp(ts, line.ts, np.nan_to_num(line.loss, nan=np.nanmax(line.loss, initial=0)))
@@ -458,7 +464,7 @@ class LandscapeViews:
 
     def _may_draw_3d(self, live: bool) -> bool:
         """Whether the 3-D view is drawn now: always when not ``live``, else at most every
-        :data:`SURFACE3D_EVERY_S` seconds."""
+        ``SURFACE3D_EVERY_S`` seconds."""
         if self.surface3d is None:
             return False
         now = time.monotonic()

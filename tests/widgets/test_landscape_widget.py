@@ -331,6 +331,14 @@ def test_line_mode_random_and_interpolation(model_data, no_thread_leak):
         np.testing.assert_allclose(np.asarray(w.line_mark.y), ref.loss, rtol=1e-5)
         # The anchors t=0 (this model) and t=1 (other) are marked.
         np.testing.assert_allclose(np.sort(np.asarray(w.line_anchor.x)), [0.0, 1.0])
+        # round ticks on both axes (multiples of one round step)
+        for axis in w.line_figure.axes:
+            ticks = np.asarray(axis.tick_values)
+            step = np.diff(ticks)
+            assert len(ticks) >= 3 and np.allclose(step, step[0])
+            assert np.allclose(ticks / step[0], np.round(ticks / step[0]))
+            mantissa = step[0] / 10 ** np.floor(np.log10(step[0]))
+            assert np.isclose(mantissa, [1.0, 2.0, 2.5, 5.0]).any(), ticks
         # only the line is in the page: a hidden figure is laid out at zero size by bqplot
         assert w.views.box.children == (w.line_figure,)
         assert w.export_png()[:8] == b"\x89PNG\r\n\x1a\n"
