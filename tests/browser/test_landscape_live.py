@@ -81,3 +81,50 @@ def test_a_41x41_grid_fills_in_visibly_at_a_few_redraws_a_second(lab):
     assert kernel_value(lab, "hidden_changes") == "[]"
     errors = [m for m in lab.console_errors()]
     assert not errors, errors
+
+
+WATCH_CELLS = [
+    """
+import time
+import nbviz
+from nbviz import demo
+
+x, y = demo.parabola_data(1024, seed=0)
+mlp = demo.build_parabola_mlp(seed=0)
+cb = nbviz.watch(mlp, x, y, resolution=21, recompute_s=1.0, every_k_batches=1,
+                 path_interval_s=0.05)
+cb.widget.add_class("nbviz-watch")
+cb.widget.figure.add_class("nbviz-watch-2d")
+""",
+]
+
+
+def test_watching_fit_redraws_a_few_times_a_second_without_console_errors(lab):
+    lab.page.add_init_script(PAGE_PROBE_JS)
+    lab.run_notebook("landscape_watch.ipynb", WATCH_CELLS)
+    page = lab.page
+    page.locator(".nbviz-watch .nbviz-watch-2d").first.wait_for(timeout=60_000)
+    res = lab.execute(
+        "w = cb.widget; drawn, offered = w._redraw.delivered, w._redraw.offered\n"
+        "t0 = time.monotonic()\n"
+        "mlp.fit(x, y, epochs=4, batch_size=32, callbacks=[cb], verbose=0)\n"
+        "assert w.wait(600) and w.error is None, w.error\n"
+        "took = time.monotonic() - t0; drawn = w._redraw.delivered - drawn\n"
+        "offered = w._redraw.offered - offered"
+    )
+    assert res["status"] == "ok", res
+    took = float(kernel_value(lab, "took"))
+    drawn, offered = int(kernel_value(lab, "drawn")), int(kernel_value(lab, "offered"))
+    # the path moved 20 times a second and landscapes were recomputed: many updates offered,
+    # at most MAX_FPS redraws a second of them (+1 for the first, +1 for wait()'s flush)
+    assert offered > 2 * drawn, (offered, drawn, took)
+    assert drawn <= MAX_FPS * took + 2, (drawn, took)
+    assert kernel_value(lab, "w.watcher.recomputes >= 2") == "True"
+    # the final landscape is on the page: its read-out squares were drawn
+    page.wait_for_function(
+        "() => document.querySelectorAll('.nbviz-watch-2d .dot').length >= 21 * 21",
+        timeout=60_000,
+    )
+    assert page.locator(".nbviz-watch .bqplot").count() == 1  # the hidden line view: absent
+    errors = lab.console_errors()
+    assert not errors, errors
