@@ -211,8 +211,8 @@ class IpyvolumeSurfaceView(SurfaceView):
 
     #: The path floats this fraction of the height range above the surface (no z-fighting).
     PATH_LIFT = 0.015
-    #: The path is drawn through this many points (resampled along it), however long it is:
-    #: a mark of a new length must be replaced (below), so a growing path would replace its
+    #: A longer path is drawn through this many points (resampled along it): a mark of a new
+    #: length must be replaced (below), so a path growing during training would replace its
     #: mark (a sphere per point) at every live update.
     PATH_POINTS = 48
 
@@ -277,7 +277,9 @@ class IpyvolumeSurfaceView(SurfaceView):
         if self.path is None or not self.path[0].size:
             self._replace("scatter", None)
             return
-        a, b, z = (resample(v, self.PATH_POINTS) for v in self.path)
+        a, b, z = self.path
+        if len(a) > self.PATH_POINTS:
+            a, b, z = (resample(v, self.PATH_POINTS) for v in (a, b, z))
         if self.Z is not None:
             lo, hi = z_limits(self.Z, z)
             z = z + self.PATH_LIFT * (hi - lo)

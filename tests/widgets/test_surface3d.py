@@ -149,14 +149,9 @@ def test_set_path_updates_and_toggles(view):
     if view.kind == "ipyvolume":
         s = view.scatter
         assert view.figure.scatters == [s]
-        # drawn through a fixed number of points along the path (first and last kept)
-        n = view.PATH_POINTS
-        np.testing.assert_allclose(s.x, resample(a, n))
-        np.testing.assert_allclose(s.z, resample(b, n))
-        assert (s.x[0], s.x[-1]) == (a[0], a[-1])
-        lift = s.y - resample(
-            z, n
-        )  # the loss is ipyvolume's up axis, drawn a little above the surface
+        np.testing.assert_allclose(s.x, a)
+        np.testing.assert_allclose(s.z, b)
+        lift = s.y - z  # the loss is ipyvolume's up axis, drawn a little above the surface
         assert np.allclose(lift, lift[0]) and 0 < lift[0] < 0.05 * (Z.max() - Z.min())
         assert s.visible
         view.show_path = False
@@ -165,12 +160,21 @@ def test_set_path_updates_and_toggles(view):
         assert s.visible
         view.set_path(a[::-1], b[::-1], z[::-1])  # same length: in place
         assert view.scatter is s
-        np.testing.assert_allclose(s.x, resample(a[::-1], n))
-        # a path that grew or shrank keeps the mark too (a new one would flicker at every
-        # live update of a growing path)
-        view.set_path(a[:3], b[:3], z[:3])
+        np.testing.assert_allclose(s.x, a[::-1])
+        view.set_path(a[:3], b[:3], z[:3])  # the path grew or shrank: a new scatter
+        assert len(view.scatter.x) == 3 and view.figure.scatters == [view.scatter]
+        # a long path is drawn through a fixed number of points along it (first and last
+        # kept), so that it keeps its mark while it grows during training
+        n = view.PATH_POINTS
+        t = np.linspace(0, 1, 5 * n)
+        la, lb = -0.8 + 0.8 * t, 1.5 - 1.5 * t
+        view.set_path(la, lb, la**2 + lb**2)
+        s = view.scatter
+        np.testing.assert_allclose(s.x, resample(la, n))
+        assert len(s.x) == n and (s.x[0], s.x[-1]) == (la[0], la[-1])
+        view.set_path(la[: 3 * n], lb[: 3 * n], la[: 3 * n] ** 2 + lb[: 3 * n] ** 2)
         assert view.scatter is s and view.figure.scatters == [s]
-        np.testing.assert_allclose(s.x, resample(a[:3], n))
+        np.testing.assert_allclose(s.x, resample(la[: 3 * n], n))
         view.clear_path()
         assert view.figure.scatters == []
     else:
