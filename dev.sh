@@ -47,6 +47,7 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 case "$cmd" in
   lab)
     setup
+    "$VENV/bin/python" scripts/save_widget_state.py  # reopened notebooks keep their widgets
     extra=()
     [ "$(id -u)" = 0 ] && extra+=(--allow-root)  # containers and CI machines run as root
     exec "$VENV/bin/jupyter" lab notebooks/00-tour.ipynb "${extra[@]}" "$@"

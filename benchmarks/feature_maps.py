@@ -163,11 +163,11 @@ def bench_widget_step(model, image, layer, quick, preprocess=None):
     try:
         e.wait(120)
         calls = e.backend.stats.network_calls
-        n = e.filter_slider.max + 1
+        n = e.channel_slider.max + 1
         times = []
         for i in range(16 if quick else 64):
             t0 = time.perf_counter()
-            e.filter_slider.value = (i * 7 + 1) % n
+            e.channel_slider.value = (i * 7 + 1) % n
             times.append(time.perf_counter() - t0)
         assert e.backend.stats.network_calls == calls and e.error is None
         return statistics.median(times) * 1e3

@@ -65,6 +65,19 @@ SUPPORT_TYPES = {
     "nbviz.landscape.weights": ["TensorInfo"],
     "nbviz.landscape.watch": ["LandscapeWatcher", "PathFrame", "SurfaceFrame"],
     "nbviz.demo.splits": ["SPLITS", "Split"],
+    "nbviz.demo.tuning": [
+        "orientation_tuning",
+        "OrientationTuning",
+        "dominant_orientation",
+        "Orientation",
+        "angle_difference",
+    ],
+    "nbviz.widgets.static_picture": [
+        "StaticPicture",
+        "refresh_picture",
+        "close_picture",
+        "refresh_all",
+    ],
     "nbviz.optvis.introspection": [
         "LayerTable",
         "LayerReader",

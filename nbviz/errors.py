@@ -20,8 +20,8 @@ class LayerError(NbvizError, ValueError):
     """A layer name or type cannot be used for the requested operation."""
 
 
-class UnitError(NbvizError, ValueError):
-    """A filter / channel / neuron index is out of range."""
+class ChannelError(NbvizError, ValueError):
+    """A channel index (a conv filter, a Dense neuron, a class logit) is out of range."""
 
 
 class ImageError(NbvizError, ValueError):
@@ -82,3 +82,12 @@ def format_choices(candidates: list[str], limit: int = 40) -> str:
     if len(candidates) > limit:
         shown += f", ... ({len(candidates) - limit} more)"
     return shown
+
+
+def __getattr__(name: str) -> type:
+    if name == "UnitError":  # the old name of ChannelError (one word per concept: "channel")
+        from .deprecation import warn_renamed
+
+        warn_renamed("nbviz.errors.UnitError", "nbviz.errors.ChannelError")
+        return ChannelError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

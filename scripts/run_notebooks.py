@@ -1,13 +1,13 @@
-"""Execute the notebooks in their fast mode (``NBVIZ_FAST=1``) and keep static pictures of
-their widgets, for the notebook test tier and the documentation site alike.
+"""Execute the notebooks in their fast mode (``NBVIZ_FAST=1``), for the notebook test tier
+and the documentation site alike.
 
-A live widget is a view of kernel state: a static page cannot show it. While a notebook runs,
-every nbviz widget it displays is tracked in the kernel; just before the widget is closed, and
-once more after the last cell for those still open, the widget draws its current view with its
-own headless export (``FeatureMapExplorer.figure()``, ``OptVisWidget.export_png()``,
-``LossLandscapeWidget.export_png()``, ``AttributionExplorer``'s heatmap). Each widget output of
-the executed notebook then carries that PNG next to a line saying it is a static picture; other widget outputs say that they are
-live only in Jupyter. Nothing in the notebooks is changed.
+A live widget is a view of kernel state: a static page cannot show it. nbviz itself puts a
+static picture of each of its widgets right below the widget's view in the notebook (see
+:mod:`nbviz.widgets.static_picture`), refreshed after every cell, so an executed notebook
+already carries a picture of every nbviz widget's final view. This script only executes;
+:func:`for_docs` then drops the widget views (the site loads no widget JavaScript) and keeps
+the pictures; other widgets' outputs say that they are live only in Jupyter. Nothing in the
+notebooks is changed.
 
 The executed copy records the SHA-256 of the notebook it came from and of this script
 (``metadata.nbviz_docs``), so the docs build can reuse the copies that the notebook tier wrote
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import sys
 import threading
@@ -32,80 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-PICTURE_NOTE = "[static picture of this widget's view at the end of the run; live in Jupyter]"
+PICTURE_CLASS = "nbviz-picture-"  # the class of nbviz's static picture outputs
 LIVE_ONLY_NOTE = "[interactive widget: run the notebook in Jupyter to use it]"
-
-# Runs in the kernel before the first cell; defines the picture-taking hooks.
-_SETUP = r"""
-def _nbviz_docs_setup():
-    import base64, io, json, sys
-    from IPython import get_ipython
-    from PIL import Image
-    from nbviz.widgets import (
-        AttributionExplorer, FeatureMapExplorer, LossLandscapeWidget, OptVisWidget,
-    )
-
-    shown, objects, pictures = {}, [], {}  # id -> model_id, widgets shown, model_id -> PNG
-
-    def picture(w):
-        if isinstance(w, FeatureMapExplorer):
-            w.wait(120)
-            buf = io.BytesIO()
-            w.figure().savefig(buf, format="png", dpi=80, bbox_inches="tight")
-            return buf.getvalue()
-        if isinstance(w, LossLandscapeWidget):
-            w.wait(300)
-            return w.export_png(dpi=80)
-        if isinstance(w, AttributionExplorer):
-            w.wait(300)
-            if not w.heat_image.value:
-                raise ValueError("no heatmap drawn")
-            return bytes(w.heat_image.value)  # the heatmap over the image, as shown
-        w.wait(300)
-        image = Image.open(io.BytesIO(w.export_png()))
-        scale = max(1, 256 // max(image.size))  # the demo model's 64 px, enlarged to be seen
-        buf = io.BytesIO()
-        image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(buf, "png")
-        return buf.getvalue()
-
-    def snap(w):
-        key = shown.get(id(w))
-        if key is None or getattr(w, "_closed", False):
-            return
-        try:
-            pictures[key] = base64.b64encode(picture(w)).decode("ascii")
-        except Exception as exc:  # nothing drawn yet: the output says "live only"
-            pictures.pop(key, None)
-            print(f"[docs] no picture of {type(w).__name__}: {exc}", file=sys.stderr)
-
-    def track(w):
-        if id(w) not in shown:
-            shown[id(w)] = w.model_id
-            objects.append(w)
-        return None  # no PNG at display time: the picture is taken at close / the end
-
-    formatter = get_ipython().display_formatter.formatters["image/png"]
-    for cls in (FeatureMapExplorer, OptVisWidget, LossLandscapeWidget, AttributionExplorer):
-        formatter.for_type(cls, track)
-        original = cls.close
-
-        def close(self, _original=original):
-            snap(self)
-            _original(self)
-
-        cls.close = close
-
-    def collect():
-        for w in objects:
-            snap(w)
-        return json.dumps(pictures)
-
-    return collect
-
-_nbviz_docs_collect = _nbviz_docs_setup()
-del _nbviz_docs_setup
-"""
-_COLLECT = "print(_nbviz_docs_collect())"
 
 
 def source_hash(path: Path) -> str:
@@ -113,46 +40,40 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def _silent(client: Any, code: str) -> str:
-    """Run ``code`` in the client's kernel outside the notebook (no history, no output cell);
-    return its stdout."""
-    chunks: list[str] = []
-
-    def hook(msg: dict[str, Any]) -> None:
-        if msg["header"]["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-            chunks.append(msg["content"]["text"])
-
-    reply = await client.kc.execute_interactive(
-        code, store_history=False, output_hook=hook, timeout=client.timeout
-    )
-    if reply["content"]["status"] != "ok":
-        raise RuntimeError(f"docs hook failed in the kernel: {reply['content']}")
-    return "".join(chunks)
-
-
-def _attach_pictures(nb: Any, pictures: dict[str, str]) -> int:
-    """Replace each widget output by its picture (or a note); return how many got pictures."""
-    count = 0
+def widget_pictures(nb: Any) -> list[tuple[dict, dict | None]]:
+    """Each widget view output of ``nb`` with the nbviz picture output right after it (or
+    ``None``: not an nbviz widget)."""
+    found = []
     for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            view = data.pop(WIDGET_MIME, None)
-            if view is None:
+        outputs = cell.get("outputs", [])
+        for i, out in enumerate(outputs):
+            if WIDGET_MIME not in out.get("data", {}):
                 continue
-            png = pictures.get(view.get("model_id", ""))
-            if png is not None:
-                data["image/png"] = png
-                data["text/plain"] = PICTURE_NOTE
-                data["text/html"] = (  # the picture with its caption (HTML renderers prefer it)
-                    f'<figure class="nbviz-widget-picture"><img alt="widget" '
-                    f'src="data:image/png;base64,{png}"/><figcaption><em>{PICTURE_NOTE}'
-                    "</em></figcaption></figure>"
-                )
-                count += 1
-            else:
+            nxt = outputs[i + 1] if i + 1 < len(outputs) else None
+            html = "".join(nxt.get("data", {}).get("text/html", "")) if nxt else ""
+            found.append((out, nxt if PICTURE_CLASS in html else None))
+    return found
+
+
+def for_docs(nb: Any) -> Any:
+    """``nb`` for the static site: widget views dropped where nbviz's picture follows them,
+    other widgets replaced by a note, no widget state (it needs a kernel or online JavaScript)."""
+    pictured = {id(view) for view, picture in widget_pictures(nb) if picture is not None}
+    for cell in nb.cells:
+        if "outputs" not in cell:  # markdown
+            continue
+        kept = []
+        for out in cell["outputs"]:
+            data = out.get("data", {})
+            if WIDGET_MIME in data:
+                if id(out) in pictured:
+                    continue
+                data.pop(WIDGET_MIME)
                 data["text/plain"] = LIVE_ONLY_NOTE
-    nb.metadata.pop("widgets", None)  # widget state needs a live kernel or online JavaScript
-    return count
+            kept.append(out)
+        cell["outputs"] = kept
+    nb.metadata.pop("widgets", None)
+    return nb
 
 
 def _run_coroutine(make: Any) -> Any:
@@ -180,7 +101,8 @@ def _run_coroutine(make: Any) -> Any:
 
 def execute_notebook(path: Path, timeout: int = 600) -> Any:
     """Execute ``path`` with ``NBVIZ_FAST=1`` in a fresh kernel; return the executed notebook
-    with static widget pictures. Raises ``nbclient.exceptions.CellExecutionError`` on an error."""
+    (widget views, nbviz's pictures of them, and the widget state as nbclient saves it).
+    Raises ``nbclient.exceptions.CellExecutionError`` on an error."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -192,26 +114,29 @@ def execute_notebook(path: Path, timeout: int = 600) -> Any:
         resources={"metadata": {"path": str(path.parent)}},
     )
 
-    async def run() -> dict[str, str]:
+    async def run() -> None:
         async with client.async_setup_kernel():
-            await _silent(client, _SETUP)
             for index, cell in enumerate(nb.cells):
                 await client.async_execute_cell(cell, index)
-            return json.loads(await _silent(client, _COLLECT))
+            client.set_widgets_metadata()
 
     t0 = time.perf_counter()
     saved = {k: os.environ.get(k) for k in ("NBVIZ_FAST", "TF_CPP_MIN_LOG_LEVEL")}
     os.environ["NBVIZ_FAST"] = "1"  # the kernel inherits the environment
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        pictures = _run_coroutine(run)
+        _run_coroutine(run)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    pictured = _attach_pictures(nb, pictures)
+    pictured = sum(
+        "image/png" in picture.get("data", {})
+        for _, picture in widget_pictures(nb)
+        if picture is not None
+    )
     nb.metadata["nbviz_docs"] = {
         "source_sha256": source_hash(path),
         "runner_sha256": source_hash(Path(__file__)),
@@ -247,14 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.notebooks:
         target = args.out / path.name
         if args.reuse is not None and reusable(args.reuse / path.name, path):
-            target.write_bytes((args.reuse / path.name).read_bytes())
+            copy = nbformat.read(args.reuse / path.name, as_version=4)
+            nbformat.write(for_docs(copy), target)
             print(f"[docs] {path.name}: reused the notebook tier's executed copy", flush=True)
             continue
         if reusable(target, path):
             print(f"[docs] {path.name}: executed copy is up to date", flush=True)
             continue
         nb = execute_notebook(path.resolve())
-        nbformat.write(nb, target)
+        nbformat.write(for_docs(nb), target)
         meta = nb.metadata["nbviz_docs"]
         print(
             f"[docs] {path.name}: executed in {meta['seconds']} s (NBVIZ_FAST=1), "

@@ -57,7 +57,7 @@ assert explorer.current_map().ndim == 2
 explorer.close()
 say("FeatureMapExplorer built, computed and closed")
 
-ov = nbviz.OptVisWidget(model, layer="conv4", filter=4, steps=3)
+ov = nbviz.OptVisWidget(model, layer="conv4", channel=4, steps=3)
 ov.start()
 assert ov.wait(120), "OptVisWidget did not finish"
 assert ov.export_png()[:8] == b"\x89PNG\r\n\x1a\n"

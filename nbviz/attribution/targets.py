@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_keras, require_tensorflow
-from ..errors import LayerError, ModelError, UnitError, format_choices
+from ..errors import ChannelError, LayerError, ModelError, format_choices
 from ..layers import LayerInfo, iter_layers
 from ..optvis.introspection import LayerTable, linear_part_supported, preactivation_fn
 from ..optvis.objectives import Context, Diversity, Objective, as_objective
@@ -105,14 +105,14 @@ class ClassLogits(Target):
         return tf.gather(self.logits(tapped), classes, axis=1, batch_dims=1)
 
     def check_classes(self, classes: Any) -> list[int]:
-        """Validate class indices (one, or one per image): a :class:`UnitError` names the range."""
+        """Validate class indices (one, or one per image): a :class:`ChannelError` names the range."""
         arr = np.asarray(classes)
         if (
             arr.size == 0
             or arr.ndim > 1
             or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.bool_))
         ):
-            raise UnitError(
+            raise ChannelError(
                 f"A class is an integer index (or a list with one per image), got {classes!r}. "
                 f"Valid classes are 0..{self.num_classes - 1}."
             )
@@ -120,7 +120,7 @@ class ClassLogits(Target):
         bad = [v for v in values if not 0 <= v < self.num_classes]
         if bad:
             names = f" ({format_choices(self.class_names, limit=10)})" if self.class_names else ""
-            raise UnitError(
+            raise ChannelError(
                 f"Class {bad[0]} is out of range: layer {self.info.name!r} has "
                 f"{self.num_classes} classes{names}. Fix: pass a class index in "
                 f"0..{self.num_classes - 1}."
@@ -143,13 +143,13 @@ class ObjectiveTarget(Target):
         table = LayerTable(model)
         objective.check(table)
         if objective.rows is not None:
-            raise UnitError(
+            raise ChannelError(
                 f"{objective!r} asks for {objective.rows} batch rows (one unit per row); an "
                 "attribution explains one score. Fix: give each unit objective a single index, "
                 "e.g. channel('conv3', 5), and attribute the units one at a time."
             )
         if any(isinstance(o, Diversity) for o in objective.leaves()):
-            raise UnitError(
+            raise ChannelError(
                 "diversity() compares the rows of a batch and means nothing for one image's "
                 "attribution. Fix: leave it out of the target."
             )

@@ -13,7 +13,14 @@ The backend of :class:`nbviz.widgets.FeatureMapExplorer`; no widget imports, usa
 
 from __future__ import annotations
 
-from .activations import CacheStats, FeatureMaps, check_filter, feature_maps_for, image_key
+from .activations import (
+    CacheStats,
+    FeatureMaps,
+    check_channel,
+    check_filter,
+    feature_maps_for,
+    image_key,
+)
 from .preprocess import ImagePreparer, ImageSpec, prepare_image
 from .reading import read_images
 from .render import (
@@ -37,6 +44,7 @@ __all__ = [
     "FeatureMaps",
     "ImagePreparer",
     "ImageSpec",
+    "check_channel",
     "check_filter",
     "colorize",
     "enlarge",

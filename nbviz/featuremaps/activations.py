@@ -5,7 +5,7 @@ one. :class:`FeatureMaps` builds one extractor per layer (or per set of layers) 
 *all* channels, runs it through a ``tf.function`` with a fixed input signature once the layer
 is reused (new images never retrace; the first look is eager, to skip the tracing latency), and
 keeps the resulting arrays in an LRU cache bounded in bytes, keyed
-by (layer, image content). Showing another filter of the same layer is then a numpy slice.
+by (layer, image content). Showing another channel of the same layer is then a numpy slice.
 Every lookup first checks a cheap fingerprint of the model's weights (:mod:`nbviz.fingerprint`,
 ~0.4 ms on VGG16) and drops the cache when ``fit``, ``set_weights``, ``load_weights`` or an
 ``assign`` changed them, so maps never show old weights.
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_keras, require_tensorflow
-from ..errors import ImageError, LayerError, UnitError, closest_names, format_choices
+from ..deprecation import renamed_keywords, warn_renamed
+from ..errors import ChannelError, ImageError, LayerError, closest_names, format_choices
 from ..fingerprint import WeightFingerprint
 from ..layers import (
     LayerInfo,
@@ -269,17 +270,18 @@ class FeatureMaps:
                 out[n] = value
         return out
 
+    @renamed_keywords(filter="channel")
     def feature_map(
-        self, image: Any, layer: str, filter: int, key: str | None = None
+        self, image: Any, layer: str, channel: int, key: str | None = None
     ) -> np.ndarray:
-        """The (H, W) map of channel ``filter`` of ``layer`` for one image (cached)."""
+        """The (H, W) map of channel ``channel`` of ``layer`` for one image (cached)."""
         acts = self.activations(image, layer, key=key)
         if acts.shape[0] != 1:
             raise ImageError(
                 f"feature_map takes one image; got a batch of {acts.shape[0]}. "
                 "Fix: pass images[i], or use activations() for batches."
             )
-        return acts[0, :, :, check_filter(filter, acts.shape[-1], layer)]
+        return acts[0, :, :, check_channel(channel, acts.shape[-1], layer)]
 
     def clear_cache(self) -> None:
         """Forget cached activations (extractors are kept)."""
@@ -365,21 +367,27 @@ def images_in(extractor: Any, spec: ImageSpec) -> Any:
     return keras.Model(inp, extractor(flat), name=f"{extractor.name}_on_images")
 
 
-def check_filter(filter: Any, channels: int, layer: str = "") -> int:
-    """Return ``filter`` as an int in ``[0, channels)`` or raise :class:`UnitError`."""
+def check_channel(channel: Any, channels: int, layer: str = "") -> int:
+    """Return ``channel`` as an int in ``[0, channels)`` or raise :class:`ChannelError`."""
     where = f" of layer {layer!r}" if layer else ""
-    if isinstance(filter, bool) or not isinstance(filter, (int, np.integer)):
-        raise UnitError(
-            f"Filter indices are integers; got {type(filter).__name__} {filter!r}. "
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise ChannelError(
+            f"Channel indices are integers; got {type(channel).__name__} {channel!r}. "
             f"Fix: pass an int in 0..{channels - 1}."
         )
-    f = int(filter)
-    if not 0 <= f < channels:
-        raise UnitError(
-            f"Filter {f} is out of range{where}: it has {channels} filters. "
-            f"Fix: pick a filter in 0..{channels - 1}."
+    c = int(channel)
+    if not 0 <= c < channels:
+        raise ChannelError(
+            f"Channel {c} is out of range{where}: it has {channels} channels. "
+            f"Fix: pick a channel in 0..{channels - 1}."
         )
-    return f
+    return c
+
+
+def check_filter(filter: Any, channels: int, layer: str = "") -> int:
+    """Deprecated name of ``check_channel``."""
+    warn_renamed("nbviz.featuremaps.check_filter", "check_channel")
+    return check_channel(filter, channels, layer)
 
 
 _SHARED: OrderedDict[int, tuple[weakref.ref, Any, FeatureMaps]] = OrderedDict()

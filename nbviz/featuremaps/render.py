@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from ..deprecation import renamed_keywords
 from ..imaging import apply_colormap, colormap_lut, encode_image, mosaic, to_uint8
-from .activations import check_filter, feature_maps_for
+from .activations import check_channel, feature_maps_for
 from .preprocess import Preprocess
 
 #: ``"map"``: each map stretched to its own min..max; ``"layer"``: one min..max for all maps of
@@ -39,18 +40,19 @@ def check_normalization(normalization: Any) -> Normalization:
     )
 
 
+@renamed_keywords(filter="channel")
 def value_range(
-    acts: np.ndarray, filter: int | None, normalization: Normalization
+    acts: np.ndarray, channel: int | None, normalization: Normalization
 ) -> tuple[float, float]:
     """The (low, high) that maps to the ends of the colormap.
 
-    ``acts`` is one image's activations ``(H, W, C)``; ``filter`` selects the map for ``"map"``
+    ``acts`` is one image's activations ``(H, W, C)``; ``channel`` selects the map for ``"map"``
     normalization (``None``: the whole array).
     """
     norm = check_normalization(normalization)
     if isinstance(norm, tuple):
         return norm
-    values = acts if norm == "layer" or filter is None else acts[..., filter]
+    values = acts if norm == "layer" or channel is None else acts[..., channel]
     return float(np.min(values)), float(np.max(values))
 
 
@@ -116,16 +118,17 @@ def overlay(
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+@renamed_keywords(filter="channel")
 def render_map(
     acts: np.ndarray,
-    filter: int,
+    channel: int,
     cmap: str = DEFAULT_CMAP,
     normalization: Normalization = "map",
     image: np.ndarray | None = None,
     alpha: float = 0.6,
 ) -> np.ndarray:
     """One colored map of ``acts`` (H, W, C) as uint8 RGB, optionally over ``image``."""
-    f = check_filter(filter, acts.shape[-1])
+    f = check_channel(channel, acts.shape[-1])
     lo, hi = value_range(acts, f, normalization)
     map01 = to_unit(acts[..., f], lo, hi)
     if image is not None:
@@ -146,9 +149,10 @@ def render_grid(
     return mosaic(tiles, cols=cols, pad=pad, fill=255)
 
 
+@renamed_keywords(filter="channel")
 def render_view(
     acts: np.ndarray,
-    filter: int | None,
+    channel: int | None,
     cmap: str = DEFAULT_CMAP,
     normalization: Normalization = "map",
     image: np.ndarray | None = None,
@@ -156,14 +160,14 @@ def render_view(
     min_size: int = 192,
     max_grid_side: int = 768,
 ) -> np.ndarray:
-    """What a viewer shows for ``acts`` (H, W, C): one map (``filter``) or the grid (``None``).
+    """What a viewer shows for ``acts`` (H, W, C): one map (``channel``) or the grid (``None``).
 
     With ``overlay_alpha`` and ``image`` the map is blended over the image; small results are
     enlarged (nearest neighbour) to ``min_size`` pixels. Grid tiles are block-averaged so the
     mosaic stays within ``max_grid_side`` pixels (a viewer shows it smaller anyway, and PNG
     encoding time grows with the pixel count). Returns uint8 RGB.
     """
-    if filter is None:
+    if channel is None:
         h, w, c = acts.shape
         cols = int(np.ceil(np.sqrt(c)))
         factor = int(np.ceil(max(h, w) * cols / max_grid_side))
@@ -172,9 +176,9 @@ def render_view(
         return enlarge(render_grid(acts, cmap, normalization), min_size)
     if overlay_alpha is not None and image is not None:
         return enlarge(
-            render_map(acts, filter, cmap, normalization, image, overlay_alpha), min_size
+            render_map(acts, channel, cmap, normalization, image, overlay_alpha), min_size
         )
-    return enlarge(render_map(acts, filter, cmap, normalization), min_size)
+    return enlarge(render_map(acts, channel, cmap, normalization), min_size)
 
 
 def block_mean(acts: np.ndarray, factor: int) -> np.ndarray:
@@ -202,10 +206,11 @@ def map_stats(values: np.ndarray) -> dict[str, Any]:
     }
 
 
+@renamed_keywords(filter="channel")
 def feature_map_figure(
     image: np.ndarray | None,
     acts: np.ndarray,
-    filter: int | None,
+    channel: int | None,
     title: str = "",
     cmap: str = DEFAULT_CMAP,
     normalization: Normalization = "map",
@@ -213,7 +218,7 @@ def feature_map_figure(
 ) -> Any:
     """A matplotlib ``Figure``: the input image (if given) beside one map or the grid.
 
-    ``filter=None`` shows the mosaic of all maps. Built without pyplot, so it never touches
+    ``channel=None`` shows the mosaic of all maps. Built without pyplot, so it never touches
     global figure state; notebooks display a returned ``Figure`` inline.
     """
     from matplotlib.figure import Figure
@@ -227,28 +232,29 @@ def feature_map_figure(
         axes[0].imshow(np.clip(shown, 0, 1) if shown.dtype != np.uint8 else shown, cmap="gray")
         axes[0].set_title("input")
     ax = axes[-1]
-    if filter is None:
+    if channel is None:
         ax.imshow(render_grid(acts, cmap, normalization))
         ax.set_title(f"{title}: all {acts.shape[-1]} maps" if title else f"{acts.shape[-1]} maps")
     elif overlay_alpha is not None and image is not None:
-        ax.imshow(render_map(acts, filter, cmap, normalization, image=image, alpha=overlay_alpha))
-        ax.set_title(f"{title} filter {filter}".strip())
+        ax.imshow(render_map(acts, channel, cmap, normalization, image=image, alpha=overlay_alpha))
+        ax.set_title(f"{title} channel {channel}".strip())
     else:
-        f = check_filter(filter, acts.shape[-1])
+        f = check_channel(channel, acts.shape[-1])
         lo, hi = value_range(acts, f, normalization)
         im = ax.imshow(acts[..., f], cmap=cmap, vmin=lo, vmax=hi)
         fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.set_title(f"{title} filter {filter}".strip())
+        ax.set_title(f"{title} channel {channel}".strip())
     for a in axes:
         a.set_axis_off()
     return fig
 
 
+@renamed_keywords(filter="channel")
 def show_feature_map(
     image: Any,
     model: Any,
     layer_name: str,
-    filter: int,
+    channel: int,
     ax: Any = None,
     cmap: str = DEFAULT_CMAP,
     normalization: Normalization = "map",
@@ -256,19 +262,20 @@ def show_feature_map(
 ) -> Any:
     """Draw one feature map on ``ax`` (a new pyplot axes if ``None``) and return the axes.
 
-    The seed article's ``show_feature_map(image, model, layer_name, filter)``, on the cached
-    path: the first call for a layer and image runs the network once; other filters of the
+    The seed article's ``show_feature_map(image, model, layer_name, filter)`` (here the
+    index is called ``channel``; ``filter=`` still works, deprecated), on the cached path: the
+    first call for a layer and image runs the network once; other channels of the
     same layer and image are slices of the cached activations.
     """
     fm = feature_maps_for(model, preprocess)
     acts = fm.activations(image, layer_name)[0]
-    f = check_filter(filter, acts.shape[-1], layer_name)
+    f = check_channel(channel, acts.shape[-1], layer_name)
     lo, hi = value_range(acts, f, normalization)
     if ax is None:
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots()
     ax.imshow(acts[..., f], cmap=cmap, vmin=lo, vmax=hi)
-    ax.set_title(f"{fm.layer_info(layer_name).name} filter {f}")
+    ax.set_title(f"{fm.layer_info(layer_name).name} channel {f}")
     ax.set_axis_off()
     return ax

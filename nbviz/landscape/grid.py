@@ -68,6 +68,16 @@ def resolve_origin(model: Any, directions: Directions, origin: str | None) -> Di
 DEFAULT_POINTS = 21  # grid points per axis when no coordinates are given
 
 
+def prepare_run(
+    model: Any, x: Any, y: Any, directions: Directions, *, origin: str | None, **settings: Any
+) -> tuple[Directions, GridRun]:
+    """The one way grids and lines start: check ``directions`` against ``model``, place their
+    origin, and prepare the run from the :class:`GridSettings` fields given as ``settings``."""
+    directions.check_model(model)
+    directions = resolve_origin(model, directions, origin)
+    return directions, GridRun.prepare(model, x, y, directions, GridSettings(**settings))
+
+
 def iter_grid(
     model: Any,
     x: Any,
@@ -160,21 +170,12 @@ def iter_grid(
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     if xs.ndim != 1 or ys.ndim != 1 or not len(xs) or not len(ys):
         raise ValueError("xs and ys must be non-empty 1-D coordinate arrays (see grid_coords).")
-    directions.check_model(model)
-    directions = resolve_origin(model, directions, origin)
-    settings = GridSettings(
-        loss,
-        tuple(metrics),
-        batch_size,
-        subset,
-        seed,
-        strategy,
-        jit_compile,
-        memory_budget,
-        max_chunk,
-        regularization,
-    )
-    run = GridRun.prepare(model, x, y, directions, settings)
+    directions, run = prepare_run(
+        model, x, y, directions, origin=origin, loss=loss, metrics=metrics,
+        batch_size=batch_size, subset=subset, seed=seed, strategy=strategy,
+        jit_compile=jit_compile, memory_budget=memory_budget, max_chunk=max_chunk,
+        regularization=regularization,
+    )  # fmt: skip
     nx = len(xs)
     gy, gx = np.meshgrid(ys, xs, indexing="ij")
     coords = np.stack([gx.ravel(), gy.ravel()], axis=1)
@@ -339,8 +340,6 @@ def evaluate_line(
         directions = random_directions(model, n=1, seed=seed)
     if directions.n != 1:
         raise ValueError(f"A line needs 1 direction, got {directions.n}.")
-    directions.check_model(model)
-    directions = resolve_origin(model, directions, origin)
     if ts is None:
         ts = (
             np.linspace(-0.5, 1.5, 41)
@@ -348,19 +347,12 @@ def evaluate_line(
             else grid_coords(41, 1.0)
         )
     ts = np.asarray(ts, float)
-    settings = GridSettings(
-        loss,
-        tuple(metrics),
-        batch_size,
-        subset,
-        seed,
-        strategy,
-        jit_compile,
-        memory_budget,
-        max_chunk,
-        regularization,
-    )
-    run = GridRun.prepare(model, x, y, directions, settings)
+    directions, run = prepare_run(
+        model, x, y, directions, origin=origin, loss=loss, metrics=metrics,
+        batch_size=batch_size, subset=subset, seed=seed, strategy=strategy,
+        jit_compile=jit_compile, memory_budget=memory_budget, max_chunk=max_chunk,
+        regularization=regularization,
+    )  # fmt: skip
     loss_v = np.full(len(ts), np.nan)
     metric_v = {m: np.full(len(ts), np.nan) for m in run.metric_names}
     stderr_v = np.full(len(ts), np.nan) if run.subset else None

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_tensorflow
-from ..errors import LayerError, UnitError
+from ..errors import ChannelError, LayerError
 from .introspection import LayerTable
 
 IndexLike = int | Sequence[int] | np.ndarray
@@ -234,7 +234,7 @@ def _merge_rows(terms: Sequence[Objective]) -> int | None:
     rows = {t.rows for t in terms if t.rows is not None}
     if len(rows) > 1:
         detail = ", ".join(f"{t!r}: {t.rows}" for t in terms if t.rows is not None)
-        raise UnitError(
+        raise ChannelError(
             f"The combined objectives ask for different numbers of batch rows ({detail}). "
             "Fix: give every per-row objective the same number of units, or one unit to share."
         )
@@ -277,7 +277,7 @@ class UnitObjective(Objective):
         """Change the unit(s); the row count must stay the same (no retrace)."""
         values = _as_indices(index, self.kind)
         if len(values) != len(self._values) and len(values) != 1 and len(self._values) != 1:
-            raise UnitError(
+            raise ChannelError(
                 f"{self!r} has {len(self._values)} rows; got {len(values)} indices. Fix: pass "
                 f"{len(self._values)} indices, or start a new render for a different batch."
             )
@@ -307,7 +307,7 @@ def _as_indices(index: IndexLike, kind: str) -> list[int]:
         if arr.ndim == 0 and isinstance(index, (float, np.floating)) and float(index).is_integer():
             arr = np.asarray(int(index))
         else:
-            raise UnitError(
+            raise ChannelError(
                 f"A {kind} index is an integer or a list of integers (one per row), got {index!r}."
             )
     return [int(v) for v in arr.reshape(-1)]
@@ -316,7 +316,7 @@ def _as_indices(index: IndexLike, kind: str) -> list[int]:
 def _check_range(values: list[int], limit: int, kind: str, layer: str) -> None:
     bad = [v for v in values if not 0 <= v < limit]
     if bad:
-        raise UnitError(
+        raise ChannelError(
             f"{kind.capitalize()} {bad[0]} is out of range for layer {layer!r}, which has "
             f"{limit} {kind}s. Valid {kind} indices are 0..{limit - 1}."
         )
@@ -386,7 +386,7 @@ class Neuron(UnitObjective):
             )
         for axis, pos, size in (("x", self.x, shape[2]), ("y", self.y, shape[1])):
             if pos is not None and size is not None and not 0 <= pos < size:
-                raise UnitError(
+                raise ChannelError(
                     f"neuron {axis}={pos} is outside layer {self.layer!r}'s map of size {size}. "
                     f"Valid {axis} positions are 0..{size - 1} (None picks the centre)."
                 )
@@ -433,14 +433,14 @@ def as_objective(spec: Objective | str) -> Objective:
     if isinstance(spec, str):
         layer, sep, units = spec.rpartition(":")
         if not sep or not layer:
-            raise UnitError(
+            raise ChannelError(
                 f"Objective shorthand is 'layer:unit' (e.g. 'conv3:12' or 'logits:3'), got "
                 f"{spec!r}. Fix: add the unit index after a colon."
             )
         try:
             index = [int(u) for u in units.split(",")]
         except ValueError:
-            raise UnitError(
+            raise ChannelError(
                 f"In {spec!r} the unit after ':' must be an integer or a comma-separated list "
                 "of integers, e.g. 'conv3:12' or 'conv3:1,4,7'."
             ) from None

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_tensorflow
-from ..errors import LayerError, UnitError
+from ..errors import ChannelError, LayerError
 
 # Re-exports (the names' homes are .introspection and .objective_core).
 from .introspection import ELEMENTWISE_ACTIVATIONS as ELEMENTWISE_ACTIVATIONS
@@ -82,16 +82,16 @@ class Direction(Objective):
         """Change the direction (same channel count; one vector or one per row)."""
         vec = _as_vectors(vector)
         if vec.shape[1] != self._shape[1]:
-            raise UnitError(f"The direction has {self._shape[1]} channels; got {vec.shape[1]}.")
+            raise ChannelError(f"The direction has {self._shape[1]} channels; got {vec.shape[1]}.")
         if vec.shape[0] not in (1, self._shape[0]) and self._shape[0] != 1:
-            raise UnitError(f"The direction has {self._shape[0]} rows; got {vec.shape[0]}.")
+            raise ChannelError(f"The direction has {self._shape[0]} rows; got {vec.shape[0]}.")
         self._shape = vec.shape
         self.vector.assign(vec)
 
     def check(self, table: LayerTable) -> None:
         shape = table.output_shape(self.layer)
         if int(shape[-1]) != int(self._shape[1]):
-            raise UnitError(
+            raise ChannelError(
                 f"direction vector has {self._shape[1]} entries but layer {self.layer!r} "
                 f"has {shape[-1]} channels. Fix: pass a vector of length {shape[-1]}."
             )
@@ -109,7 +109,7 @@ def _as_vectors(vector: Any) -> np.ndarray:
     if vec.ndim == 1:
         vec = vec[None]
     if vec.ndim != 2 or vec.shape[1] == 0:
-        raise UnitError(
+        raise ChannelError(
             f"A direction is a vector (C,) or one per row (B, C); got shape {vec.shape}."
         )
     return vec

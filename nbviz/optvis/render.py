@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .._tf import require_keras, require_tensorflow
-from ..errors import ImageError, UnitError
+from ..errors import ChannelError, ImageError
 from ..scaling import input_scaling, resolve_input_range
 from . import param as param_mod
 from . import transforms as transforms_mod
@@ -120,7 +120,7 @@ def _resolve_batch(rows: int | None, batch: int | None, param: Any) -> int:
     if batch < 1:
         raise ImageError(f"batch must be >= 1, got {batch}.")
     if rows is not None and rows != batch:
-        raise UnitError(
+        raise ChannelError(
             f"The objective has {rows} rows (one per unit) but batch={batch}. Fix: leave "
             "batch unset, or list as many units as rows."
         )
@@ -448,13 +448,13 @@ class Renderer:
         units = self.unit_objectives()
         if len(units) != 1:
             kinds = ", ".join(repr(u) for u in units) or "none"
-            raise UnitError(
+            raise ChannelError(
                 f"set_channels needs exactly one channel/neuron/class objective, found {kinds}. "
                 "Fix: call set_index(...) on the objective you mean."
             )
         values = list(np.atleast_1d(np.asarray(index)).reshape(-1))
         if len(values) not in (1, self.batch):
-            raise UnitError(
+            raise ChannelError(
                 f"This renderer has {self.batch} rows; got {len(values)} units. Fix: pass one "
                 f"unit or {self.batch}, or create a new Renderer for another batch size."
             )

@@ -5,10 +5,10 @@ The widget (:class:`~nbviz.widgets.OptVisWidget`) only turns controls into a
 makes Start/Stop/Start feel instant and keeps a run's history:
 
 * **objective modes** (:data:`MODES`): what "channel", "neuron", "class" and "diversity" mean
-  -- which units the rows get and which objective they build -- as small objects instead of
+  -- which channels the rows get and which objective they build -- as small objects instead of
   branches spread through the widget;
 * **a renderer cache**: one compiled :class:`~nbviz.optvis.Renderer` per configuration that
-  needs a new trace (:attr:`RunConfig.renderer_key`); units, seed and learning rate only set
+  needs a new trace (:attr:`RunConfig.renderer_key`); channels, seed and learning rate only set
   variables;
 * **the continue rule**: a stopped run continues when nothing that shapes the image changed
   (:attr:`RunConfig.state_key`), else a new one starts;
@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..imaging import to_uint8
+from .. import export
+from ..errors import ImageError
+from ..imaging import encode_image, mosaic, to_uint8
 from . import objectives, transforms
 from .objectives import Objective, as_objective
 from .render import Renderer
@@ -38,6 +40,7 @@ TRANSFORM_PRESETS: dict[str, Any] = {
     "jitter": [transforms.jitter(4)],
     "none": "none",
 }
+GALLERY_COLUMNS = 4  # tiles per row of a gallery picture
 MAX_RENDERERS = 6  # compiled renderers kept per session (each holds a traced graph)
 
 ObjectiveFactory = Callable[[str, Any], "Objective | str"]
@@ -50,7 +53,7 @@ class RunConfig:
 
     layer: str
     kind: str
-    units: tuple[int, ...]  # one per row (a single entry in single mode)
+    channels: tuple[int, ...]  # one per row (a single entry in single mode)
     batch: int
     fft: bool
     decorrelate: bool
@@ -62,7 +65,7 @@ class RunConfig:
 
     @property
     def renderer_key(self) -> tuple:
-        """What needs a new renderer (a new trace); units, seed and learning rate do not."""
+        """What needs a new renderer (a new trace); channels, seed and learning rate do not."""
         return (
             self.layer,
             self.kind,
@@ -76,7 +79,13 @@ class RunConfig:
     @property
     def state_key(self) -> tuple:
         """What a paused run must share with the next Start for it to continue."""
-        return (*self.renderer_key, self.units, self.seed, self.learning_rate)
+        return (*self.renderer_key, self.channels, self.seed, self.learning_rate)
+
+    def row_labels(self) -> list[str]:
+        """A label per row, for gallery tiles ("channel 3", "class 2", "#0" ...)."""
+        if self.kind not in MODES:
+            return [f"#{i}" for i in range(self.batch)]
+        return [MODES[self.kind].row_label(i, c) for i, c in enumerate(self.channels)]
 
 
 @dataclass
@@ -98,47 +107,64 @@ class RunSummary:
     seconds: float
     steps_run: int
 
+    def describe(self) -> str:
+        """One line for the status: where the run ended and how fast it went."""
+        rate = self.steps_run / self.seconds if self.seconds > 0 else float("nan")
+        if self.step < self.target:
+            what = f"stopped at step {self.step} of {self.target} (Start continues)"
+        else:
+            what = f"done: {self.step} steps"
+        return f"{what}, {self.steps_run} steps in {self.seconds:.1f} s ({rate:.0f} steps/s)"
+
 
 # -- objective modes -----------------------------------------------------------------------------
 class ObjectiveMode:
-    """What one objective kind means: the rows' units and the objective they build."""
+    """What one objective kind means: the rows' channels and the objective they build."""
 
     name = ""
     label = ""
     needs_gallery = False  # several rows are required
 
-    def units(self, channel: int, channels: int, rows: int) -> tuple[int, ...]:
-        """The unit of each row: ``rows`` neighbouring units starting near ``channel``."""
-        first = max(0, min(channel, channels - rows))
+    def row_channels(self, channel: int, count: int, rows: int) -> tuple[int, ...]:
+        """The channel of each row: ``rows`` neighbouring channels (of ``count``) starting
+        near ``channel``."""
+        first = max(0, min(channel, count - rows))
         return tuple(range(first, first + rows))
 
-    def build(self, layer: str, units: Any, diversity_weight: float) -> Objective:
+    def build(self, layer: str, channels: Any, diversity_weight: float) -> Objective:
         raise NotImplementedError
 
-    def channels(self, units: tuple[int, ...]) -> Any:
+    def renderer_channels(self, channels: tuple[int, ...]) -> Any:
         """What :meth:`~nbviz.optvis.Renderer.set_channels` gets for these rows."""
-        return list(units)
+        return list(channels)
+
+    def row_label(self, index: int, channel: int) -> str:
+        """How a gallery tile of this kind is labelled."""
+        return f"channel {channel}"
 
 
 class _Channel(ObjectiveMode):
     name, label = "channel", "channel (mean over space)"
 
-    def build(self, layer: str, units: Any, diversity_weight: float) -> Objective:
-        return objectives.channel(layer, units)
+    def build(self, layer: str, channels: Any, diversity_weight: float) -> Objective:
+        return objectives.channel(layer, channels)
 
 
 class _Neuron(ObjectiveMode):
     name, label = "neuron", "neuron (centre position)"
 
-    def build(self, layer: str, units: Any, diversity_weight: float) -> Objective:
-        return objectives.neuron(layer, units)
+    def build(self, layer: str, channels: Any, diversity_weight: float) -> Objective:
+        return objectives.neuron(layer, channels)
 
 
 class _ClassLogit(ObjectiveMode):
-    name, label = "class", "class logit / unit"
+    name, label = "class", "class logit / neuron"
 
-    def build(self, layer: str, units: Any, diversity_weight: float) -> Objective:
-        return objectives.class_logit(layer, units)
+    def row_label(self, index: int, channel: int) -> str:
+        return f"class {channel}"
+
+    def build(self, layer: str, channels: Any, diversity_weight: float) -> Objective:
+        return objectives.class_logit(layer, channels)
 
 
 class _Diversity(ObjectiveMode):
@@ -146,15 +172,18 @@ class _Diversity(ObjectiveMode):
 
     name, label, needs_gallery = "diversity", "channel + diversity", True
 
-    def units(self, channel: int, channels: int, rows: int) -> tuple[int, ...]:
+    def row_channels(self, channel: int, count: int, rows: int) -> tuple[int, ...]:
         return (channel,) * rows
 
-    def build(self, layer: str, units: Any, diversity_weight: float) -> Objective:
-        unit = units[0] if isinstance(units, (list, tuple)) else units
-        return objectives.channel(layer, unit) + diversity_weight * objectives.diversity(layer)
+    def build(self, layer: str, channels: Any, diversity_weight: float) -> Objective:
+        one = channels[0] if isinstance(channels, (list, tuple)) else channels
+        return objectives.channel(layer, one) + diversity_weight * objectives.diversity(layer)
 
-    def channels(self, units: tuple[int, ...]) -> Any:
-        return units[0]
+    def renderer_channels(self, channels: tuple[int, ...]) -> Any:
+        return channels[0]
+
+    def row_label(self, index: int, channel: int) -> str:
+        return f"#{index}"
 
 
 MODES: dict[str, ObjectiveMode] = {
@@ -210,6 +239,41 @@ class FrameLog:
                 self.frames = [f[index : index + 1] for f in self.frames]
                 self.losses = [row[index : index + 1] for row in self.losses]
 
+    # -- reading (views, exports) -------------------------------------------------------------
+    def snapshot(self) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+        """Copies of ``(frames, losses, last)`` taken under the lock."""
+        with self.lock:
+            return list(self.frames), list(self.losses), self.last
+
+    def loss_array(self, rows: int) -> np.ndarray:
+        """Objective value per step and row, ``(steps, B)`` (``(0, rows)`` before a run)."""
+        _, losses, _ = self.snapshot()
+        if not losses:
+            return np.zeros((0, max(1, rows)), np.float32)
+        return np.asarray(losses, np.float32)
+
+    def result(self) -> np.ndarray:
+        """The current image(s), ``(B, H, W, C)`` float32 in [0, 1] (a copy)."""
+        _, _, last = self.snapshot()
+        if last is None:
+            raise ImageError("Nothing rendered yet. Fix: press Start (or call start(); wait()).")
+        return np.array(last, dtype=np.float32, copy=True)
+
+    def encode(self, fmt: str, fps: float = 10.0) -> bytes:
+        """The result as ``"png"`` (a grid in gallery mode) or ``"npy"``, or the recorded
+        frames as an animated ``"gif"`` / ``"mp4"`` (needs ``imageio[ffmpeg]``)."""
+        if fmt == "png":
+            return encode_image(picture(self.result()), "png")
+        if fmt == "npy":
+            return export.encode_npy(self.result())
+        frames, _, _ = self.snapshot()
+        if not frames:
+            raise ImageError("No frames recorded yet. Fix: press Start (or call start(); wait()).")
+        encoders = {"gif": export.encode_gif, "mp4": export.encode_mp4}
+        if fmt not in encoders:
+            raise ValueError(f"Unknown format {fmt!r}. Fix: use 'png', 'npy', 'gif' or 'mp4'.")
+        return encoders[fmt]([picture(f) for f in frames], fps)
+
     def _record(self, step: int, images: np.ndarray, final: bool) -> None:
         """Keep every ``stride``-th frame; halve the list when it overflows."""
         if (step // self.frame_every) % self.stride and not final:
@@ -225,12 +289,20 @@ class FrameLog:
             self.stride *= 2
 
 
+def picture(images: np.ndarray) -> np.ndarray:
+    """One image for a batch: the image itself, or a grid of the rows."""
+    if images.shape[0] == 1:
+        return images[0]
+    fill = 255 if images.dtype == np.uint8 else 1.0
+    return mosaic(images, cols=min(GALLERY_COLUMNS, images.shape[0]), pad=2, fill=fill)
+
+
 # -- the session -------------------------------------------------------------------------------------
 class OptVisSession:
     """Runs of one model's optimization visualization: objective, renderers, continue rule, log.
 
     ``objective``: ``None`` (the built-in modes), a fixed :class:`Objective` (or shorthand), or
-    a factory ``f(layer, units) -> Objective``. ``preprocess``/``value_range`` go to every
+    a factory ``f(layer, channels) -> Objective``. ``preprocess``/``value_range`` go to every
     :class:`~nbviz.optvis.Renderer`.
     """
 
@@ -273,7 +345,7 @@ class OptVisSession:
         elif value is not None:
             raise TypeError(
                 f"objective is an Objective, a 'layer:unit' string or a callable "
-                f"f(layer, units) -> Objective; got {type(value).__name__}."
+                f"f(layer, channels) -> Objective; got {type(value).__name__}."
             )
         self.fixed, self.factory = fixed, factory
         self.renderers.clear()
@@ -286,10 +358,10 @@ class OptVisSession:
     def make_objective(self, cfg: RunConfig) -> Objective:
         if self.fixed is not None:
             return self.fixed
-        units: Any = list(cfg.units) if cfg.batch > 1 else cfg.units[0]
+        channels: Any = list(cfg.channels) if cfg.batch > 1 else cfg.channels[0]
         if self.factory is not None:
-            return as_objective(self.factory(cfg.layer, units))
-        return MODES[cfg.kind].build(cfg.layer, units, self.diversity_weight)
+            return as_objective(self.factory(cfg.layer, channels))
+        return MODES[cfg.kind].build(cfg.layer, channels, self.diversity_weight)
 
     # -- renderers and the continue rule ----------------------------------------------------
     def renderer_for(self, cfg: RunConfig) -> Renderer:
@@ -335,7 +407,9 @@ class OptVisSession:
         if not continuing:
             if self.fixed is None:
                 renderer.set_channels(
-                    MODES[cfg.kind].channels(cfg.units) if cfg.kind in MODES else list(cfg.units),
+                    MODES[cfg.kind].renderer_channels(cfg.channels)
+                    if cfg.kind in MODES
+                    else list(cfg.channels),
                     reset=False,
                 )
             renderer.reset(cfg.seed)
@@ -364,8 +438,8 @@ class OptVisSession:
 def describe(cfg: RunConfig, renderer: Renderer) -> str:
     """One line for the status: what is optimized, on how many rows, how."""
     what = cfg.kind if cfg.kind != "custom" else repr(renderer.objective)
-    units = cfg.units[0] if cfg.batch == 1 else f"{cfg.batch} rows"
+    rows = cfg.channels[0] if cfg.batch == 1 else f"{cfg.batch} rows"
     return (
-        f"{cfg.layer} {what} {units}, {cfg.size}px, "
+        f"{cfg.layer} {what} {rows}, {cfg.size}px, "
         f"{'spectral' if cfg.fft else 'pixel'}, transforms {cfg.transforms}, {cfg.steps} steps"
     )

@@ -2,10 +2,10 @@
 
 The building-blocks view of Olah et al. (Distill 2018) in a notebook: the model's top
 predictions for the image, the attribution heatmap of a chosen class over the image (Grad-CAM,
-Grad-CAM++, saliency, SmoothGrad or Integrated Gradients), and the filters of the layer ranked
+Grad-CAM++, saliency, SmoothGrad or Integrated Gradients), and the channels of the layer ranked
 by how much they carry that class (activation x gradient summed over space), each with its
 feature map and, rendered in the background and cached, the image it responds to most
-(:mod:`nbviz.optvis`). Clicking a filter selects it in the composed
+(:mod:`nbviz.optvis`). Clicking a channel selects it in the composed
 :class:`~nbviz.widgets.feature_maps.FeatureMapExplorer`, whose image, layer and activation
 cache this view shares (its image and layer pickers drive both).
 
@@ -32,11 +32,13 @@ import traitlets
 from ..attribution import Attributor, LayerAttribution
 from ..attribution.engine import default_layer
 from ..attribution.icons import ICON_STEPS, ChannelIcons, IconFrame
+from ..deprecation import renamed_attribute, renamed_keywords, warn_renamed
 from ..featuremaps import image_key
 from ..featuremaps.render import enlarge, overlay, render_view, to_png
 from ..worker import LatestRequestLoop, Worker
 from .closing import close_widget_tree
 from .feature_maps import FeatureMapExplorer
+from .static_picture import StaticPicture, close_picture
 from .status import error_html, status_html
 
 METHODS = {
@@ -68,7 +70,7 @@ class _Frame:
     seconds: float
 
 
-class AttributionExplorer(widgets.VBox):
+class AttributionExplorer(StaticPicture, widgets.VBox):
     """Attribution heatmaps and filters ranked by attribution, composed with feature maps.
 
     Parameters
@@ -81,8 +83,8 @@ class AttributionExplorer(widgets.VBox):
     explorer:
         An existing :class:`FeatureMapExplorer` to compose with (shares its image, layer and
         cache; closed with this view only if this view created it).
-    method, top_filters, icon_steps, class_names:
-        Starting method (a key of :data:`METHODS`), number of ranked filters shown, optvis
+    method, top_channels, icon_steps, class_names:
+        Starting method (a key of :data:`METHODS`), number of ranked channels shown, optvis
         steps per icon (at least 128), class names (default: known ones, else numbers).
     samples:
         Sample images for the explorer's picker (default: the bundled ones).
@@ -93,6 +95,7 @@ class AttributionExplorer(widgets.VBox):
     method = traitlets.Enum(list(METHODS), default_value="grad_cam")
     cls = traitlets.Int(0, help="the class explained")
 
+    @renamed_keywords(top_filters="top_channels")
     def __init__(
         self,
         model: Any,
@@ -103,7 +106,7 @@ class AttributionExplorer(widgets.VBox):
         input_range: tuple[float, float] | None = None,
         explorer: FeatureMapExplorer | None = None,
         method: str = "grad_cam",
-        top_filters: int = 6,
+        top_channels: int = 6,
         icon_steps: int = ICON_STEPS,
         class_names: list[str] | None = None,
         samples: dict[str, np.ndarray] | None = None,
@@ -153,12 +156,12 @@ class AttributionExplorer(widgets.VBox):
         self.heat_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
         self.status = widgets.HTML()
         self.icon_note = widgets.HTML(f"<i>optimized images: {html.escape(self.icons.recipe)}</i>")
-        self.tiles = [self._tile() for _ in range(int(top_filters))]
+        self.tiles = [self._tile() for _ in range(int(top_channels))]
         self._own_children = [
             widgets.HBox([self.class_dropdown, self.stop_button]),
             self.method_buttons,
             widgets.HBox([widgets.VBox([widgets.HTML("<b>attribution</b>"), self.heat_image]),
-                          widgets.VBox([widgets.HTML("<b>filters ranked by attribution</b>"),
+                          widgets.VBox([widgets.HTML("<b>channels ranked by attribution</b>"),
                                         widgets.GridBox([t.box for t in self.tiles], layout=(
                                             widgets.Layout(grid_template_columns="repeat(3, 150px)"))),
                                         self.icon_note])]),
@@ -179,7 +182,7 @@ class AttributionExplorer(widgets.VBox):
     # -- public API ------------------------------------------------------------------------
     @property
     def layer(self) -> str:
-        """The layer whose filters are ranked (the explorer's layer)."""
+        """The layer whose channels are ranked (the explorer's layer)."""
         return self.explorer.layer
 
     def attributor(self, layer: str | None = None) -> Attributor:
@@ -190,14 +193,21 @@ class AttributionExplorer(widgets.VBox):
         return self._attributors[layer]
 
     @property
-    def ranked_filters(self) -> list[int]:
-        """The filters shown, highest attribution first."""
+    def ranked_channels(self) -> list[int]:
+        """The channels shown, highest attribution first."""
         return list(self._ranked)
 
-    def select_filter(self, channel: int) -> None:
-        """Show ``channel`` in the explorer (what clicking a filter does)."""
+    ranked_filters = renamed_attribute("ranked_filters", "ranked_channels")
+
+    def select_channel(self, channel: int) -> None:
+        """Show ``channel`` in the explorer (what clicking a ranked channel does)."""
         self.explorer.mode = "single"
-        self.explorer.filter = int(channel)
+        self.explorer.channel = int(channel)
+
+    def select_filter(self, channel: int) -> None:
+        """Deprecated name of ``select_channel()``."""
+        warn_renamed("AttributionExplorer.select_filter()", ".select_channel()")
+        self.select_channel(channel)
 
     def refresh(self) -> None:
         """Recompute the current view (stops a running computation first)."""
@@ -226,10 +236,18 @@ class AttributionExplorer(widgets.VBox):
                 return True
         return False
 
+    def _picture_key(self) -> Any:
+        value = bytes(self.heat_image.value)
+        return hash(value) if value else None
+
+    def _picture_png(self) -> bytes:
+        return bytes(self.heat_image.value)  # the heatmap over the image, as shown
+
     def close(self) -> None:
         """Stop both workers and close every control (the explorer too if created here)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self.stop()
         for link in self._links:
@@ -368,7 +386,7 @@ class AttributionExplorer(widgets.VBox):
 
     def _on_tile_click(self, tile: _Tile) -> None:
         if tile.channel is not None:
-            self.select_filter(tile.channel)
+            self.select_channel(tile.channel)
 
     def _set_status(self, text: str) -> None:
         self.status.value = status_html(text)
@@ -379,7 +397,7 @@ class AttributionExplorer(widgets.VBox):
 
 
 class _Tile:
-    """One ranked filter: a button (selects it), its feature map and its optimized image."""
+    """One ranked channel: a button (selects it), its feature map and its optimized image."""
 
     def __init__(self) -> None:
         self.layer: str | None = None
@@ -393,8 +411,8 @@ class _Tile:
         self, layer: str, channel: int, value: float, rgb: np.ndarray, icon: np.ndarray | None
     ) -> None:
         self.layer, self.channel = layer, channel
-        self.button.description = f"filter {channel}: {value:+.3g}"
-        self.button.tooltip = "show this filter in the feature-map explorer"
+        self.button.description = f"channel {channel}: {value:+.3g}"
+        self.button.tooltip = "show this channel in the feature-map explorer"
         self.map_image.value = to_png(rgb)
         if icon is not None:
             self.show_icon(icon, 1, 1)

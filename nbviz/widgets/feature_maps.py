@@ -1,11 +1,16 @@
 """``FeatureMapExplorer``: browse the feature maps of any layer of a Keras model, live.
 
-The view state lives in traits (``layer``, ``filter``, ``mode``, ``cmap``, ``normalization``,
+The view state lives in traits (``layer``, ``channel``, ``mode``, ``cmap``, ``normalization``,
 ``overlay``), linked to the controls. Only the chosen layer is computed, on demand, on the
 widget's :class:`~nbviz.worker.Worker` thread; the activations are cached per (layer, image) by
-:class:`~nbviz.featuremaps.FeatureMaps`, so moving the filter slider or changing the colormap
+:class:`~nbviz.featuremaps.FeatureMaps`, so moving the channel slider or changing the colormap
 only slices a cached array and encodes a PNG on the kernel thread. Layer or image requests made
 while a computation runs are not queued: the latest one wins.
+
+The explorer is traits and wiring: the image and where it comes from belong to
+``ImagePicker`` (:mod:`.feature_map_images`), drawing a map or the grid to
+``MapView`` (:mod:`.feature_map_views`), the activations to the headless
+:class:`~nbviz.featuremaps.FeatureMaps`.
 """
 
 from __future__ import annotations
@@ -13,34 +18,29 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from ..deprecation import renamed_attribute
 from ..errors import ImageError, LayerError, ModelError
-from ..featuremaps import (
-    FeatureMaps,
-    check_filter,
-    enlarge,
-    feature_map_figure,
-    image_key,
-    map_stats,
-    render_view,
-)
-from ..featuremaps.reading import read_images
-from ..featuremaps.render import check_normalization, show_feature_map, to_png
-from ..imaging import colormap_lut, decode_image, to_uint8
+from ..featuremaps import FeatureMaps, check_channel, feature_map_figure
+from ..featuremaps.render import check_normalization, show_feature_map
+from ..imaging import colormap_lut
 from ..layers import shape_label
 from ..worker import LatestRequestLoop, Worker
+from .closing import close_widget_tree
+from .feature_map_images import USER_IMAGE, ImagePicker
+from .feature_map_views import OVERLAY_ALPHA, MapView
+from .static_picture import StaticPicture, close_picture, figure_png
 from .status import error_html, status_html
 
 __all__ = ["FeatureMapExplorer", "show_feature_map", "sample_images"]
 
 COLORMAPS = ["magma", "viridis", "inferno", "plasma", "cividis", "gray", "RdBu_r", "coolwarm"]
-OVERLAY_ALPHA = 0.6
-_USER_IMAGE = "your image"
 
 
 def sample_images() -> dict[str, np.ndarray]:
@@ -57,7 +57,7 @@ def sample_images() -> dict[str, np.ndarray]:
         return dict(zip(names, bunch.images, strict=True))
 
 
-class FeatureMapExplorer(widgets.VBox):
+class FeatureMapExplorer(StaticPicture, widgets.VBox):
     """Interactive feature maps of ``model`` for an image.
 
     Parameters
@@ -78,17 +78,21 @@ class FeatureMapExplorer(widgets.VBox):
 
     Notes
     -----
-    Bad input after construction (an unknown or non-spatial layer, a filter out of range, an
+    Bad input after construction (an unknown or non-spatial layer, a channel out of range, an
     image of the wrong rank or channel count) is shown in :attr:`status` and kept in
     :attr:`error`; the widget stays usable. Call :meth:`close` to stop its worker thread.
+    The old names ``filter`` and ``filter_slider`` still work (deprecated).
     """
 
-    layer = traitlets.Unicode()
-    filter = traitlets.Int(0)
-    mode = traitlets.Enum(["single", "grid"], default_value="single")
-    cmap = traitlets.Unicode("magma")
+    layer = traitlets.Unicode(help="the layer whose maps are shown")
+    channel = traitlets.Int(0, help="the channel shown in single mode")
+    mode = traitlets.Enum(["single", "grid"], default_value="single", help="one map or all")
+    cmap = traitlets.Unicode("magma", help="a matplotlib colormap name")
     normalization = traitlets.Enum(["map", "layer"], default_value="map")
-    overlay = traitlets.Bool(False)
+    overlay = traitlets.Bool(False, help="blend the map over the input image")
+
+    filter = renamed_attribute("filter", "channel")
+    filter_slider = renamed_attribute("filter_slider", "channel_slider")
 
     def __init__(
         self,
@@ -119,115 +123,44 @@ class FeatureMapExplorer(widgets.VBox):
                 "Fix: pass a convolutional model."
             )
         self.error: BaseException | None = None
-        self.last_render_s = 0.0
         self._render_lock = threading.RLock()
         self._closed = False
-        self._quiet = False
+        self._quiet = True  # no redraws until constructed
         self._notice = ""
         # Results are rendered by each request itself (see _compute), so no on_frame.
         self._worker = Worker(on_error=self._on_worker_error, name="nbviz-featuremaps")
         self._requests = LatestRequestLoop(self._worker, self._compute)
-        self._image: np.ndarray | list[np.ndarray] | None = None  # list: ragged batch
-        self._image_key = ""
-        self._display: np.ndarray | None = None
-        self._samples = dict(samples) if samples is not None else sample_images()
-        if not self._samples:  # something to start with, even without sample images
-            gx, gy = np.meshgrid(*(np.linspace(0.0, 1.0, 64, dtype=np.float32),) * 2)
-            self._samples = {"ramp": np.dstack([gx, gy, np.full_like(gx, 0.5)])}
-        self._user_images: dict[str, np.ndarray | list[np.ndarray]] = {}
-
-        self.layer_dropdown = widgets.Dropdown(
-            options=[(f"{name}  {shape_label(shape)}", name) for name, shape in choices],
-            description="layer",
-            layout=widgets.Layout(width="340px"),
+        #: The image shown and the controls that choose it.
+        self.picker = ImagePicker(
+            backend,
+            dict(samples) if samples is not None else sample_images(),
+            on_image=self._on_image,
+            on_error=self._show_error,
+            lock=self._render_lock,
         )
-        self.filter_slider = widgets.IntSlider(
-            min=0,
-            max=max(0, int(choices[0][1][-1]) - 1),
-            description="filter",
-            continuous_update=True,
-            layout=widgets.Layout(width="340px"),
-        )
-        self.mode_buttons = widgets.ToggleButtons(
-            options=[("one filter", "single"), ("all filters", "grid")],
-            style={"button_width": "90px"},
-        )
-        self.cmap_dropdown = widgets.Dropdown(
-            options=COLORMAPS + ([cmap] if cmap not in COLORMAPS else []),
-            description="colormap",
-            layout=widgets.Layout(width="200px"),
-        )
-        self.norm_buttons = widgets.ToggleButtons(
-            options=[("per map", "map"), ("per layer", "layer")],
-            style={"button_width": "80px"},
-            tooltips=["each map stretched to its own min..max", "one min..max for the whole layer"],
-        )
-        self.overlay_box = widgets.Checkbox(description="overlay on image", indent=False)
-        self.image_dropdown = widgets.Dropdown(
-            options=list(self._samples),
-            description="image",
-            layout=widgets.Layout(width="340px"),
-        )
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
-        # A model of undefined image size takes any size: offer one (longer side, aspect kept).
-        self.size_dropdown = widgets.Dropdown(
-            options=[("own size", 0), ("96 px", 96), ("160 px", 160), ("224 px", 224),
-                     ("320 px", 320)],
-            value=224, description="size", layout=widgets.Layout(width="180px"),
-            tooltip="the model takes images of any size: the longer side is resized to this",
-        )  # fmt: skip
-        if backend.spec.size is None:
-            backend.set_longest_side(self.size_dropdown.value)
-        self.input_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
-        self.map_image = widgets.Image(format="png", layout=widgets.Layout(width="256px"))
-        self.status = widgets.HTML()
-
-        super().__init__(
-            children=[
-                widgets.HBox([self.layer_dropdown, self.mode_buttons]),
-                widgets.HBox([self.filter_slider, self.norm_buttons]),
-                widgets.HBox([self.cmap_dropdown, self.overlay_box]),
-                widgets.HBox(
-                    [self.image_dropdown, self.upload]
-                    + ([self.size_dropdown] if backend.spec.size is None else [])
-                ),
-                widgets.HBox(
-                    [
-                        widgets.VBox([widgets.HTML("<b>input</b>"), self.input_image]),
-                        widgets.VBox([widgets.HTML("<b>feature map</b>"), self.map_image]),
-                    ]
-                ),
-                self.status,
-            ]
-        )
+        self.view = MapView()
+        self._build_controls(choices, cmap)
 
         # Initial state, before the links so the controls start consistent.
-        self._quiet = True
         self.layer = backend.default_layer()
         self.cmap = cmap
         # set_trait: the Enum trait takes "map"/"layer" (a (vmin, vmax) pair is rejected there)
         self.set_trait("normalization", check_normalization(normalization))
         self._links = [
-            traitlets.link((self, "layer"), (self.layer_dropdown, "value")),
-            traitlets.link((self, "filter"), (self.filter_slider, "value")),
-            traitlets.link((self, "mode"), (self.mode_buttons, "value")),
-            traitlets.link((self, "cmap"), (self.cmap_dropdown, "value")),
-            traitlets.link((self, "normalization"), (self.norm_buttons, "value")),
-            traitlets.link((self, "overlay"), (self.overlay_box, "value")),
+            traitlets.link((self, name), (control, "value"))
+            for name, control in self._controls().items()
         ]
         self.observe(self._on_layer, "layer")
-        self.observe(self._on_view, ["filter", "mode", "cmap", "normalization", "overlay"])
-        self.image_dropdown.observe(self._on_pick, "value")
-        self.size_dropdown.observe(self._on_size, "value")
-        self.upload.observe(self._on_upload, "value")
+        self.observe(self._on_view, ["channel", "mode", "cmap", "normalization", "overlay"])
 
         # Bad ``image`` / ``layer`` arguments do not kill the widget: it starts on a sample
         # image / the first layer and shows the error above the first map.
         notices: list[BaseException] = []
-        if image is not None and not self._use_image(image, _USER_IMAGE) and self.error is not None:
+        if image is not None and not self.picker.use(image, USER_IMAGE):
+            assert self.error is not None  # the picker reports why it refused
             notices.append(self.error)
-        if self._image is None:
-            self._use_image(self._samples[self.image_dropdown.value], self.image_dropdown.value)
+        if self.picker.array is None:
+            self.picker.use_sample()
         if layer is not None:
             try:
                 self.layer = layer
@@ -240,51 +173,69 @@ class FeatureMapExplorer(widgets.VBox):
             self.error = notices[-1]
 
     # -- public API ------------------------------------------------------------------------
-    def set_image(self, image: Any, name: str = _USER_IMAGE) -> None:
+    def set_image(self, image: Any, name: str = USER_IMAGE) -> None:
         """Show the maps of ``image`` (uint8 in [0, 255] or float in [0, 1]).
 
         A bad image raises :class:`~nbviz.errors.ImageError` (also shown in :attr:`status`) and
         the previous image stays.
         """
-        if not self._use_image(image, name):
-            assert self.error is not None  # _use_image sets it when it refuses
+        if not self.picker.use(image, name):
+            assert self.error is not None  # the picker reports why it refused
             raise self.error
 
     @property
     def image(self) -> np.ndarray | list[np.ndarray] | None:
         """The current input image (a copy of what was given, before resizing)."""
-        return self._image
+        return self.picker.array
 
     @image.setter
     def image(self, value: Any) -> None:
         self.set_image(value)
 
+    @property
+    def last_render_s(self) -> float:
+        """Seconds the last redraw took (render and PNG encoding)."""
+        return self.view.last_render_s
+
     def current_map(self) -> np.ndarray:
         """The (H, W) map shown now (single mode), or the (H, W, C) layer (grid mode)."""
         acts = self._activations_now()
-        return acts if self.mode == "grid" else acts[..., check_filter(self.filter, acts.shape[-1])]
+        if self.mode == "grid":
+            return acts
+        return acts[..., check_channel(self.channel, acts.shape[-1])]
 
     def figure(self) -> Any:
         """A matplotlib ``Figure`` of the current view (computes the layer here if needed)."""
         acts = self._activations_now()
         return feature_map_figure(
-            self._display,
+            self.picker.display,
             acts,
-            None if self.mode == "grid" else self.filter,
+            None if self.mode == "grid" else self.channel,
             title=self.layer,
             cmap=self.cmap,
             normalization=self.normalization,
             overlay_alpha=OVERLAY_ALPHA if self.overlay else None,
         )
 
+    def _picture_key(self) -> Any:
+        if self.computing or self.backend.cached(self.layer, self.picker.key) is None:
+            return None  # drawn once the layer is computed (never computed here)
+        state = (self.layer, self.channel, self.mode, self.cmap, self.normalization, self.overlay)
+        return (*state, self.picker.key)
+
+    def _picture_png(self) -> bytes:
+        return figure_png(self.figure())
+
     def refresh(self) -> None:
         """Redraw the current view; the layer is computed on the worker if it is not cached."""
         with self._render_lock:
             try:
-                acts = self.backend.cached(self.layer, self._image_key)
+                key = self.picker.key
+                acts = self.backend.cached(self.layer, key)
                 if acts is None:
                     self._set_status(f"computing <b>{html.escape(self.layer)}</b> ...")
-                    self._submit((self.layer, self._image, self._image_key))
+                    if not self._closed:
+                        self._requests.submit((self.layer, self.picker.array, key))
                     return
                 self._show(acts[0])
             except Exception as exc:
@@ -308,40 +259,38 @@ class FeatureMapExplorer(widgets.VBox):
         """Stop the worker thread and close every control (safe to call twice)."""
         if getattr(self, "_closed", True):  # also: __del__ of a half-constructed widget
             return
+        close_picture(self)
         self._closed = True
         self._requests.clear()
         self._worker.stop(timeout=30.0)
         for link in self._links:
             link.unlink()
-        for w in self._all_controls():
-            w.close()
+        self.picker.close()
+        close_widget_tree([*self.children, *self.picker.widgets()])
         super().close()
 
     # -- validation: a bad value is shown in the widget, raised to the caller, and not set ----
-    @traitlets.validate("layer")
-    def _valid_layer(self, proposal: dict) -> str:
+    def _checked(self, check: Callable[[], Any]) -> Any:
         try:
-            return self.backend.layer_info(proposal["value"]).name
+            return check()
         except Exception as exc:
             self._show_error(exc)
             raise
 
-    @traitlets.validate("filter")
-    def _valid_filter(self, proposal: dict) -> int:
-        try:
-            return check_filter(proposal["value"], self.backend.channels(self.layer), self.layer)
-        except Exception as exc:
-            self._show_error(exc)
-            raise
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict) -> str:
+        return self._checked(lambda: self.backend.layer_info(proposal["value"]).name)
+
+    @traitlets.validate("channel")
+    def _valid_channel(self, proposal: dict) -> int:
+        return self._checked(
+            lambda: check_channel(proposal["value"], self.backend.channels(self.layer), self.layer)
+        )
 
     @traitlets.validate("cmap")
     def _valid_cmap(self, proposal: dict) -> str:
         name = proposal["value"]
-        try:
-            colormap_lut(name)
-        except ValueError as exc:
-            self._show_error(exc)
-            raise
+        self._checked(lambda: colormap_lut(name))
         if name not in self.cmap_dropdown.options:  # any matplotlib colormap is fine
             self.cmap_dropdown.options = [*self.cmap_dropdown.options, name]
         return name
@@ -351,92 +300,29 @@ class FeatureMapExplorer(widgets.VBox):
         channels = self.backend.channels(change["new"])  # validated already
         quiet, self._quiet = self._quiet, True
         try:
-            self.filter_slider.max = channels - 1
-            if self.filter >= channels:
-                self.filter = channels - 1
+            self.channel_slider.max = channels - 1
+            if self.channel >= channels:
+                self.channel = channels - 1
         finally:
             self._quiet = quiet
         if not quiet:
             self.refresh()
 
     def _on_view(self, change: dict) -> None:
-        self.filter_slider.disabled = self.mode == "grid"
+        self.channel_slider.disabled = self.mode == "grid"
         if not self._quiet:
             self.refresh()
 
-    def _on_pick(self, change: dict) -> None:
-        name = change["new"]
-        source = self._samples if name in self._samples else self._user_images
-        if name in source:
-            self._use_image(source[name], name)
-
-    def _on_size(self, change: dict) -> None:
-        self.backend.set_longest_side(change["new"])
-        if self._image is not None:
-            self._use_image(self._image, self.image_dropdown.value)
-
-    def _on_upload(self, change: dict) -> None:
-        files = change["new"]
-        if not files:
-            return
-        f = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = f.get("name", "image")
-        try:
-            array = decode_image(bytes(f["content"]))
-        except Exception as exc:
-            self._show_error(
-                ImageError(
-                    f"Could not read {name!r} as an image ({exc}). Fix: upload a PNG or JPEG file."
-                )
-            )
-            return
-        self._use_image(array, f"upload: {name}")
-
-    def _use_image(self, image: Any, name: str) -> bool:
-        """Switch to ``image``; False (error shown, old image kept) if it cannot be used."""
-        try:
-            array = read_images(image)  # paths, PIL modes, tensors, lists: as the backend reads
-            array = (
-                np.array(array, copy=True)
-                if isinstance(array, np.ndarray)
-                else [np.array(a, copy=True) for a in array]
-            )  # the key must not go stale
-            display = self.backend.display_image(array)
-        except Exception as exc:
-            self._show_error(exc)
-            return False
-        with self._render_lock:
-            self._image, self._image_key, self._display = array, image_key(array), display
-            self.input_image.value = to_png(_enlarge(to_uint8(np.clip(display, 0.0, 1.0))))
-        if name not in self._samples:
-            self._user_images[name] = array
-            options = list(self._samples) + list(self._user_images)
-            if list(self.image_dropdown.options) != options:
-                self._quietly(lambda: setattr(self.image_dropdown, "options", options))
-        if self.image_dropdown.value != name:
-            self._quietly(lambda: setattr(self.image_dropdown, "value", name))
+    def _on_image(self) -> None:
         if not self._quiet:
             self.refresh()
-        return True
-
-    def _quietly(self, action: Any) -> None:
-        """Change the image picker without it loading an image again."""
-        self.image_dropdown.unobserve(self._on_pick, "value")
-        try:
-            action()
-        finally:
-            self.image_dropdown.observe(self._on_pick, "value")
 
     # -- computing -------------------------------------------------------------------------
     def _activations_now(self) -> np.ndarray:
         """The current layer's activations, computed on the calling thread if not cached."""
-        if self._image is None:
+        if self.picker.array is None:
             raise ImageError("No image is set. Fix: pick a sample or call set_image(array).")
-        return self.backend.activations(self._image, self.layer, key=self._image_key)[0]
-
-    def _submit(self, request: tuple) -> None:
-        if not self._closed:
-            self._requests.submit(request)
+        return self.backend.activations(self.picker.array, self.layer, key=self.picker.key)[0]
 
     def _compute(self, ctx: Any, request: tuple) -> None:
         """One request on the worker thread: compute, then render (or show the error)."""
@@ -446,13 +332,8 @@ class FeatureMapExplorer(widgets.VBox):
             acts = self.backend.activations(image, layer, key=key)
         except Exception as exc:  # shown in the widget; the loop goes on
             error = exc
-        self._on_computed(layer, key, acts, error)
-
-    def _on_computed(
-        self, layer: str, key: str, acts: np.ndarray | None, error: BaseException | None
-    ) -> None:
         with self._render_lock:
-            if self._closed or layer != self.layer or key != self._image_key:
+            if self._closed or layer != self.layer or key != self.picker.key:
                 return  # stale: the newer request renders itself
             if error is not None:
                 self._show_error(error)
@@ -468,31 +349,18 @@ class FeatureMapExplorer(widgets.VBox):
 
     # -- views -----------------------------------------------------------------------------
     def _show(self, acts: np.ndarray) -> None:
-        t0 = time.perf_counter()
-        grid = self.mode == "grid"
-        rgb = render_view(
+        summary = self.view.draw(
             acts,
-            None if grid else self.filter,
+            self.layer,
+            None if self.mode == "grid" else self.channel,
             self.cmap,
             self.normalization,
-            image=self._display,
-            overlay_alpha=OVERLAY_ALPHA if self.overlay else None,
+            self.picker.display if self.overlay else None,
         )
-        self.map_image.value = to_png(rgb)
-        self.map_image.layout.width = "512px" if grid else "256px"
-        self.last_render_s = time.perf_counter() - t0
-        values = acts if grid else acts[..., self.filter]
-        s = map_stats(values)
-        what = f"all {acts.shape[-1]} maps" if grid else f"filter {self.filter} of {acts.shape[-1]}"
         notice, self._notice = self._notice, ""  # a constructor error stays until first redraw
         if not notice:
             self.error = None
-        self._set_status(
-            notice
-            + f"<b>{html.escape(self.layer)}</b> {what}: map {'x'.join(map(str, s['shape']))}, "
-            f"min {s['min']:.4g}, max {s['max']:.4g}, mean {s['mean']:.4g}, "
-            f"{s['zeros']:.0%} zeros"
-        )
+        self._set_status(notice + summary)
 
     def _set_status(self, text: str) -> None:
         self.status.value = status_html(text)
@@ -501,17 +369,58 @@ class FeatureMapExplorer(widgets.VBox):
         self.error = exc
         self.status.value = error_html(exc)
 
-    def _all_controls(self) -> list[widgets.Widget]:
-        out: list[widgets.Widget] = []
+    # -- construction ----------------------------------------------------------------------
+    def _build_controls(self, choices: list[tuple[str, tuple]], cmap: str) -> None:
+        wide = widgets.Layout(width="340px")
+        self.layer_dropdown = widgets.Dropdown(
+            options=[(f"{name}  {shape_label(shape)}", name) for name, shape in choices],
+            description="layer", layout=wide,
+        )  # fmt: skip
+        self.channel_slider = widgets.IntSlider(
+            min=0, max=max(0, int(choices[0][1][-1]) - 1), description="channel",
+            continuous_update=True, layout=wide,
+        )  # fmt: skip
+        self.mode_buttons = widgets.ToggleButtons(
+            options=[("one channel", "single"), ("all channels", "grid")],
+            style={"button_width": "100px"},
+        )
+        self.cmap_dropdown = widgets.Dropdown(
+            options=COLORMAPS + ([cmap] if cmap not in COLORMAPS else []),
+            description="colormap", layout=widgets.Layout(width="200px"),
+        )  # fmt: skip
+        self.norm_buttons = widgets.ToggleButtons(
+            options=[("per map", "map"), ("per layer", "layer")],
+            style={"button_width": "80px"},
+            tooltips=["each map stretched to its own min..max", "one min..max for the whole layer"],
+        )
+        self.overlay_box = widgets.Checkbox(description="overlay on image", indent=False)
+        self.image_dropdown, self.upload = self.picker.dropdown, self.picker.upload
+        self.size_dropdown, self.input_image = self.picker.size, self.picker.preview
+        self.map_image = self.view.image
+        self.status = widgets.HTML()
+        super().__init__(
+            children=[
+                widgets.HBox([self.layer_dropdown, self.mode_buttons]),
+                widgets.HBox([self.channel_slider, self.norm_buttons]),
+                widgets.HBox([self.cmap_dropdown, self.overlay_box]),
+                self.picker.controls(),
+                widgets.HBox(
+                    [
+                        widgets.VBox([widgets.HTML("<b>input</b>"), self.input_image]),
+                        widgets.VBox([widgets.HTML("<b>feature map</b>"), self.map_image]),
+                    ]
+                ),
+                self.status,
+            ]
+        )
 
-        def walk(w: widgets.Widget) -> None:
-            for child in getattr(w, "children", ()):
-                walk(child)
-                out.append(child)
-
-        walk(self)
-        return out
-
-
-def _enlarge(rgb: np.ndarray) -> np.ndarray:
-    return enlarge(rgb, 192)
+    def _controls(self) -> dict[str, widgets.Widget]:
+        """Each control under the name of the trait it edits."""
+        return {
+            "layer": self.layer_dropdown,
+            "channel": self.channel_slider,
+            "mode": self.mode_buttons,
+            "cmap": self.cmap_dropdown,
+            "normalization": self.norm_buttons,
+            "overlay": self.overlay_box,
+        }

@@ -52,6 +52,7 @@ from ..worker import JobContext, Throttle, Worker
 from .closing import close_widget_tree
 from .landscape_controls import LandscapeControls, direction_kinds
 from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .static_picture import StaticPicture, close_picture
 from .surface3d import Kind
 
 __all__ = ["LossLandscapeWidget", "axis_labels", "nice_ticks", "watch"]
@@ -85,7 +86,7 @@ def _parts(owner: str, names: str) -> tuple[Any, ...]:
     return tuple(part(name) for name in names.split())
 
 
-class LossLandscapeWidget(widgets.VBox):
+class LossLandscapeWidget(StaticPicture, widgets.VBox):
     """Interactive loss landscape of ``model`` on ``(x, y)``.
 
     Parameters
@@ -475,10 +476,23 @@ class LossLandscapeWidget(widgets.VBox):
                 f.write(data)
         return data
 
+    def _picture_key(self) -> Any:
+        s = self.shown
+        if s.surface is None and s.line is None:
+            return None
+        done = -1 if s.surface is None else int(s.surface.done.sum())
+        path = None if s.path_coords is None else (id(s.path_coords), len(s.path_coords))
+        view = (self.mode, self.levels, self.level_scale, self.show_path)
+        return (id(s.surface), done, id(s.line), path, view)
+
+    def _picture_png(self) -> bytes:
+        return self.export_png(dpi=80)
+
     def close(self) -> None:
         """Stop the worker and any watcher; close every child widget (safe to call twice)."""
         if getattr(self, "_closed", True):
             return
+        close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
         self._redraw.reset()  # no redraw timer left behind

@@ -14,19 +14,11 @@ import bqplot
 import ipywidgets as widgets
 import numpy as np
 
-from ..imaging import encode_image, mosaic
+from ..imaging import encode_image
+from ..optvis.session import GALLERY_COLUMNS, picture
 from .closing import close_widget_tree
 
-GALLERY_COLUMNS = 4
 MAX_CURVE_POINTS = 400
-
-
-def picture(images: np.ndarray) -> np.ndarray:
-    """One image for a batch: the image itself, or a grid of the rows."""
-    if images.shape[0] == 1:
-        return images[0]
-    fill = 255 if images.dtype == np.uint8 else 1.0
-    return mosaic(images, cols=min(GALLERY_COLUMNS, images.shape[0]), pad=2, fill=fill)
 
 
 def curve_points(losses: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +59,21 @@ class ResultViews:
             title="objective",
             layout=widgets.Layout(width="320px", height="260px", flex="0 0 auto"),
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
+        )
+
+    def row(self, settings: widgets.Widget) -> widgets.HBox:
+        """The settings panel, the image (or gallery) and the curve side by side; in a narrow
+        pane the curve wraps below."""
+        return widgets.HBox(
+            [
+                settings,
+                widgets.VBox(
+                    [self.image, self.gallery_grid],
+                    layout=widgets.Layout(flex="0 0 auto", margin="0 8px"),
+                ),
+                self.loss_figure,
+            ],
+            layout=widgets.Layout(flex_flow="row wrap"),
         )
 
     def show_images(self, images: np.ndarray, fmt: str, gallery: bool) -> None:

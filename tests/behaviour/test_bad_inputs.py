@@ -21,6 +21,7 @@ from landscape_support import mlp, parabola
 from nbviz import attribution, layers
 from nbviz.demo import load_application
 from nbviz.errors import (
+    ChannelError,
     DataError,
     ImageError,
     LayerError,
@@ -28,7 +29,6 @@ from nbviz.errors import (
     NbvizError,
     PathError,
     SurfaceFileError,
-    UnitError,
     WeightsUnavailableError,
 )
 from nbviz.featuremaps import FeatureMaps, prepare_image
@@ -324,21 +324,21 @@ CASES: list[tuple[str, Any, type, str]] = [
         "Pick one of the spatial layers: 'conv1'",
     ),
     (
-        "FeatureMaps/filter-too-big",
+        "FeatureMaps/channel-too-big",
         lambda e: _fm(e).feature_map(IMG, "conv1", 4),
-        UnitError,
+        ChannelError,
         "0..3",
     ),
     (
-        "FeatureMaps/filter-negative",
+        "FeatureMaps/channel-negative",
         lambda e: _fm(e).feature_map(IMG, "conv1", -1),
-        UnitError,
+        ChannelError,
         "0..3",
     ),
     (
-        "FeatureMaps/filter-float",
+        "FeatureMaps/channel-float",
         lambda e: _fm(e).feature_map(IMG, "conv1", 1.5),
-        UnitError,
+        ChannelError,
         "pass an int in 0..3",
     ),
     (
@@ -458,15 +458,25 @@ CASES: list[tuple[str, Any, type, str]] = [
         LayerError,
         "Did you mean 'conv1'",
     ),
-    ("Renderer/unit-too-big", lambda e: Renderer(e.conv, "conv1:4"), UnitError, "0..3"),
-    ("Renderer/unit-negative", lambda e: Renderer(e.conv, channel("conv1", -1)), UnitError, "0..3"),
+    ("Renderer/unit-too-big", lambda e: Renderer(e.conv, "conv1:4"), ChannelError, "0..3"),
+    (
+        "Renderer/unit-negative",
+        lambda e: Renderer(e.conv, channel("conv1", -1)),
+        ChannelError,
+        "0..3",
+    ),
     (
         "Renderer/shorthand-without-unit",
         lambda e: Renderer(e.conv, "conv1"),
-        UnitError,
+        ChannelError,
         "add the unit index after a colon",
     ),
-    ("Renderer/shorthand-bad-unit", lambda e: Renderer(e.conv, "conv1:x"), UnitError, "'conv3:12'"),
+    (
+        "Renderer/shorthand-bad-unit",
+        lambda e: Renderer(e.conv, "conv1:x"),
+        ChannelError,
+        "'conv3:12'",
+    ),
     ("Renderer/objective-type", lambda e: Renderer(e.conv, 42), TypeError, "'layer:unit'"),
     ("channel/layer-type", lambda e: channel(3, 0), LayerError, "strings"),
     (
@@ -484,7 +494,7 @@ CASES: list[tuple[str, Any, type, str]] = [
     (
         "direction/length",
         lambda e: Renderer(e.conv, direction("conv1", np.ones(7))),
-        UnitError,
+        ChannelError,
         "vector of length 4",
     ),
     (
@@ -503,13 +513,13 @@ CASES: list[tuple[str, Any, type, str]] = [
     (
         "Renderer/batch-vs-units",
         lambda e: Renderer(e.conv, "conv1:0,1", batch=3),
-        UnitError,
+        ChannelError,
         "leave batch unset",
     ),
     (
         "Renderer/set_channels-out-of-range",
         lambda e: Renderer(e.conv, "conv1:0").set_channels(9),
-        UnitError,
+        ChannelError,
         "0..3",
     ),
     (
@@ -774,19 +784,19 @@ CASES: list[tuple[str, Any, type, str]] = [
     (
         "attribution/unknown-class",
         lambda e: attribution.grad_cam(e.conv, IMG, target=3),
-        UnitError,
+        ChannelError,
         "class index in 0..2",
     ),
     (
         "attribution/negative-class",
         lambda e: attribution.saliency(e.conv, IMG, target=-1),
-        UnitError,
+        ChannelError,
         "0..2",
     ),
     (
         "attribution/class-not-an-int",
         lambda e: attribution.saliency(e.conv, IMG, target=[1.5]),
-        UnitError,
+        ChannelError,
         "0..2",
     ),
     (
@@ -840,7 +850,7 @@ CASES: list[tuple[str, Any, type, str]] = [
     (
         "attribution/objective-rows",
         lambda e: attribution.saliency(e.conv, IMG, "conv1:0,1"),
-        UnitError,
+        ChannelError,
         "single index",
     ),
     (
@@ -960,7 +970,7 @@ def test_every_nbviz_error_type_is_in_the_matrix():
         ModelError,
         PathError,
         SurfaceFileError,
-        UnitError,
+        ChannelError,
         WeightsUnavailableError,
     ):
         assert err in covered
@@ -1027,8 +1037,8 @@ def _map_changes(w, action) -> bool:
     [
         ("layer", "cnov1", LayerError, "Did you mean 'conv1'"),
         ("layer", "logits", LayerError, "spatial layers"),
-        ("filter", 4, UnitError, "0..3"),
-        ("filter", -1, UnitError, "0..3"),
+        ("channel", 4, ChannelError, "0..3"),
+        ("channel", -1, ChannelError, "0..3"),
         ("cmap", "no-such-map", ValueError, "no-such-map"),
         ("image", np.zeros((16, 16, 7)), ImageError, "np.moveaxis"),
         ("image", np.zeros(12), ImageError, "reshape"),
@@ -1050,7 +1060,7 @@ def test_feature_map_explorer_survives_bad_values(env, no_thread_leak, attr, val
         # still usable: a valid action renders
         rng = np.random.default_rng(0)
         assert _map_changes(w, lambda: w.set_image(rng.random((16, 16, 3), dtype=np.float32)))
-        assert _map_changes(w, lambda: setattr(w, "filter", 2))
+        assert _map_changes(w, lambda: setattr(w, "channel", 2))
     finally:
         w.close()
     assert_weights_identical(env.conv, before)
@@ -1067,7 +1077,7 @@ def html_has(status: str, message: str) -> bool:
     ("bad", "error", "fix"),
     [
         ({"layer": "cnov1"}, LayerError, "Did you mean 'conv1'"),
-        ({"filter": 9}, UnitError, "0..3"),
+        ({"channel": 9}, ChannelError, "0..3"),
         ({"size": 4}, ImageError, "at least 8 pixels"),
         ({"kind": "diversity"}, ValueError, "gallery mode"),
     ],
@@ -1099,7 +1109,7 @@ def test_optvis_widget_survives_an_objective_that_raises(env, no_thread_leak):
     def factory(layer, units):
         calls["n"] += 1
         if calls["n"] == 1:
-            raise UnitError("custom objective refused. Fix: try again.")
+            raise ChannelError("custom objective refused. Fix: try again.")
         return channel(layer, units)
 
     w = OptVisWidget(
@@ -1114,7 +1124,7 @@ def test_optvis_widget_survives_an_objective_that_raises(env, no_thread_leak):
     try:
         w.start()
         assert w.wait(60)
-        assert isinstance(w.error, UnitError) and "try again" in w.status.value
+        assert isinstance(w.error, ChannelError) and "try again" in w.status.value
         assert w.start() and w.wait(60) and w.error is None and len(w.losses) == 4
     finally:
         w.close()

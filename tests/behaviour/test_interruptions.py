@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import importlib
 import os
 import sys
 import threading
@@ -28,6 +29,10 @@ from nbviz.landscape import (
 )
 from nbviz.optvis import Renderer
 
+grid_module = importlib.import_module(
+    "nbviz.landscape.grid"
+)  # where evaluate_grid looks up iter_grid
+
 
 def nbviz_threads(wait: float = 5.0) -> list[str]:
     """Names of live nbviz threads, after giving finishing ones ``wait`` seconds."""
@@ -37,17 +42,6 @@ def nbviz_threads(wait: float = 5.0) -> list[str]:
         if not alive or time.monotonic() > deadline:
             return [t.name for t in alive]
         alive[0].join(0.05)
-
-
-@contextlib.contextmanager
-def ctrl_c_after(seconds: float):
-    """Deliver a KeyboardInterrupt to the main thread after ``seconds`` (what Ctrl-C does)."""
-    timer = threading.Timer(seconds, _thread.interrupt_main)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 @contextlib.contextmanager
@@ -315,7 +309,7 @@ def test_a_loss_that_raises_leaves_weights_and_no_threads(mlp_data):
     assert not nbviz_threads()
 
 
-def test_ctrl_c_during_a_convnet_grid_keeps_the_finished_cells(tmp_path):
+def test_ctrl_c_during_a_convnet_grid_keeps_the_finished_cells(tmp_path, monkeypatch):
     from landscape_support import convnet
 
     model = convnet(seed=3)
@@ -325,7 +319,16 @@ def test_ctrl_c_during_a_convnet_grid_keeps_the_finished_cells(tmp_path):
     store = tmp_path / "conv.h5"
     xs = grid_coords(41)
     evaluate_grid(model, x, y, dirs, xs[:2], xs[:2])  # trace outside the timed part
-    with pytest.raises(KeyboardInterrupt), ctrl_c_after(1.0):
+    updates = []
+
+    def counted_iter_grid(*args, **kwargs):  # observes the real generator, changes nothing
+        for update in real_iter_grid(*args, **kwargs):
+            updates.append(update.done)
+            yield update
+
+    real_iter_grid = grid_module.iter_grid
+    monkeypatch.setattr(grid_module, "iter_grid", counted_iter_grid)
+    with pytest.raises(KeyboardInterrupt), ctrl_c_when(lambda: len(updates) >= 2):
         evaluate_grid(model, x, y, dirs, xs, xs, store=store, strategy="per_point")
     sys.last_traceback = None
     assert_weights_identical(model, before)
@@ -492,7 +495,7 @@ def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progre
         kc.wait_for_ready(timeout=60)
         out, err = _execute(kc, KERNEL_SETUP, timeout=120)
         assert err is None and "ready" in out
-        msg_id = kc.execute(computation)
+        msg_id = kc.execute(f"print('started', flush=True)\n{computation}")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait until the computation is really running
             msg = kc.get_iopub_msg(timeout=30)
@@ -502,7 +505,10 @@ def test_kernel_interrupt_leaves_weights_and_a_usable_kernel(computation, progre
                 and msg["content"]["execution_state"] == "busy"
             ):
                 break
-        time.sleep(2.0)
+        while True:  # the computation's first line printed: it is running now
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
         km.interrupt_kernel()
         error = None
         while True:

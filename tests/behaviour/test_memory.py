@@ -194,15 +194,15 @@ def test_1000_slider_events_render_the_latest_and_compute_once(tiny_convnet, no_
         calls = w.backend.stats.network_calls
         t0 = time.perf_counter()
         for i in range(1000):
-            w.filter_slider.value = i % 16  # what the browser sends while dragging
-        w.filter_slider.value = 11
+            w.channel_slider.value = i % 16  # what the browser sends while dragging
+        w.channel_slider.value = 11
         took = time.perf_counter() - t0
         assert w.wait(30)
         print(
             f"\n1000 slider events: {took:.2f} s, network calls {w.backend.stats.network_calls - calls}"
         )
         assert w.backend.stats.network_calls == calls  # slicing the cached layer only
-        assert w.filter == 11 and "filter 11 of 16" in w.status.value
+        assert w.channel == 11 and "channel 11 of 16" in w.status.value
         acts = w.backend.activations(image, "conv2")[0, :, :, 11]
         np.testing.assert_array_equal(w.current_map(), acts)
     finally:
@@ -225,7 +225,7 @@ def test_1000_rapid_image_changes_are_coalesced_latest_wins(tiny_convnet, no_thr
         computed = w.backend.stats.network_calls - calls
         print(f"\n1000 image changes: {computed} forward passes")
         assert computed < 1000, "every request was computed: queued, not coalesced"
-        expected = w.backend.activations(last, "conv2")[0, :, :, w.filter]
+        expected = w.backend.activations(last, "conv2")[0, :, :, w.channel]
         np.testing.assert_array_equal(w.current_map(), expected)
         assert w.error is None
     finally:

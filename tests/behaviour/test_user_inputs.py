@@ -616,9 +616,9 @@ def test_feature_map_explorer_shows_the_new_weights_after_fit(keras, tiny_convne
         assert e.wait(60)
         old = e.map_image.value
         _fit(keras, tiny_convnet)
-        e.filter = 1  # the next slider step after training
+        e.channel = 1  # the next slider step after training
         assert e.wait(60) and e.error is None
-        e.filter = 0
+        e.channel = 0
         assert e.wait(60) and e.error is None
         want = render_view(_conv1_reference(keras, tiny_convnet, image / np.float32(255))[0], 0)
         np.testing.assert_array_equal(decode_image(e.map_image.value), want)

@@ -64,6 +64,22 @@ def test_matplotlib_fallback_view_is_not_blank(lab):
     assert img.evaluate("i => i.naturalWidth") == 420
 
 
+def _settled_pixels(page, locator, unlike: np.ndarray | None = None, timeout_s: float = 90.0):
+    """The element's pixels once they differ from ``unlike`` (when given) and two reads in a
+    row agree: waits for the redraw to land, however busy the machine is, not a fixed time."""
+    deadline = page.evaluate("() => performance.now()") + timeout_s * 1000
+    last = None
+    while True:
+        px = element_pixels(locator)
+        changed = unlike is None or px.shape != unlike.shape or not np.array_equal(px, unlike)
+        if changed and last is not None and np.array_equal(px, last):
+            return px
+        if page.evaluate("() => performance.now()") > deadline:
+            raise AssertionError(f"the view did not settle on a new picture in {timeout_s} s")
+        last = px if changed else None
+        page.wait_for_timeout(300)
+
+
 def _red(px: np.ndarray) -> int:
     """Pixels of the red path (viridis has no saturated red)."""
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
@@ -88,14 +104,15 @@ def test_view_updates_live_after_display(lab, requested):
     sel = ".ipyvolume-canvas-container canvas" if kind == "ipyvolume" else ".widget-image"
     target = page.locator(sel).first
     target.wait_for(timeout=60_000)
-    page.wait_for_timeout(1500)
-    empty = _colourfulness(element_pixels(target))
+    shown = _settled_pixels(page, target)
+    empty = _colourfulness(shown)
 
-    def update(code: str) -> np.ndarray:
+    def update(code: str, changes: bool = True) -> np.ndarray:
+        nonlocal shown
         reply = lab.execute(code)
         assert reply == {"status": "ok", "error": None}, reply
-        page.wait_for_timeout(1500)
-        return element_pixels(target)
+        shown = _settled_pixels(page, target, unlike=shown if changes else None)
+        return shown
 
     # the whole grid at once, then the path in two growing steps
     filled = update("Z[:] = np.add.outer(ys**2, xs**2); view.set_surface(xs, ys, Z)")

@@ -35,16 +35,16 @@ def test_feature_map_explorer_renders_and_follows_the_slider(lab):
     assert page.locator(MAP).evaluate("i => i.naturalWidth") >= 64
     assert pixel_stats(page.locator(MAP))["colors"] > 20
     px0 = element_pixels(page.locator(MAP))
-    status = page.locator(".nbviz-test-fm").get_by_text("filter 0 of 16")
+    status = page.locator(".nbviz-test-fm").get_by_text("channel 0 of 16")
     status.wait_for(timeout=30_000)
 
-    # keyboard on the filter slider's handle: the kernel gets filter 1, the map changes
+    # keyboard on the channel slider's handle: the kernel gets channel 1, the map changes
     handle = root.locator(".widget-slider .noUi-handle").first
     handle.focus()
     handle.press("ArrowRight")
     src1 = wait_src_change(page, MAP, src0)
-    assert kernel_value(lab, "w.filter") == "1"
-    page.locator(".nbviz-test-fm").get_by_text("filter 1 of 16").wait_for(timeout=30_000)
+    assert kernel_value(lab, "w.channel") == "1"
+    page.locator(".nbviz-test-fm").get_by_text("channel 1 of 16").wait_for(timeout=30_000)
     px1 = element_pixels(page.locator(MAP))
     assert px0.shape == px1.shape and abs(px0 - px1).mean() > 1.0, "the map did not change"
 
@@ -52,8 +52,8 @@ def test_feature_map_explorer_renders_and_follows_the_slider(lab):
     for _ in range(3):
         handle.press("ArrowRight")
     wait_src_change(page, MAP, src1)
-    page.locator(".nbviz-test-fm").get_by_text("filter 4 of 16").wait_for(timeout=30_000)
-    assert kernel_value(lab, "w.filter") == "4"
+    page.locator(".nbviz-test-fm").get_by_text("channel 4 of 16").wait_for(timeout=30_000)
+    assert kernel_value(lab, "w.channel") == "4"
 
     # another layer from the dropdown is computed on the worker and shown
     src4 = page.locator(MAP).get_attribute("src")
@@ -65,10 +65,10 @@ def test_feature_map_explorer_renders_and_follows_the_slider(lab):
     assert kernel_value(lab, "w.layer") == "'conv3'"
     assert kernel_value(lab, "w.error") == "None"
 
-    # "all filters": the mosaic is wider than one map
+    # "all channels": the mosaic is wider than one map
     width1 = page.locator(MAP).evaluate("i => i.naturalWidth")
     src_single = page.locator(MAP).get_attribute("src")
-    root.get_by_role("button", name="all filters").click()
+    root.get_by_role("button", name="all channels").click()
     wait_src_change(page, MAP, src_single)
     assert kernel_value(lab, "w.mode") == "'grid'"
     assert page.locator(MAP).evaluate("i => i.naturalWidth") > width1

@@ -1,9 +1,10 @@
-"""notebooks/00-tour.ipynb as a Voila dashboard: all three widgets render (NBVIZ_FAST=1)."""
+"""notebooks/00-tour.ipynb as a Voila dashboard: all three widgets render and stay, their static
+pictures hidden while the views are live (NBVIZ_FAST=1)."""
 
 from __future__ import annotations
 
 from .conftest import pixel_stats
-from .widget_support import notebook_code, wait_decoded_images
+from .widget_support import notebook_code, wait_decoded_images, wait_nbviz_widgets_live
 
 
 def test_tour_renders_in_voila(voila_page):
@@ -18,6 +19,8 @@ def test_tour_renders_in_voila(voila_page):
         timeout=120_000,
     )
     assert pixel_stats(page.locator(".bqplot:visible").last)["colors"] > 100  # the landscape
+    # all three widgets are still there at the end, their static pictures hidden while live
+    assert len(wait_nbviz_widgets_live(page, 3)) == 3
     errors = [m for m in voila_page.console if m.startswith("[pageerror]")]
     assert not errors, errors
     assert "Traceback" not in page.inner_text("body")

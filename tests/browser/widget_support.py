@@ -120,3 +120,23 @@ def wait_decoded_images(page, at_least: int, timeout_ms: int = 120_000) -> None:
         timeout=timeout_ms,
     )
     wait_image_loaded(page, ".widget-image")
+
+
+def wait_nbviz_widgets_live(page, count: int, timeout_ms: int = 120_000) -> list[str]:
+    """Wait until views of ``count`` nbviz widgets are on the page, every view drawn
+    (non-empty) with its static picture output present but hidden (nbviz hides a widget's
+    picture while its live view is shown); return the widgets' model ids."""
+    script = """(n) => {
+      const views = Array.from(document.querySelectorAll('[class*="nbviz-live-"]'));
+      const found = views.map(v => {
+        const id = Array.from(v.classList).find(c => c.startsWith('nbviz-live-')).slice(11);
+        const pic = document.querySelector('.nbviz-picture-' + id);
+        return {id, height: v.getBoundingClientRect().height, picture: !!pic,
+                hidden: pic ? getComputedStyle(pic).display === 'none' : null};
+      });
+      const ok = found.every(f => f.height > 0 && f.picture && f.hidden);
+      const ids = Array.from(new Set(found.map(f => f.id)));
+      return ok && ids.length >= n ? ids : null;
+    }"""
+    handle = page.wait_for_function(script, arg=count, timeout=timeout_ms)
+    return sorted(handle.json_value())

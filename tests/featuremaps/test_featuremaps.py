@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import assert_weights_identical, weights_snapshot
 
-from nbviz.errors import ImageError, LayerError, ModelError, UnitError
+from nbviz.errors import ChannelError, ImageError, LayerError, ModelError
 from nbviz.featuremaps import (
     FeatureMaps,
     ImagePreparer,
@@ -204,7 +204,7 @@ def test_user_weights_stay_identical(keras, resnetish):
     snap = weights_snapshot(resnetish)
     fm = FeatureMaps(resnetish)
     fm.activations_many(np.stack([_image(24, 24, seed=s) for s in range(3)]), ["bn", "concat"])
-    with pytest.raises(UnitError):
+    with pytest.raises(ChannelError):
         fm.feature_map(_image(24, 24), "bn", 8)
     assert_weights_identical(resnetish, snap)
 
@@ -286,9 +286,9 @@ def test_non_spatial_layer_says_why(tiny_convnet):
 
 
 @pytest.mark.parametrize("bad", [8, 100, -1, 2.0, True, "1"])
-def test_filter_out_of_range(tiny_convnet, bad):
+def test_channel_out_of_range(tiny_convnet, bad):
     fm = FeatureMaps(tiny_convnet)
-    with pytest.raises(UnitError, match=r"0\.\.7"):
+    with pytest.raises(ChannelError, match=r"0\.\.7"):
         fm.feature_map(_image(), "conv1", bad)
 
 
@@ -355,7 +355,7 @@ def test_render_map_grid_overlay_png():
     want = apply_colormap((a[..., 1] - a[..., 1].min()) / np.ptp(a[..., 1]), "magma")
     np.testing.assert_array_equal(rgb, want)
     assert render_map(a, 1, cmap="gray").shape == (6, 5, 3)
-    with pytest.raises(UnitError):
+    with pytest.raises(ChannelError):
         render_map(a, 4)
     with pytest.raises(ValueError, match="colormap"):
         render_map(a, 0, cmap="magmaa")
@@ -394,7 +394,7 @@ def test_show_feature_map_like_the_article(tiny_convnet):
     ax = show_feature_map(img, tiny_convnet, "conv1", 2)
     fm = FeatureMaps(tiny_convnet)
     np.testing.assert_allclose(ax.images[0].get_array(), fm.feature_map(img, "conv1", 2), atol=1e-6)
-    assert ax.get_title() == "conv1 filter 2"
+    assert ax.get_title() == "conv1 channel 2"
     plt.close(ax.figure)
     fig, axes = plt.subplots(1, 2)
     show_feature_map(img, tiny_convnet, "conv1", 3, ax=axes[0])

@@ -33,6 +33,13 @@ XS = grid_coords(7, 1.0)
 YS = grid_coords(6, 0.6)  # nx != ny: catches [ix, iy] mix-ups
 
 
+def _cmdline(p) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # gone already
+        return ""
+
+
 @pytest.fixture(scope="module")
 def client():
     """2 worker processes on 127.0.0.1 (no dashboard); checks that closing leaves nothing."""
@@ -44,18 +51,16 @@ def client():
     )
     c = distributed.Client(cluster)
     c.run(lambda: __import__("tensorflow") and None)  # warm up: TensorFlow's import, once
+    # Only what this fixture started is checked: the cluster's processes (nannies and their
+    # workers), not whatever else the session runs meanwhile (the browser tier's Chromium).
+    worker_pids = set(c.run(os.getpid).values())
+    ours = [p for p in me.children(recursive=True) if p.pid not in before or p.pid in worker_pids]
+    ours = [p for p in ours if "resource_tracker" not in _cmdline(p)]  # lives as long as we do
+    assert worker_pids <= {p.pid for p in ours}, "the workers are not processes of this fixture"
     yield c
     c.close()
     cluster.close()
-    left = [
-        p
-        for p in me.children(recursive=True)
-        if p.pid not in before
-        and p.is_running()
-        and p.status() != psutil.STATUS_ZOMBIE
-        # multiprocessing's resource tracker lives as long as this process, by design
-        and "resource_tracker" not in " ".join(p.cmdline())
-    ]
+    left = [p for p in ours if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"worker processes left running: {left}"
     threads = [
         t.name

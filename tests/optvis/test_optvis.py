@@ -15,7 +15,7 @@ from helpers import assert_weights_identical, weights_snapshot
 tf = pytest.importorskip("tensorflow")
 
 from nbviz import optvis  # noqa: E402
-from nbviz.errors import ImageError, LayerError, ModelError, UnitError  # noqa: E402
+from nbviz.errors import ChannelError, ImageError, LayerError, ModelError  # noqa: E402
 from nbviz.optvis import objectives as obj  # noqa: E402
 from nbviz.optvis import param  # noqa: E402
 from nbviz.optvis import transforms as T  # noqa: E402
@@ -153,10 +153,10 @@ def test_objectives_compose_union_layers_and_name_themselves():
     assert -a is not a and repr(a / 2) == "0.5 * channel('conv1', 2)"
     assert optvis.as_objective("conv2:1,3,5").rows == 3
     assert isinstance(optvis.as_objective("logits:3"), obj.Channel)
-    with pytest.raises(UnitError, match="different numbers of batch rows"):
+    with pytest.raises(ChannelError, match="different numbers of batch rows"):
         _ = optvis.channel("conv1", [0, 1]) + optvis.channel("conv2", [0, 1, 2])
     for bad in ("conv1", "conv1:x", ":3"):
-        with pytest.raises(UnitError, match=r"'layer:unit'|'conv3:12'"):
+        with pytest.raises(ChannelError, match=r"'layer:unit'|'conv3:12'"):
             optvis.as_objective(bad)
 
 
@@ -248,23 +248,23 @@ def test_preactivation_reads_before_the_fused_activation(keras):
 def test_bad_layers_units_and_models_get_clear_errors(tiny_convnet, keras):
     with pytest.raises(LayerError, match=r"No layer named 'conv9'.*Did you mean.*Valid layers"):
         optvis.Renderer(tiny_convnet, "conv9:1")
-    with pytest.raises(UnitError, match=r"Channel 16 is out of range.*16 channels.*0\.\.15"):
+    with pytest.raises(ChannelError, match=r"Channel 16 is out of range.*16 channels.*0\.\.15"):
         optvis.Renderer(tiny_convnet, "conv2:16")
-    with pytest.raises(UnitError, match="out of range"):
+    with pytest.raises(ChannelError, match="out of range"):
         optvis.Renderer(tiny_convnet, optvis.channel("conv2", [1, -1]))
-    with pytest.raises(UnitError, match="integer"):
+    with pytest.raises(ChannelError, match="integer"):
         optvis.channel("conv2", 1.5)
     with pytest.raises(LayerError, match=r"neuron\(\) needs a spatial"):
         optvis.Renderer(tiny_convnet, optvis.neuron("logits", 1))
-    with pytest.raises(UnitError, match="x=99 is outside"):
+    with pytest.raises(ChannelError, match="x=99 is outside"):
         optvis.Renderer(tiny_convnet, optvis.neuron("conv2", 1, x=99))
     with pytest.raises(LayerError, match=r"class_logit\(\) needs a \(batch, classes\)"):
         optvis.Renderer(tiny_convnet, optvis.class_logit("conv2", 1))
-    with pytest.raises(UnitError, match="8 channels"):
+    with pytest.raises(ChannelError, match="8 channels"):
         optvis.Renderer(tiny_convnet, optvis.direction("conv1", np.ones(3)))
     with pytest.raises(LayerError, match="crop=8 removes all"):
         optvis.Renderer(tiny_convnet, optvis.channel("conv2", 1, crop=8))
-    with pytest.raises(UnitError, match="3 rows"):
+    with pytest.raises(ChannelError, match="3 rows"):
         optvis.Renderer(tiny_convnet, "conv2:1,2,3", batch=2)
 
     inp = keras.Input((16, 16, 3))
@@ -327,14 +327,14 @@ def test_changing_units_and_weights_does_not_retrace(tiny_convnet):
     assert r.step == 0 and r.unit_objectives()[0].indices == [3]
     r.run(1)
     assert r.trace_count == 1
-    with pytest.raises(UnitError, match="out of range"):
+    with pytest.raises(ChannelError, match="out of range"):
         r.set_channels([0, 99])
-    with pytest.raises(UnitError, match="2 rows"):
+    with pytest.raises(ChannelError, match="2 rows"):
         r.set_channels([1, 2, 3])
     combo = optvis.Renderer(
         tiny_convnet, optvis.channel("conv1", 1) + optvis.channel("conv2", 1), size=16
     )
-    with pytest.raises(UnitError, match="exactly one"):
+    with pytest.raises(ChannelError, match="exactly one"):
         combo.set_channels(2)
 
 
@@ -641,8 +641,8 @@ def test_headless_session_continues_a_stopped_run_and_restarts_when_settings_cha
     from nbviz.optvis.session import MODES, OptVisSession, RunConfig
 
     session = OptVisSession(tiny_convnet, frame_every=4)
-    units = MODES["channel"].units(3, 16, 2)
-    cfg = RunConfig("conv2", "channel", units, 2, True, True, "none", 32, 0.05, 0, 16)
+    channels = MODES["channel"].row_channels(3, 16, 2)
+    cfg = RunConfig("conv2", "channel", channels, 2, True, True, "none", 32, 0.05, 0, 16)
     stop, ticks = threading.Event(), []
 
     def publish(tick):
@@ -657,4 +657,4 @@ def test_headless_session_continues_a_stopped_run_and_restarts_when_settings_cha
     assert session.log.losses and len(session.log.losses) == 16
     fresh = session.run(dataclasses.replace(cfg, seed=1), None, lambda t: None)
     assert fresh.steps_run == 16 and len(session.renderers) == 1  # new seed: same trace
-    assert MODES["diversity"].units(5, 16, 3) == (5, 5, 5)
+    assert MODES["diversity"].row_channels(5, 16, 3) == (5, 5, 5)

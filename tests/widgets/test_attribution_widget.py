@@ -1,5 +1,5 @@
-"""AttributionExplorer, headless: the heatmap and the ranked filters match the backend computed
-directly, class switches do not retrace, clicks select filters in the composed
+"""AttributionExplorer, headless: the heatmap and the ranked channels match the backend computed
+directly, class switches do not retrace, clicks select channels in the composed
 FeatureMapExplorer, long methods stream and stop, and nothing is left running."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def icons(demo):
 @pytest.fixture
 def view(demo, icons, no_thread_leak):
     snap = weights_snapshot(demo)
-    w = AttributionExplorer(demo, top_filters=3, samples=_samples(), icons=icons)
+    w = AttributionExplorer(demo, top_channels=3, samples=_samples(), icons=icons)
     assert w.wait(180)
     yield w
     w.close()
@@ -51,7 +51,7 @@ def _expected_heat(w, cls, method="grad_cam"):
     return enlarge(overlay(display, heat, HEAT_CMAP, HEAT_ALPHA), 256)
 
 
-def test_initial_view_explains_the_top_class_with_ranked_filters_and_icons(view):
+def test_initial_view_explains_the_top_class_with_ranked_channels_and_icons(view):
     assert view.error is None and view.layer == "conv4"
     top = int(np.argmax(view.attributor().predict(view.explorer.image)[0]))
     assert view.cls == top and view.class_dropdown.options[0][1] == top
@@ -65,9 +65,9 @@ def test_initial_view_explains_the_top_class_with_ranked_filters_and_icons(view)
         atol=2,
     )
     ranking = attribution.layer_attribution(view.model, view.explorer.image, top, layer="conv4")
-    assert view.ranked_filters == ranking.top_channels(3)
-    for tile, c in zip(view.tiles, view.ranked_filters, strict=True):
-        assert tile.channel == c and f"filter {c}" in tile.button.description
+    assert view.ranked_channels == ranking.top_channels(3)
+    for tile, c in zip(view.tiles, view.ranked_channels, strict=True):
+        assert tile.channel == c and f"channel {c}" in tile.button.description
         assert view.icons.get("conv4", c) is not None and tile.icon_image.value
     assert "128 steps" in view.icon_note.value and "Grad-CAM" in view.status.value
 
@@ -94,13 +94,18 @@ def test_class_switch_redraws_from_the_compiled_attributor_without_retracing(vie
     assert a.trace_count == traces and view.last_draw_s > 0
 
 
-def test_clicking_a_filter_selects_it_in_the_explorer(view):
+def test_clicking_a_channel_selects_it_in_the_explorer(view):
     view.explorer.mode = "grid"
     view.tiles[2].button.click()
-    assert view.explorer.filter == view.ranked_filters[2] and view.explorer.mode == "single"
-    assert view.explorer.wait(60) and f"filter {view.ranked_filters[2]} of 64" in (
+    assert view.explorer.channel == view.ranked_channels[2] and view.explorer.mode == "single"
+    assert view.explorer.wait(60) and f"channel {view.ranked_channels[2]} of 64" in (
         view.explorer.status.value
     )
+    with pytest.warns(DeprecationWarning, match="ranked_channels"):
+        assert view.ranked_filters == view.ranked_channels  # the old names still work
+    with pytest.warns(DeprecationWarning, match="select_channel"):
+        view.select_filter(view.ranked_channels[0])
+    assert view.explorer.channel == view.ranked_channels[0]
 
 
 def test_long_methods_stream_and_stop(view):
@@ -132,21 +137,21 @@ def test_a_new_image_in_the_explorer_updates_predictions_and_map(view):
 
 
 def test_fine_tuning_model_with_a_nested_base(keras, no_thread_leak):
-    from test_attribution import _fine_tuning_model
+    from attribution.test_attribution import _fine_tuning_model
 
     model, _ = _fine_tuning_model(keras)
     snap = weights_snapshot(model)
     rng = np.random.default_rng(0)
     w = AttributionExplorer(
         model,
-        top_filters=2,
+        top_channels=2,
         input_range=(0, 255),
         samples={"noise": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
     )
     try:
         assert w.wait(180) and w.error is None, w.status.value
-        assert w.layer == "base/conv2" and len(w.ranked_filters) == 2
-        assert w.icons.get("base/conv2", w.ranked_filters[0]) is not None
+        assert w.layer == "base/conv2" and len(w.ranked_channels) == 2
+        assert w.icons.get("base/conv2", w.ranked_channels[0]) is not None
     finally:
         w.close()
     assert_weights_identical(model, snap)
@@ -176,7 +181,8 @@ def test_unusable_models_show_the_error_and_the_explorer_still_works(keras, no_t
     )
     samples = {"noise": np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)}
     for model, fix in ((maps, "not class scores"), (dead, "nothing to weight")):
-        w = AttributionExplorer(model, samples=samples, top_filters=2)
+        with pytest.warns(DeprecationWarning, match="top_channels="):
+            w = AttributionExplorer(model, samples=samples, top_filters=2)  # the old keyword
         try:
             assert w.wait(120)
             assert isinstance(w.error, ModelError) and fix in w.status.value, w.status.value

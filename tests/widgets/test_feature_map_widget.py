@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import assert_weights_identical, weights_snapshot
 
-from nbviz.errors import ImageError, LayerError, ModelError, UnitError
+from nbviz.errors import ChannelError, ImageError, LayerError, ModelError
 from nbviz.featuremaps import FeatureMaps, render_view
 from nbviz.imaging import decode_image, encode_image
 from nbviz.widgets.feature_maps import FeatureMapExplorer, show_feature_map
@@ -36,19 +36,19 @@ def explorer(tiny_convnet, no_thread_leak):
     assert_weights_identical(tiny_convnet, snap)
 
 
-def _expected_png(e, layer, filter, **kw):
+def _expected_png(e, layer, channel, **kw):
     """The map rendered from a *direct* sub-model, for comparison with what the widget shows."""
     import keras
 
     sub = keras.Model(e.backend.model.inputs[0], e.backend.model.get_layer(layer).output)
     acts = np.asarray(sub(e.backend.preparer.prepare(e.image)))[0]
-    return render_view(acts, filter, **kw)
+    return render_view(acts, channel, **kw)
 
 
 def test_initial_view_shows_first_layer_and_image(explorer):
-    assert explorer.layer == "conv1" and explorer.filter == 0
+    assert explorer.layer == "conv1" and explorer.channel == 0
     assert explorer.error is None
-    assert "conv1" in explorer.status.value and "filter 0 of 8" in explorer.status.value
+    assert "conv1" in explorer.status.value and "channel 0 of 8" in explorer.status.value
     assert decode_image(explorer.input_image.value).shape[:2] == (192, 192)
     np.testing.assert_array_equal(
         decode_image(explorer.map_image.value), _expected_png(explorer, "conv1", 0)
@@ -62,14 +62,14 @@ def test_slider_updates_image_from_cache(explorer):
     assert calls == 1
     shown = {explorer.map_image.value}
     for f in (3, 5, 7, 1):
-        explorer.filter_slider.value = f  # what a user drag does
-        assert explorer.filter == f
+        explorer.channel_slider.value = f  # what a user drag does
+        assert explorer.channel == f
         assert not explorer.computing, "a cached slider move must not start the worker"
         shown.add(explorer.map_image.value)
         np.testing.assert_array_equal(
             decode_image(explorer.map_image.value), _expected_png(explorer, "conv1", f)
         )
-        assert f"filter {f} of 8" in explorer.status.value
+        assert f"channel {f} of 8" in explorer.status.value
     assert len(shown) == 5
     assert explorer.backend.stats.network_calls == calls, "the network ran on a slider move"
     assert explorer.last_render_s < 1.0
@@ -95,12 +95,12 @@ def test_view_controls_rerender_without_the_network(explorer):
             0,
             cmap="gray",
             normalization="layer",
-            image=explorer._display,
+            image=explorer.picker.display,
             overlay_alpha=0.6,
         ),
     )
     explorer.mode_buttons.value = "grid"
-    assert explorer.filter_slider.disabled
+    assert explorer.channel_slider.disabled
     assert "all 8 maps" in explorer.status.value
     grid = decode_image(explorer.map_image.value)
     assert grid.shape[0] > 2 * 32
@@ -113,15 +113,15 @@ def test_layers_are_computed_on_demand_and_cached(explorer):
     stats = explorer.backend.stats
     explorer.layer_dropdown.value = "conv2"
     assert explorer.wait(60)
-    assert explorer.filter_slider.max == 15
+    assert explorer.channel_slider.max == 15
     assert stats.network_calls == 2 and stats.extractors_built == 2, "only the chosen layer runs"
-    explorer.filter = 12
+    explorer.channel = 12
     np.testing.assert_array_equal(
         decode_image(explorer.map_image.value), _expected_png(explorer, "conv2", 12)
     )
-    explorer.layer = "conv1"  # back to a computed layer: from the cache, filter clamped to 7
+    explorer.layer = "conv1"  # back to a computed layer: from the cache, channel clamped to 7
     assert not explorer.computing
-    assert explorer.filter == 7 and stats.network_calls == 2
+    assert explorer.channel == 7 and stats.network_calls == 2
     assert "conv1" in explorer.status.value
 
 
@@ -144,8 +144,8 @@ def test_rapid_layer_changes_latest_wins(tiny_convnet, no_thread_leak):
         assert e.wait(60)
         stats = e.backend.stats
         assert stats.network_calls == 2, "intermediate layer requests were queued up"
-        assert e.backend.cached("conv2", e._image_key) is not None
-        assert e.backend.cached("pool1", e._image_key) is None
+        assert e.backend.cached("conv2", e.picker.key) is not None
+        assert e.backend.cached("pool1", e.picker.key) is None
         assert "conv2" in e.status.value and e.error is None
     finally:
         gate.set()
@@ -188,10 +188,10 @@ def test_errors_are_shown_and_the_widget_survives(explorer):
     with pytest.raises(LayerError):
         explorer.layer = "conv9"
     assert "conv1" in explorer.status.value  # the valid ones are listed
-    with pytest.raises(UnitError):
-        explorer.filter = 8
-    assert "UnitError" in explorer.status.value and "0..7" in explorer.status.value
-    assert explorer.filter == 0 and explorer.map_image.value == before
+    with pytest.raises(ChannelError):
+        explorer.channel = 8
+    assert "ChannelError" in explorer.status.value and "0..7" in explorer.status.value
+    assert explorer.channel == 0 and explorer.map_image.value == before
     with pytest.raises(ImageError):
         explorer.set_image(np.zeros(7))
     assert "rank 1" in explorer.status.value
@@ -210,8 +210,8 @@ def test_errors_are_shown_and_the_widget_survives(explorer):
     }
     explorer.upload.value = (bad,)
     assert "notes.txt" in explorer.status.value and isinstance(explorer.error, ImageError)
-    explorer.filter_slider.value = 2  # still usable
-    assert explorer.error is None and "filter 2 of 8" in explorer.status.value
+    explorer.channel_slider.value = 2  # still usable
+    assert explorer.error is None and "channel 2 of 8" in explorer.status.value
     assert explorer.map_image.value != before
 
 
@@ -235,7 +235,7 @@ def test_bad_constructor_arguments(tiny_convnet, keras, no_thread_leak):
         assert e.wait(60)
         status = e.status.value
         assert "rank 1" in status and "GlobalAveragePooling2D" in status
-        assert e.layer == "conv1" and "filter 0 of 8" in status  # started on the defaults
+        assert e.layer == "conv1" and "channel 0 of 8" in status  # started on the defaults
     finally:
         e.close()
     unbuilt = keras.Sequential([keras.layers.Conv2D(2, 3)])
@@ -291,7 +291,7 @@ def test_demo_model(no_thread_leak):
         assert e.wait(60) and e.error is None
         calls = e.backend.stats.network_calls
         before = e.map_image.value
-        e.filter_slider.value = 1
+        e.channel_slider.value = 1
         assert e.map_image.value != before and e.backend.stats.network_calls == calls
         with pytest.raises(LayerError, match="not an image-like"):
             e.layer = "logits"

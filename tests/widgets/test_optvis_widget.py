@@ -15,7 +15,7 @@ import pytest
 from helpers import assert_weights_identical, weights_snapshot
 
 from nbviz import optvis
-from nbviz.errors import ImageError, LayerError, UnitError
+from nbviz.errors import ChannelError, ImageError, LayerError
 from nbviz.export import decode_gif, encode_gif
 from nbviz.imaging import decode_image, to_uint8
 from nbviz.widgets.optvis import OptVisWidget
@@ -132,12 +132,12 @@ def test_error_in_objective_is_shown_and_widget_stays_usable(make_widget):
     assert w.error is None and w.step == 24 and "done" in w.status.value
 
 
-def test_renderer_is_reused_when_only_unit_seed_or_lr_change(make_widget):
+def test_renderer_is_reused_when_only_channel_seed_or_lr_change(make_widget):
     w = make_widget(steps=8)
     assert w.start() and w.wait(60)
     (renderer,) = w.session.renderers.values()
     first = w.result_array()
-    w.filter, w.seed, w.learning_rate = 5, 3, 0.1
+    w.channel, w.seed, w.learning_rate = 5, 3, 0.1
     assert w.start() and w.wait(60)
     assert list(w.session.renderers.values()) == [renderer]
     assert renderer.trace_count == 1
@@ -159,44 +159,46 @@ def test_same_settings_give_the_same_image(make_widget):
     np.testing.assert_allclose(w.result_array(), a, atol=1e-5)
 
 
-def test_gallery_of_four_filters_gives_four_live_tiles(make_widget):
-    w = make_widget(gallery=True, gallery_size=4, filter=2, steps=16)
-    assert len(w._tile_images) == 4
+def test_gallery_of_four_channels_gives_four_live_tiles(make_widget):
+    w = make_widget(gallery=True, gallery_size=4, channel=2, steps=16)
+    assert len(w.views.tile_images) == 4
     assert w.image.layout.display == "none" and w.gallery_grid.layout.display == ""
     assert w.start() and w.wait(60)
-    assert w.units == (2, 3, 4, 5)
+    assert w.channels == (2, 3, 4, 5)
     result = w.result_array()
     assert result.shape == (4, 32, 32, 3)
-    for tile, row in zip(w._tile_images, result, strict=True):
+    for tile, row in zip(w.views.tile_images, result, strict=True):
         np.testing.assert_array_equal(decode_image(tile.value), to_uint8(row))
-    assert [b.description for b in w._tile_buttons] == [f"open unit {u}" for u in (2, 3, 4, 5)]
+    assert [b.description for b in w.views.tile_buttons] == [
+        f"open channel {u}" for u in (2, 3, 4, 5)
+    ]
     assert w.losses.shape == (16, 4)
     (renderer,) = w.session.renderers.values()
     assert renderer.batch == 4 and renderer.unit_objectives()[0].indices == [2, 3, 4, 5]
 
-    w._tile_buttons[1].click()  # open tile 1
-    assert not w.gallery and w.filter == 3
+    w.views.tile_buttons[1].click()  # open tile 1
+    assert not w.gallery and w.channel == 3
     np.testing.assert_array_equal(w.result_array(), result[1:2])
     np.testing.assert_array_equal(decode_image(w.image.value), to_uint8(result[1]))
     assert w.losses.shape == (16, 1) and all(f.shape[0] == 1 for f in w.frames)
-    assert len(w._tile_images) == 0
+    assert len(w.views.tile_images) == 0
 
 
 def test_gallery_is_clipped_to_the_layer(make_widget):
-    w = make_widget(layer="conv1", gallery=True, gallery_size=4, filter=7, steps=4)
+    w = make_widget(layer="conv1", gallery=True, gallery_size=4, channel=7, steps=4)
     assert w.start() and w.wait(60)
-    assert w.units == (4, 5, 6, 7)
+    assert w.channels == (4, 5, 6, 7)
 
 
-def test_diversity_needs_gallery_and_renders_one_unit_on_all_rows(make_widget):
+def test_diversity_needs_gallery_and_renders_one_channel_on_all_rows(make_widget):
     w = make_widget(steps=8)
     with pytest.raises(ValueError, match="gallery"):
         w.kind = "diversity"
     w.gallery_size, w.gallery = 3, True
     w.kind = "diversity"
-    w.filter = 4
+    w.channel = 4
     assert w.start() and w.wait(60)
-    assert w.error is None and w.units == (4, 4, 4)
+    assert w.error is None and w.channels == (4, 4, 4)
     images = w.result_array()
     assert images.shape[0] == 3 and not np.allclose(images[0], images[1])
     w.gallery = False  # leaving gallery mode drops the diversity kind
@@ -242,9 +244,9 @@ def test_png_and_array_exports(make_widget, tmp_path):
     png = w.export_png(tmp_path / "out" / "x.png")
     np.testing.assert_array_equal(decode_image(png), to_uint8(w.result_array()[0]))
     assert (tmp_path / "out" / "x.png").read_bytes() == png
-    w._offer_download("npy")
+    w.run_bar.offer_download("array")
     assert "download='optvis.npy'" in w.download.value
-    w._offer_download("gif")
+    w.run_bar.offer_download("GIF")
     assert "data:image/gif;base64," in w.download.value
     from nbviz.export import encode_npy
 
@@ -257,9 +259,9 @@ def test_bad_settings_are_shown_and_leave_the_widget_usable(make_widget):
     with pytest.raises(LayerError, match="conv1"):
         w.layer = "nope"
     assert "LayerError" in w.status.value and w.layer == "conv2"
-    with pytest.raises(UnitError, match="0..15"):
-        w.filter = 16
-    assert "UnitError" in w.status.value and w.filter == 0
+    with pytest.raises(ChannelError, match="0..15"):
+        w.channel = 16
+    assert "ChannelError" in w.status.value and w.channel == 0
     with pytest.raises(ImageError):
         w.size = 4
     assert w.start() and w.wait(60)
@@ -273,10 +275,10 @@ def test_layer_choices_kinds_and_logits(tiny_convnet, no_thread_leak):
         assert names == ["conv1", "pool1", "conv2", "gap", "logits"]
         assert w.layer == "conv2" and w.kind == "channel"  # ~2/3 deep among conv layers
         w.layer = "logits"
-        assert w.kind == "class" and w.filter_input.max == 3
+        assert w.kind == "class" and w.channel_input.max == 3
         with pytest.raises(ValueError):
             w.kind = "neuron"
-        w.filter = 2
+        w.channel = 2
         assert w.start() and w.wait(60)
         assert w.error is None and w.losses[-1, 0] > w.losses[0, 0]
     finally:
@@ -286,7 +288,7 @@ def test_layer_choices_kinds_and_logits(tiny_convnet, no_thread_leak):
 def test_fixed_custom_objective(make_widget):
     obj = optvis.channel("conv1", [1, 2]) - 1e-3 * optvis.total_variation()
     w = make_widget(objective=obj, steps=6)
-    assert w.layer_dropdown.disabled and w.filter_input.disabled
+    assert w.layer_dropdown.disabled and w.channel_input.disabled
     assert w.start() and w.wait(60)
     assert w.error is None and w.result_array().shape == (2, 32, 32, 3)
 
@@ -311,7 +313,7 @@ def test_demo_model_defaults(no_thread_leak):
 
 def test_close_stops_the_worker_and_closes_children(make_widget):
     w = make_widget(steps=100_000, gallery=True, gallery_size=2)
-    children = [w.image, w.loss_figure, w.loss_line, w.status, w.start_button, *w._tile_images]
+    children = [w.image, w.loss_figure, w.loss_line, w.status, w.start_button, *w.views.tile_images]
     assert w.start()
     assert _wait_for(lambda: w.step > 0)
     w.close()
