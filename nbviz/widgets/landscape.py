@@ -10,11 +10,7 @@ and exported (:mod:`nbviz.landscape.shown`). Live watching of training:
 All TensorFlow work runs on the widget's :class:`~nbviz.worker.Worker` thread through
 :func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; the frames it
 publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) are drawn
-(latest wins) by setting traits. Live updates -- grid chunks, and while training the path
-and the recomputed landscapes -- only mark what changed; one :class:`~nbviz.worker.Throttle`
-redraws it at most ``max_fps`` times a second (the page stays responsive; the grid still
-fills in visibly), and the end of a computation draws at once. The model's weights are
-never modified.
+(latest wins, live ones by :class:`~.landscape_views.Redraw`). Weights are never modified.
 """
 
 from __future__ import annotations
@@ -48,10 +44,10 @@ from ..landscape.shown import ShownLandscape
 from ..landscape.surface import GridUpdate, Line
 from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
 from ..landscape.weights import WeightLayout
-from ..worker import JobContext, Throttle, Worker
+from ..worker import JobContext, Worker
 from .closing import close_widget_tree
 from .landscape_controls import LandscapeControls, direction_kinds
-from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .landscape_views import DrawState, LandscapeViews, Redraw, axis_labels, nice_ticks
 from .static_picture import StaticPicture, close_picture
 from .surface3d import Kind
 
@@ -122,8 +118,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
     autostart:
         Compute right away.
     loss, max_chunk, max_fps:
-        The loss (default the model's), grid points per chunk and live redraws per second
-        (a few are what the eye needs; each redraw costs the browser time).
+        The loss (default the model's), grid points per chunk and live redraws per second.
     regularization:
         Include the model's regularization losses in the loss, as ``model.evaluate`` does
         (default); ``False`` for the data loss alone.
@@ -254,12 +249,9 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             max_fps=max_fps,
             name="nbviz-landscape",
         )
-        self._dirty: set[str] = set()  # what a live update changed and is not drawn yet
-        self._redraw = Throttle(
-            self._draw_dirty, max_fps, trailing=True, name="nbviz-landscape-draw"
-        )
 
         self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
+        self._draw = Redraw(self.views, self._draw_state, self._lock, max_fps)
 
         kind = "custom" if self._custom is not None else str(directions)
         self._quiet_set(
@@ -358,7 +350,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         if self.watcher is not None:
             ok = self.watcher.wait(max(0.0, deadline - time.monotonic())) and ok
         ok = ok and self._worker.join(max(0.0, deadline - time.monotonic()))
-        self._redraw.flush()  # what the last live update changed is on screen now
+        self._draw.flush()  # what the last live update changed is on screen now
         return ok
 
     def watch(
@@ -495,7 +487,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
-        self._redraw.reset()  # no redraw timer left behind
+        self._draw.close()
         if self.watcher is not None:
             self.watcher.close()
         for link in self._links:
@@ -544,14 +536,12 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
                 self._draw(surface=True, live=True)
                 self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             else:
-                self.views.draw_line(self.shown)
+                self._draw(line=True)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
-        self._redraw.flush()
-        with self._lock:
-            self._draw(hover=True)  # the read-out squares of a finished or stopped grid
+        self._draw(hover=True)  # and the read-out squares of a finished or stopped grid
         self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
@@ -591,32 +581,8 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
 
-    # -- drawing (called with the lock held) ---------------------------------------------------
-    def _draw(
-        self, *, surface: bool = False, path: bool = False, hover: bool = False, live: bool = False
-    ) -> None:
-        """Draw what changed: now, or (``live``) by the throttle, a few times a second."""
-        self._dirty.update(
-            name for name, on in (("surface", surface), ("path", path), ("hover", hover)) if on
-        )
-        if live:
-            self._redraw.offer(True)
-        else:
-            self._draw_dirty(False)
-
-    def _draw_dirty(self, live: bool) -> None:
-        with self._lock:
-            dirty, self._dirty = self._dirty, set()
-            if self._closed:
-                return
-            if dirty & {"surface", "hover"}:
-                # the read-out squares are many: sent when a grid ends, not while live
-                self.views.draw_surface(
-                    self.shown, self.levels, self.level_scale, self.show_path,
-                    hover="hover" in dirty, live=live,
-                )  # fmt: skip
-            if "path" in dirty:
-                self.views.draw_path(self.shown, self.level_scale, self.show_path, live=live)
+    def _draw_state(self) -> DrawState:  # what Redraw draws from
+        return None if self._closed else (self.shown, self.levels, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:
@@ -635,10 +601,8 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             self._draw(surface=True)
 
     def _on_mode(self, change: dict) -> None:
-        with self._lock:
-            self.views.show_mode(change["new"] == "2d")
-            self._draw(surface=True, path=True, hover=True)  # nothing was sent while hidden
-            self.views.draw_line(self.shown)
+        self.views.show_mode(change["new"] == "2d")
+        self._draw(surface=True, path=True, hover=True, line=True)  # nothing sent while hidden
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:

@@ -18,7 +18,9 @@ redraw, follows live updates at most every ``SURFACE3D_EVERY_S`` seconds.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import bqplot
@@ -29,6 +31,7 @@ from ..landscape.contours import bilinear, contour_lines
 from ..landscape.directions import Directions
 from ..landscape.shown import ShownLandscape
 from ..landscape.surface import Line
+from ..worker import Throttle
 from .closing import close_widget_tree
 from .surface3d import Kind, SurfaceView, make_surface_view
 
@@ -37,6 +40,7 @@ __all__ = [
     "LandscapeViews",
     "LineView",
     "PlaneView",
+    "Redraw",
     "axis_labels",
     "end_rows_at_a_point",
     "nice_ticks",
@@ -489,3 +493,63 @@ class LandscapeViews:
     def close(self) -> None:
         for view in self.all():
             view.close()
+
+
+#: What :class:`Redraw` draws from: the shown landscape, the contour levels and their scale,
+#: whether the path is shown; None once the widget is closed.
+DrawState = tuple[ShownLandscape, int, str, bool] | None
+
+
+class Redraw:
+    """Draws what changed on :class:`LandscapeViews`: at once, or (``live``) at most
+    ``max_fps`` times a second, latest first, through one trailing
+    :class:`~nbviz.worker.Throttle`: a live update only marks what it changed, so a burst of
+    grid chunks or path steps costs the page a few redraws, and the last is never lost.
+
+    ``redraw(surface=..., path=..., hover=..., line=..., live=...)`` marks and draws;
+    ``state()`` gives what to draw from (None: closed); ``lock`` guards it (the widget's).
+    """
+
+    def __init__(
+        self,
+        views: LandscapeViews,
+        state: Callable[[], DrawState],
+        lock: threading.RLock,
+        max_fps: float,
+    ) -> None:
+        self.views, self.state, self.lock = views, state, lock
+        self.dirty: set[str] = set()  # what changed and is not drawn yet
+        self.throttle = Throttle(self._draw, max_fps, trailing=True, name="nbviz-landscape-draw")
+
+    def __call__(self, *, live: bool = False, **what: bool) -> None:
+        with self.lock:
+            self.dirty.update(name for name, on in what.items() if on)
+        if live:
+            self.throttle.offer(True)
+        else:
+            self._draw(False)
+
+    def flush(self) -> None:
+        """Draw a waiting live update now (after one being drawn on another thread)."""
+        self.throttle.flush()
+
+    def close(self) -> None:
+        """Drop a waiting update and its timer."""
+        self.throttle.reset()
+
+    def _draw(self, live: bool) -> None:
+        with self.lock:
+            dirty, self.dirty = self.dirty, set()
+            state = self.state()
+            if state is None or not dirty:
+                return
+            shown, levels, level_scale, show_path = state
+            if dirty & {"surface", "hover"}:  # the read-out squares: when a grid ends
+                hover = "hover" in dirty
+                self.views.draw_surface(
+                    shown, levels, level_scale, show_path, hover=hover, live=live
+                )
+            if "path" in dirty:
+                self.views.draw_path(shown, level_scale, show_path, live=live)
+            if "line" in dirty:
+                self.views.draw_line(shown)
