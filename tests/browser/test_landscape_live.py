@@ -105,12 +105,12 @@ def test_watching_fit_redraws_a_few_times_a_second_without_console_errors(lab):
     page = lab.page
     page.locator(".nbviz-watch .nbviz-watch-2d").first.wait_for(timeout=60_000)
     res = lab.execute(
-        "w = cb.widget; drawn, offered = w._redraw.delivered, w._redraw.offered\n"
+        "w = cb.widget; drawn, offered = w._draw.throttle.delivered, w._draw.throttle.offered\n"
         "t0 = time.monotonic()\n"
         "mlp.fit(x, y, epochs=4, batch_size=32, callbacks=[cb], verbose=0)\n"
         "assert w.wait(600) and w.error is None, w.error\n"
-        "took = time.monotonic() - t0; drawn = w._redraw.delivered - drawn\n"
-        "offered = w._redraw.offered - offered"
+        "took = time.monotonic() - t0; drawn = w._draw.throttle.delivered - drawn\n"
+        "offered = w._draw.throttle.offered - offered"
     )
     assert res["status"] == "ok", res
     took = float(kernel_value(lab, "took"))
