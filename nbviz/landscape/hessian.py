@@ -115,6 +115,7 @@ class _Compiled:
         self.mode = mode
         self.gradient = tf.function(self._gradient, autograph=False)
         self.hvp = tf.function(self._hvp, autograph=False)
+        self.lanczos_chunk = tf.function(self._lanczos_chunk, autograph=False)
 
     # -- pieces ------------------------------------------------------------------------------
     def split(self, flat: Any) -> list:
@@ -177,11 +178,50 @@ class _Compiled:
             gv = tf.add_n([tf.reduce_sum(g * t) for g, t in zip(grads, tangents, strict=True)])
         return self.concat(outer.gradient(gv, params, unconnected_gradients=zero))
 
+    def _lanczos_chunk(
+        self,
+        flat: Any,
+        fixed: list,
+        data: list,
+        scale: Any,
+        pscale: Any,
+        state: tuple,
+        steps: int,
+    ) -> tuple:
+        """``steps`` Lanczos steps on ``S H S`` (``S = diag(pscale)``), continuing ``state``.
+
+        ``state = (basis, alpha, beta, j, q)``: the fixed-size (M, n) basis (rows >= j are
+        zero, so reorthogonalizing against all rows is exact), T's diagonal and off-diagonal,
+        the step count and the next unit vector. Unrolled: the products share the primal
+        forward and backward pass (the graph optimizer merges them), so a step after the first
+        costs about half a product called alone. Steps past M are not stored.
+        """
+        tf = require_tensorflow()
+        basis, alpha, beta, j, q = state
+        m = tf.shape(basis)[0]
+        for _ in range(steps):
+            w = tf.zeros_like(q)
+            for x, y in data:
+                w = w + self._hvp(flat, pscale * q, fixed, x, y, scale)
+            w = pscale * w
+            row = tf.one_hot(j, m, dtype=q.dtype)
+            basis = basis + row[:, None] * q[None, :]
+            a = tf.reduce_sum(q * w)
+            for _ in range(2):  # full reorthogonalization, twice
+                w = w - tf.linalg.matvec(basis, tf.linalg.matvec(basis, w), transpose_a=True)
+            b = tf.norm(w)
+            alpha = alpha + row * a
+            beta = beta + row * b
+            q = w / tf.maximum(b, 1e-30)
+            j = j + 1
+        return basis, alpha, beta, j, q
+
     def traces(self) -> int:
         """How many times the compiled functions were traced (for no-retrace checks)."""
         return (
             self.gradient.experimental_get_tracing_count()
             + self.hvp.experimental_get_tracing_count()
+            + self.lanczos_chunk.experimental_get_tracing_count()
         )
 
 
@@ -378,6 +418,25 @@ class HessianOperator:
         for x, y, _ in self.batches.items:
             out += self.compiled.hvp(self._flat, tv, self._fixed, x, y, self._scale).numpy()
         self.n_products += 1
+        return out
+
+    def lanczos_steps(
+        self,
+        state: tuple,
+        steps: int,
+        pscale: Any,
+        stop_event: threading.Event | None = None,
+    ) -> tuple:
+        """Advance a compiled Lanczos run on ``S H S`` by ``steps`` products in one call (see
+        :mod:`.topeigen`); ``state`` and the result are ``(basis, alpha, beta, j, q)`` tensors,
+        ``pscale`` the float32 diagonal of ``S``. Raises :class:`Cancelled` on a stop event."""
+        if stop_event is not None and stop_event.is_set():
+            raise Cancelled()
+        data = [(x, y) for x, y, _ in self.batches.items]
+        out = self.compiled.lanczos_chunk(
+            self._flat, self._fixed, data, self._scale, pscale, state, int(steps)
+        )
+        self.n_products += int(steps)
         return out
 
     def as_linear_operator(self, stop_event: threading.Event | None = None) -> Any:
