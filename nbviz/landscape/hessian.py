@@ -192,26 +192,25 @@ class _Compiled:
 
         ``state = (basis, alpha, beta, j, q)``: the fixed-size (M, n) basis (rows >= j are
         zero, so reorthogonalizing against all rows is exact), T's diagonal and off-diagonal,
-        the step count and the next unit vector. Unrolled: the products share the primal
-        forward and backward pass (the graph optimizer merges them), so a step after the first
-        costs about half a product called alone. Steps past M are not stored.
+        the step count and the next unit vector; fixed shapes, so one trace serves every
+        call. Unrolled in one call: no host round trip between the
+        Hessian-vector products. The caller keeps ``j + steps <= M``.
         """
         tf = require_tensorflow()
         basis, alpha, beta, j, q = state
-        m = tf.shape(basis)[0]
         for _ in range(steps):
             w = tf.zeros_like(q)
             for x, y in data:
                 w = w + self._hvp(flat, pscale * q, fixed, x, y, scale)
             w = pscale * w
-            row = tf.one_hot(j, m, dtype=q.dtype)
-            basis = basis + row[:, None] * q[None, :]
+            at = tf.reshape(j, [1, 1])
+            basis = tf.tensor_scatter_nd_update(basis, at, q[None, :])
             a = tf.reduce_sum(q * w)
             for _ in range(2):  # full reorthogonalization, twice
                 w = w - tf.linalg.matvec(basis, tf.linalg.matvec(basis, w), transpose_a=True)
             b = tf.norm(w)
-            alpha = alpha + row * a
-            beta = beta + row * b
+            alpha = tf.tensor_scatter_nd_update(alpha, at, tf.reshape(a, [1]))
+            beta = tf.tensor_scatter_nd_update(beta, at, tf.reshape(b, [1]))
             q = w / tf.maximum(b, 1e-30)
             j = j + 1
         return basis, alpha, beta, j, q
@@ -330,6 +329,7 @@ class HessianOperator:
         self._scale = tf.constant(1.0 / self.n_examples, tf.float32)
         self._flat = tf.constant(self._flat_params(weights))
         self.n_products = 0
+        self._lanczos_zeros: dict[int, tuple] = {}
         self.info = {
             "loss": self.loss_fn.name,
             "n_examples": int(self.n_examples),
@@ -419,6 +419,17 @@ class HessianOperator:
             out += self.compiled.hvp(self._flat, tv, self._fixed, x, y, self._scale).numpy()
         self.n_products += 1
         return out
+
+    def lanczos_state(self, start: np.ndarray, rows: int) -> tuple:
+        """The state of a compiled Lanczos run (:meth:`lanczos_steps`) of at most ``rows``
+        steps from ``start`` (a unit vector of this space)."""
+        tf = require_tensorflow()
+        zeros = self._lanczos_zeros.get(rows)
+        if zeros is None:  # tensors are immutable: one set of zeros serves every run
+            zeros = (tf.zeros((rows, self.n)), tf.zeros((rows,)), tf.constant(0, tf.int32))
+            self._lanczos_zeros = {rows: zeros}
+        basis, diagonal, j = zeros
+        return basis, diagonal, diagonal, j, tf.constant(np.asarray(start, np.float32))
 
     def lanczos_steps(
         self,

@@ -103,13 +103,7 @@ def top_eigen(
     max_products = max(1, min(int(max_products), n))
     rows = chunk * math.ceil(max_products / chunk)
     z = mixed_start(n, warm, pscale, seed)
-    state = (
-        tf.zeros((rows, n), tf.float32),
-        tf.zeros((rows,), tf.float32),
-        tf.zeros((rows,), tf.float32),
-        tf.constant(0, tf.int32),
-        tf.constant(z, tf.float32),
-    )
+    state = op.lanczos_state(z, rows)
     ps = tf.constant(pscale, tf.float32)
     before, previous = op.n_products, None
     while True:
