@@ -282,6 +282,10 @@ class HessianOperator:
         ``"auto"``, ``"forward_over_reverse"`` or ``"reverse_over_reverse"``.
     regularization:
         Include the model's regularization losses (default, as the loss grids do).
+    check:
+        Trace the product now (default): it checks that the loss is differentiable and keeps
+        the compiling out of the first product. False leaves both to the first product or
+        :meth:`lanczos_steps` (the live sharpness, which never calls :meth:`matvec`).
     """
 
     def __init__(
@@ -299,6 +303,7 @@ class HessianOperator:
         memory_budget: int | None = None,
         mode: str = "auto",
         regularization: bool = True,
+        check: bool = True,
     ) -> None:
         from .evaluator import activation_floats
 
@@ -344,8 +349,9 @@ class HessianOperator:
         }
         # Trace the product now: it checks that the loss is differentiable (with the error's
         # fix) and keeps the compiling out of the first real product.
-        self.matvec(np.zeros(self.n))
-        self.n_products = 0
+        if check:
+            self.matvec(np.zeros(self.n))
+            self.n_products = 0
 
     # -- the space -------------------------------------------------------------------------------
     @property

@@ -43,6 +43,7 @@ from ..worker import JobContext, Worker
 from .data import checked_subset
 from .evaluator import prepare_for_background
 from .hessian import HessianOperator, trainable_mask
+from .losses import resolve_loss
 from .topeigen import top_eigen
 from .weights import WeightLayout, snapshot_weights
 
@@ -230,7 +231,10 @@ class SharpnessTracker(_KerasCallback):
     ) -> None:
         super().__init__()
         if int(every_k_batches) < 1:
-            raise ValueError(f"every_k_batches must be >= 1, got {every_k_batches}.")
+            raise ValueError(
+                f"every_k_batches must be >= 1 (batches between two estimates), got "
+                f"{every_k_batches}. Fix: pass every_k_batches=10, or more for cheaper tracking."
+            )
         self.x, self.y = x, y
         self.every_k_batches = int(every_k_batches)
         self.subset, self.batch_size, self.seed = subset, batch_size, int(seed)
@@ -270,6 +274,7 @@ class SharpnessTracker(_KerasCallback):
         t0 = time.perf_counter()
         # Read the model's extra state once, here; the operator itself is built (and traced)
         # by the first estimate, on the worker when in the background, from the snapshot.
+        resolve_loss(self.model, self.loss)  # no loss: a clear error now, not on the worker
         prepare_for_background(self.model)
         self._idx = [
             i for i, m in enumerate(trainable_mask(WeightLayout.from_model(self.model))) if m
@@ -285,6 +290,7 @@ class SharpnessTracker(_KerasCallback):
             if self.model is None:
                 self.set_model(model)
             self.op = self._operator(snapshot_weights(model))
+            top_eigen(self.op, max_products=2, seed=self.seed)  # traces the compiled chunk
 
     def _operator(self, weights: list[np.ndarray]) -> HessianOperator:
         assert self._data is not None  # set_model ran first
@@ -298,6 +304,7 @@ class SharpnessTracker(_KerasCallback):
             seed=self.seed,
             batch_size=self.batch_size,
             regularization=self.regularization,
+            check=False,  # the compiled Lanczos chunks check the loss when they are traced
         )
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -337,7 +344,7 @@ class SharpnessTracker(_KerasCallback):
         threshold = stability_threshold(opt, self._full_batch)
         pre = None
         if threshold.quantity == "preconditioned sharpness":
-            assert self._idx is not None  # on_train_begin ran first
+            assert self._idx is not None and opt is not None  # Adam's threshold: an optimizer
             if self._velocities is None and int(np.asarray(opt.iterations)) >= 1:
                 self._velocities = adam_velocities(opt, self.model, self._idx)
             pre = adam_preconditioner(opt, self.model, self._idx, self._velocities)

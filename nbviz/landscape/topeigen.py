@@ -119,8 +119,11 @@ def top_eigen(
         top = float(theta[-1])
         residual = 0.0 if len(broke) else abs(beta[m - 1] * s[-1, -1])
         rel = residual / max(abs(top), 1e-30)
-        settled = value_tol is not None and previous is not None
-        settled = settled and abs(top - previous) <= value_tol * abs(top)
+        settled = (
+            value_tol is not None
+            and previous is not None
+            and abs(top - previous) <= value_tol * abs(top)
+        )
         converged = bool(len(broke)) or rel <= tol or settled
         if converged or m >= max_products:
             break
