@@ -335,6 +335,8 @@ class HessianOperator:
         self._flat = tf.constant(self._flat_params(weights))
         self.n_products = 0
         self._lanczos_zeros: dict[int, tuple] = {}
+        self._chunks: dict[int, Any] = {}
+        self._data = [(x, y) for x, y, _ in self.batches.items]
         self.info = {
             "loss": self.loss_fn.name,
             "n_examples": int(self.n_examples),
@@ -449,10 +451,12 @@ class HessianOperator:
         ``pscale`` the float32 diagonal of ``S``. Raises :class:`Cancelled` on a stop event."""
         if stop_event is not None and stop_event.is_set():
             raise Cancelled()
-        data = [(x, y) for x, y, _ in self.batches.items]
-        out = self.compiled.lanczos_chunk(
-            self._flat, self._fixed, data, self._scale, pscale, state, int(steps)
-        )
+        args = (self._flat, self._fixed, self._data, self._scale, pscale, state, int(steps))
+        fn = self._chunks.get(int(steps))
+        if fn is None:  # the concrete function: calls skip tf.function's signature matching
+            fn = self.compiled.lanczos_chunk.get_concrete_function(*args)
+            self._chunks = {**self._chunks, int(steps): fn}
+        out = fn(*args)
         self.n_products += int(steps)
         return out
 
