@@ -241,10 +241,10 @@ def sharpness_overhead(epochs: int, rounds: int, warm: bool) -> dict[str, float]
         "other processes' load)"
     )
     for v in ("background", "training thread"):
-        over = ratio[v] - 1
+        over = max(ratio[v], cpu_ratio[v]) - 1  # wall alone hides work on a loaded machine
         print(
-            f"   overhead ({v}): wall {over:+.1%}, CPU {cpu_ratio[v] - 1:+.1%} (goal <= 25%: "
-            f"{'OK' if over <= 0.25 else 'MISSED'})"
+            f"   overhead ({v}): wall {ratio[v] - 1:+.1%}, CPU {cpu_ratio[v] - 1:+.1%} (goal "
+            f"<= 25% in both: {'OK' if over <= 0.25 else 'MISSED'})"
         )
     return {v: ratio[v] - 1 for v in variants[1:]}
 
