@@ -61,6 +61,7 @@ SUPPORT_TYPES = {
     "nbviz.layers": ["LayerInfo", "build_tap_model", "build_extractor", "find_layer"],
     "nbviz.landscape.planes": ["Plane", "PlaneRequest", "PlanePlanner", "GridSpec", "ResumeGrid"],
     "nbviz.landscape.shown": ["ShownLandscape"],
+    "nbviz.landscape.topeigen": ["TopEigen", "top_eigen", "mixed_start"],
     "nbviz.worker": ["Worker", "JobContext", "Throttle"],
     "nbviz.landscape.weights": ["TensorInfo"],
     "nbviz.landscape.watch": ["LandscapeWatcher", "PathFrame", "SurfaceFrame"],
