@@ -9,6 +9,11 @@ job are caught and handed to ``on_error``; the worker is then idle and can start
 
 The worker knows nothing about widgets: views pass callbacks that set traits. Never use
 ``with output:`` from these callbacks (output capture is not thread-safe); set traits.
+
+The rate limit is a :class:`Throttle` of its own, also used by views that gather updates
+from several threads (a training callback, a worker) and redraw a few times a second: with
+``trailing=True`` a timer delivers the last offer when its time comes, so a burst's final
+state is never left waiting for an offer that does not come.
 """
 
 from __future__ import annotations
@@ -41,6 +46,83 @@ class JobContext:
         self._publish(frame)
 
 
+class Throttle:
+    """Latest wins, at most ``max_fps`` deliveries a second; deliveries never overlap.
+
+    ``offer(item)`` delivers at once (on the calling thread) when the last delivery started
+    at least ``1 / max_fps`` s ago and none is running; otherwise ``item`` waits, replacing
+    any older waiting one. A waiting item is delivered by the next offer that may deliver,
+    by :meth:`flush`, or (``trailing=True``) by a timer when its time comes. An offer never
+    waits for a delivery running on another thread.
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[Any], None],
+        max_fps: float,
+        *,
+        trailing: bool = False,
+        name: str = "nbviz-throttle",
+    ) -> None:
+        self.deliver = deliver
+        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self.trailing = trailing
+        self.name = name
+        self._lock = threading.Lock()  # the state below
+        self._delivering = threading.Lock()  # one delivery at a time
+        self._pending: Any = _NOTHING
+        self._last = -float("inf")
+        self._timer: threading.Timer | None = None
+        self.offered = 0
+        self.delivered = 0
+
+    def reset(self) -> None:
+        """Drop a waiting item and the counts; the next offer delivers at once."""
+        with self._lock:
+            self._pending, self._last = _NOTHING, -float("inf")
+            self.offered = self.delivered = 0
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def offer(self, item: Any) -> None:
+        """Hand over ``item``: delivered now if the rate allows, else it waits (latest wins)."""
+        with self._lock:
+            self.offered += 1
+            self._pending = item
+            wait = self._last + self.min_interval - time.monotonic()
+            if wait > 0 or self._delivering.locked():
+                if self.trailing and self._timer is None:
+                    self._timer = threading.Timer(max(wait, 0.0), self._on_timer)
+                    self._timer.name, self._timer.daemon = self.name, True
+                    self._timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver the waiting item now (after a delivery running elsewhere); none: no-op."""
+        with self._delivering:
+            with self._lock:
+                item, self._pending = self._pending, _NOTHING
+                if item is _NOTHING:
+                    return
+                self._last = time.monotonic()
+                self.delivered += 1
+            self.deliver(item)
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()
+        with self._lock:  # an offer made during that delivery found the timer still set
+            again = self._pending is not _NOTHING and self._timer is None and self.trailing
+            if again:
+                wait = max(self._last + self.min_interval - time.monotonic(), 0.0)
+                self._timer = threading.Timer(wait, self._on_timer)
+                self._timer.name, self._timer.daemon = self.name, True
+                self._timer.start()
+
+
 class Worker:
     """Thread + stop event + latest-frame-wins throttle + error surfacing.
 
@@ -70,19 +152,26 @@ class Worker:
         self.on_frame = on_frame
         self.on_error = on_error
         self.on_done = on_done
-        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
         self.name = name
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._pending: Any = _NOTHING
-        self._last_delivery = 0.0
+        self._throttle = Throttle(self._deliver, max_fps, name=f"{name}-frames")
         self.frames_published = 0
-        self.frames_delivered = 0
         self.result: Any = None
         self.error: BaseException | None = None
 
     # -- state -------------------------------------------------------------------------------
+    @property
+    def min_interval(self) -> float:
+        """Seconds between frame deliveries, at least."""
+        return self._throttle.min_interval
+
+    @property
+    def frames_delivered(self) -> int:
+        """Frames handed to ``on_frame`` in the current (or last) job."""
+        return self._throttle.delivered
+
     @property
     def running(self) -> bool:
         """True while the job's thread is alive."""
@@ -96,10 +185,8 @@ class Worker:
             if self.running:
                 return False
             self._stop = threading.Event()
-            self._pending = _NOTHING
-            self._last_delivery = 0.0
+            self._throttle.reset()
             self.frames_published = 0
-            self.frames_delivered = 0
             self.result = None
             self.error = None
             ctx = JobContext(self._stop, self._offer)
@@ -124,16 +211,9 @@ class Worker:
     # -- internals ---------------------------------------------------------------------------
     def _offer(self, frame: Any) -> None:
         self.frames_published += 1
-        now = time.monotonic()
-        if now - self._last_delivery >= self.min_interval:
-            self._pending = _NOTHING
-            self._deliver(frame, now)
-        else:
-            self._pending = frame  # replaces any older undelivered frame
+        self._throttle.offer(frame)
 
-    def _deliver(self, frame: Any, now: float | None = None) -> None:
-        self._last_delivery = time.monotonic() if now is None else now
-        self.frames_delivered += 1
+    def _deliver(self, frame: Any) -> None:
         if self.on_frame is not None:
             try:
                 self.on_frame(frame)
@@ -141,9 +221,7 @@ class Worker:
                 self._report(exc)
 
     def _flush(self) -> None:
-        frame, self._pending = self._pending, _NOTHING
-        if frame is not _NOTHING:
-            self._deliver(frame)
+        self._throttle.flush()
 
     def _report(self, exc: BaseException) -> None:
         self.error = exc

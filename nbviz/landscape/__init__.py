@@ -13,7 +13,8 @@
 - :mod:`.plot` -- matplotlib figures like the seed article's.
 - :mod:`.hessian` -- :class:`HessianOperator` (Hessian-vector products); :mod:`.curvature` --
   top / most negative eigenpairs by Lanczos, :func:`hessian_directions`; :mod:`.spectrum` --
-  trace (Hutch++) and spectral density (stochastic Lanczos quadrature); :mod:`.sharpness` --
+  trace (Hutch++) and spectral density (stochastic Lanczos quadrature); :mod:`.topeigen` -- the
+  top eigenvalue by Lanczos in compiled chunks; :mod:`.sharpness` --
   :class:`SharpnessTracker` (live sharpness during ``fit``) and stability thresholds.
 
 Everything returns plain numpy arrays; nothing here imports widgets.

@@ -115,6 +115,7 @@ class _Compiled:
         self.mode = mode
         self.gradient = tf.function(self._gradient, autograph=False)
         self.hvp = tf.function(self._hvp, autograph=False)
+        self.lanczos_chunk = tf.function(self._lanczos_chunk, autograph=False)
 
     # -- pieces ------------------------------------------------------------------------------
     def split(self, flat: Any) -> list:
@@ -177,11 +178,49 @@ class _Compiled:
             gv = tf.add_n([tf.reduce_sum(g * t) for g, t in zip(grads, tangents, strict=True)])
         return self.concat(outer.gradient(gv, params, unconnected_gradients=zero))
 
+    def _lanczos_chunk(
+        self,
+        flat: Any,
+        fixed: list,
+        data: list,
+        scale: Any,
+        pscale: Any,
+        state: tuple,
+        steps: int,
+    ) -> tuple:
+        """``steps`` Lanczos steps on ``S H S`` (``S = diag(pscale)``), continuing ``state``.
+
+        ``state = (basis, alpha, beta, j, q)``: the fixed-size (M, n) basis (rows >= j are
+        zero, so reorthogonalizing against all rows is exact), T's diagonal and off-diagonal,
+        the step count and the next unit vector; fixed shapes, so one trace serves every
+        call. Unrolled in one call: no host round trip between the
+        Hessian-vector products. The caller keeps ``j + steps <= M``.
+        """
+        tf = require_tensorflow()
+        basis, alpha, beta, j, q = state
+        for _ in range(steps):
+            w = tf.zeros_like(q)
+            for x, y in data:
+                w = w + self._hvp(flat, pscale * q, fixed, x, y, scale)
+            w = pscale * w
+            at = tf.reshape(j, [1, 1])
+            basis = tf.tensor_scatter_nd_update(basis, at, q[None, :])
+            a = tf.reduce_sum(q * w)
+            for _ in range(2):  # full reorthogonalization, twice
+                w = w - tf.linalg.matvec(basis, tf.linalg.matvec(basis, w), transpose_a=True)
+            b = tf.norm(w)
+            alpha = tf.tensor_scatter_nd_update(alpha, at, tf.reshape(a, [1]))
+            beta = tf.tensor_scatter_nd_update(beta, at, tf.reshape(b, [1]))
+            q = w / tf.maximum(b, 1e-30)
+            j = j + 1
+        return basis, alpha, beta, j, q
+
     def traces(self) -> int:
         """How many times the compiled functions were traced (for no-retrace checks)."""
         return (
             self.gradient.experimental_get_tracing_count()
             + self.hvp.experimental_get_tracing_count()
+            + self.lanczos_chunk.experimental_get_tracing_count()
         )
 
 
@@ -243,6 +282,10 @@ class HessianOperator:
         ``"auto"``, ``"forward_over_reverse"`` or ``"reverse_over_reverse"``.
     regularization:
         Include the model's regularization losses (default, as the loss grids do).
+    check:
+        Trace the product now (default): it checks that the loss is differentiable and keeps
+        the compiling out of the first product. False leaves both to the first product or
+        :meth:`lanczos_steps` (the live sharpness, which never calls :meth:`matvec`).
     """
 
     def __init__(
@@ -260,6 +303,7 @@ class HessianOperator:
         memory_budget: int | None = None,
         mode: str = "auto",
         regularization: bool = True,
+        check: bool = True,
     ) -> None:
         from .evaluator import activation_floats
 
@@ -290,6 +334,9 @@ class HessianOperator:
         self._scale = tf.constant(1.0 / self.n_examples, tf.float32)
         self._flat = tf.constant(self._flat_params(weights))
         self.n_products = 0
+        self._lanczos_zeros: dict[int, tuple] = {}
+        self._chunks: dict[int, Any] = {}
+        self._data = [(x, y) for x, y, _ in self.batches.items]
         self.info = {
             "loss": self.loss_fn.name,
             "n_examples": int(self.n_examples),
@@ -304,8 +351,9 @@ class HessianOperator:
         }
         # Trace the product now: it checks that the loss is differentiable (with the error's
         # fix) and keeps the compiling out of the first real product.
-        self.matvec(np.zeros(self.n))
-        self.n_products = 0
+        if check:
+            self.matvec(np.zeros(self.n))
+            self.n_products = 0
 
     # -- the space -------------------------------------------------------------------------------
     @property
@@ -378,6 +426,38 @@ class HessianOperator:
         for x, y, _ in self.batches.items:
             out += self.compiled.hvp(self._flat, tv, self._fixed, x, y, self._scale).numpy()
         self.n_products += 1
+        return out
+
+    def lanczos_state(self, start: np.ndarray, rows: int) -> tuple:
+        """The state of a compiled Lanczos run (:meth:`lanczos_steps`) of at most ``rows``
+        steps from ``start`` (a unit vector of this space)."""
+        tf = require_tensorflow()
+        zeros = self._lanczos_zeros.get(rows)
+        if zeros is None:  # tensors are immutable: one set of zeros serves every run
+            zeros = (tf.zeros((rows, self.n)), tf.zeros((rows,)), tf.constant(0, tf.int32))
+            self._lanczos_zeros = {rows: zeros}
+        basis, diagonal, j = zeros
+        return basis, diagonal, diagonal, j, tf.constant(np.asarray(start, np.float32))
+
+    def lanczos_steps(
+        self,
+        state: tuple,
+        steps: int,
+        pscale: Any,
+        stop_event: threading.Event | None = None,
+    ) -> tuple:
+        """Advance a compiled Lanczos run on ``S H S`` by ``steps`` products in one call (see
+        :mod:`.topeigen`); ``state`` and the result are ``(basis, alpha, beta, j, q)`` tensors,
+        ``pscale`` the float32 diagonal of ``S``. Raises :class:`Cancelled` on a stop event."""
+        if stop_event is not None and stop_event.is_set():
+            raise Cancelled()
+        args = (self._flat, self._fixed, self._data, self._scale, pscale, state, int(steps))
+        fn = self._chunks.get(int(steps))
+        if fn is None:  # the concrete function: calls skip tf.function's signature matching
+            fn = self.compiled.lanczos_chunk.get_concrete_function(*args)
+            self._chunks = {**self._chunks, int(steps): fn}
+        out = fn(*args)
+        self.n_products += int(steps)
         return out
 
     def as_linear_operator(self, stop_event: threading.Event | None = None) -> Any:

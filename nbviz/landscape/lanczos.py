@@ -31,17 +31,23 @@ class LanczosStep:
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalues (ascending) and eigenvectors of ``T`` (columns)."""
-        from scipy.linalg import eigh_tridiagonal
-
-        if self.m == 1:
-            return self.alpha.copy(), np.ones((1, 1))
-        return eigh_tridiagonal(self.alpha, self.beta[:-1])
+        return ritz(self.alpha, self.beta)
 
     def residuals(self, vectors: np.ndarray) -> np.ndarray:
         """Residual norms ``|| A y - theta y ||`` of the Ritz pairs of ``T``'s ``vectors``."""
         if self.exhausted:
             return np.zeros(vectors.shape[1])
         return np.abs(self.beta[-1] * vectors[-1, :])
+
+
+def ritz(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors (columns) of the tridiagonal ``T`` with
+    diagonal ``alpha`` and off-diagonal ``beta[:-1]`` (``beta[-1]`` is the next residual)."""
+    from scipy.linalg import eigh_tridiagonal
+
+    if len(alpha) == 1:
+        return np.array(alpha, np.float64), np.ones((1, 1))
+    return eigh_tridiagonal(alpha, beta[:-1])
 
 
 def lanczos(

@@ -1,13 +1,17 @@
 """Sharpness (the top Hessian eigenvalue) watched live during ``fit``, with its stability line.
 
 Design note. Every ``k`` batches :class:`SharpnessTracker` copies the weights (and, for Adam,
-its second-moment estimates) on the training thread, and a background worker runs a few
-Lanczos steps (:func:`.curvature.iter_eigen`) warm-started from the previous top eigenvector:
-the top eigenvector moves little between estimates, so a handful of Hessian-vector products
-reach the requested precision instead of the dozens a cold start needs. The worker only sees
-numpy copies; the model's variables and the optimizer are never read from it or written, so
-training is bit-identical with and without the tracker. A due estimate is skipped while the
-previous one still runs (``background=False`` computes every one on the training thread).
+its second-moment estimates) on the training thread, and a background worker runs Lanczos in
+compiled chunks (:func:`.topeigen.top_eigen`, one trace per model) from the previous top
+eigenvector plus a fresh seeded random vector, until the top Ritz pair's residual is small:
+where the top eigenvector moved little, two to four Hessian-vector products suffice; where it
+jumped (Adam's preconditioner early in training), the random half still finds the new one
+(a warm start alone converged to a lower eigenvalue there, up to 100x too small). The worker
+only sees numpy copies; the model's variables and the optimizer are never read from it or
+written, so training is bit-identical with and without the tracker. A due estimate is skipped
+while the previous one still runs (``background=False`` computes every one on the training
+thread). Every estimate of a run with ``background=False`` is reproducible: its random vector
+is seeded by ``seed`` and the batch.
 
 Which quantity and which line (Cohen et al. 2021, 2022; see ``DESIGN.md``):
 
@@ -36,10 +40,11 @@ import numpy as np
 
 from .._tf import require_keras
 from ..worker import JobContext, Worker
-from .curvature import iter_eigen
 from .data import checked_subset
 from .evaluator import prepare_for_background
 from .hessian import HessianOperator, trainable_mask
+from .losses import resolve_loss
+from .topeigen import top_eigen
 from .weights import WeightLayout, snapshot_weights
 
 keras = require_keras()
@@ -116,31 +121,43 @@ def stability_threshold(optimizer: Any, full_batch: bool = True) -> Threshold:
     return _no_line("sharpness", f"{name}: no known line")
 
 
-def adam_preconditioner(optimizer: Any, model: Any, idx: Sequence[int]) -> np.ndarray | None:
+def adam_velocities(optimizer: Any, model: Any, idx: Sequence[int]) -> list | None:
+    """Adam's second-moment variables for the tensors ``idx`` of ``model.weights``, matched
+    by path in the optimizer's public ``variables`` (``<optimizer>/<variable path with "/" as
+    "_">_velocity``), or None when one is missing (e.g. before the optimizer is built)."""
+    by_path = {str(v.path): v for v in optimizer.variables}
+    weights = list(model.weights)
+    found = []
+    for i in idx:
+        v = by_path.get(f"{optimizer.name}/{str(weights[i].path).replace('/', '_')}_velocity")
+        if v is None:
+            return None
+        found.append(v)
+    return found
+
+
+def adam_preconditioner(
+    optimizer: Any, model: Any, idx: Sequence[int], velocities: list | None = None
+) -> np.ndarray | None:
     """Adam's diagonal preconditioner ``sqrt(v_hat) + eps_hat`` over the tensors ``idx`` of
     ``model.weights`` (a :class:`HessianOperator`'s ``idx``), flattened, or None.
 
-    The second moments are the optimizer's public ``variables`` whose path is
-    ``<optimizer>/<variable path with "/" as "_">_velocity``; with Keras' update
-    ``w -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)`` the step is ``lr m_hat / P`` with
-    ``P = sqrt(v / (1-b2^t)) + eps / sqrt(1-b2^t)``. None before the first step or when a
-    variable has no second moment.
+    The second moments are :func:`adam_velocities` (pass them to skip the look-up). Keras
+    updates ``w -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)`` with ``t`` = ``iterations``
+    after the step, so after ``t`` steps the last step was ``lr m_hat / P`` with
+    ``P = sqrt(v / (1-b2^t)) + eps / sqrt(1-b2^t)``, read here from the same ``v`` and ``t``
+    (Cohen et al. 2022 use the preconditioner of the latest step). None before the first
+    step or when a variable has no second moment.
     """
     t = int(np.asarray(optimizer.iterations))
     if t < 1:
         return None
-    by_path = {str(v.path): v for v in optimizer.variables}
-    prefix = optimizer.name
+    if velocities is None:
+        velocities = adam_velocities(optimizer, model, idx)
+    if velocities is None:
+        return None
     correction = 1.0 - float(optimizer.beta_2) ** t
-    parts = []
-    weights = list(model.weights)
-    for i in idx:
-        key = f"{prefix}/{str(weights[i].path).replace('/', '_')}_velocity"
-        v = by_path.get(key)
-        if v is None:
-            return None
-        parts.append(np.asarray(v.numpy(), np.float64).reshape(-1))
-    v = np.concatenate(parts)
+    v = np.concatenate([np.asarray(u.numpy(), np.float64).reshape(-1) for u in velocities])
     return np.sqrt(np.maximum(v, 0.0) / correction) + float(optimizer.epsilon) / np.sqrt(correction)
 
 
@@ -157,6 +174,7 @@ class SharpnessEstimate:
     elapsed_s: float
     weights: list[np.ndarray] | None = None  # the snapshot it was computed at (latest only)
     info: dict[str, Any] = field(default_factory=dict)
+    preconditioner: np.ndarray | None = None  # Adam's P at that snapshot (latest only)
 
 
 _KerasCallback: Any = keras.callbacks.Callback  # Keras is untyped: a plain base for mypy
@@ -175,11 +193,12 @@ class SharpnessTracker(_KerasCallback):
         Batches between estimates (the first is taken before the first batch, the last at
         the end of training).
     tol, max_products:
-        Lanczos stops when the top Ritz pair's residual is below ``tol`` times the value (the
-        residual bounds the distance to an eigenvalue: 3% by default; the estimates are
-        tested to be within 5% of a converged eigsh), or after ``max_products``
-        Hessian-vector products; warm-started estimates also stop when the top Ritz value
-        moved less than ``value_tol`` (relative) in the last product.
+        Lanczos (:func:`.topeigen.top_eigen`) stops when the top Ritz pair's residual is
+        below ``tol`` times the value (the residual bounds the distance to an eigenvalue: 3%
+        by default; the estimates are tested to be within 5% of a converged eigsh), or after
+        ``max_products`` Hessian-vector products. ``value_tol`` (off by default) also stops
+        when the top value moved less than that (relative) over the last two products: cheaper,
+        but it can stop on a plateau below the top.
     full_batch:
         Whether training is full-batch descent (the thresholds' setting); default: when
         ``fit`` runs one step an epoch and the subset is all the data.
@@ -203,7 +222,7 @@ class SharpnessTracker(_KerasCallback):
         loss: Any = None,
         regularization: bool = True,
         tol: float = 3e-2,
-        value_tol: float | None = 2e-3,
+        value_tol: float | None = None,
         max_products: int = 20,
         full_batch: bool | None = None,
         background: bool = True,
@@ -212,7 +231,10 @@ class SharpnessTracker(_KerasCallback):
     ) -> None:
         super().__init__()
         if int(every_k_batches) < 1:
-            raise ValueError(f"every_k_batches must be >= 1, got {every_k_batches}.")
+            raise ValueError(
+                f"every_k_batches must be >= 1 (batches between two estimates), got "
+                f"{every_k_batches}. Fix: pass every_k_batches=10, or more for cheaper tracking."
+            )
         self.x, self.y = x, y
         self.every_k_batches = int(every_k_batches)
         self.subset, self.batch_size, self.seed = subset, batch_size, int(seed)
@@ -231,6 +253,7 @@ class SharpnessTracker(_KerasCallback):
         self._data: tuple[Any, Any] | None = None
         self._vector: np.ndarray | None = None
         self._vector_kind = ""
+        self._velocities: list | None = None  # Adam's second moments, looked up once
         self._batches = 0
         self._full_batch = True
         self._lock = threading.Lock()
@@ -251,6 +274,7 @@ class SharpnessTracker(_KerasCallback):
         t0 = time.perf_counter()
         # Read the model's extra state once, here; the operator itself is built (and traced)
         # by the first estimate, on the worker when in the background, from the snapshot.
+        resolve_loss(self.model, self.loss)  # no loss: a clear error now, not on the worker
         prepare_for_background(self.model)
         self._idx = [
             i for i, m in enumerate(trainable_mask(WeightLayout.from_model(self.model))) if m
@@ -266,6 +290,7 @@ class SharpnessTracker(_KerasCallback):
             if self.model is None:
                 self.set_model(model)
             self.op = self._operator(snapshot_weights(model))
+            top_eigen(self.op, max_products=2, seed=self.seed)  # traces the compiled chunk
 
     def _operator(self, weights: list[np.ndarray]) -> HessianOperator:
         assert self._data is not None  # set_model ran first
@@ -279,6 +304,7 @@ class SharpnessTracker(_KerasCallback):
             seed=self.seed,
             batch_size=self.batch_size,
             regularization=self.regularization,
+            check=False,  # the compiled Lanczos chunks check the loss when they are traced
         )
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -318,8 +344,10 @@ class SharpnessTracker(_KerasCallback):
         threshold = stability_threshold(opt, self._full_batch)
         pre = None
         if threshold.quantity == "preconditioned sharpness":
-            assert self._idx is not None  # on_train_begin ran first
-            pre = adam_preconditioner(opt, self.model, self._idx)
+            assert self._idx is not None and opt is not None  # Adam's threshold: an optimizer
+            if self._velocities is None and int(np.asarray(opt.iterations)) >= 1:
+                self._velocities = adam_velocities(opt, self.model, self._idx)
+            pre = adam_preconditioner(opt, self.model, self._idx, self._velocities)
             if pre is None:  # before Adam's first step: no preconditioner yet
                 threshold = _no_line("preconditioned sharpness", "Adam before its first step")
         lr = current_lr(opt) if opt is not None else None
@@ -355,29 +383,23 @@ class SharpnessTracker(_KerasCallback):
         op.set_weights(snap["weights"])
         kind = "pre" if snap["pre"] is not None else "plain"
         start = self._vector if self._vector_kind == kind else None
-        before = op.n_products
-        result = None
-        for update in iter_eigen(
+        result = top_eigen(
             op,
-            1,
+            warm=start,
+            preconditioner=snap["pre"],
+            seed=(self.seed, snap["step"]),
             tol=self.tol,
             max_products=self.max_products,
-            start=start,
-            seed=self.seed,
-            preconditioner=snap["pre"],
-            value_tol=self.value_tol if start is not None else None,
+            value_tol=self.value_tol,
             stop_event=None if ctx is None else ctx.stop_event,
-        ):
-            result = update.result
-        if result is None:
-            raise RuntimeError("the sharpness estimate was stopped")
-        self._vector, self._vector_kind = result.vectors[0], kind
+        )
+        self._vector, self._vector_kind = result.vector, kind
         estimate = SharpnessEstimate(
             snap["step"],
-            result.top,
+            result.value,
             snap["threshold"],
             snap["lr"],
-            op.n_products - before,
+            result.n_products,
             result.converged,
             time.perf_counter() - t0,
             snap["weights"],
@@ -385,11 +407,14 @@ class SharpnessTracker(_KerasCallback):
                 "n_examples": op.info["n_examples"],
                 "batch_size": op.info["batch_size"],
                 "warm_start": start is not None,
+                "residual": result.residual,
             },
+            snap["pre"],
         )
         with self._lock:
             if self.history:
                 self.history[-1].weights = None  # keep only the latest snapshot
+                self.history[-1].preconditioner = None
             self.history.append(estimate)
             history = list(self.history)
         if self.on_estimate is not None:

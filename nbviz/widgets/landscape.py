@@ -10,7 +10,7 @@ and exported (:mod:`nbviz.landscape.shown`). Live watching of training:
 All TensorFlow work runs on the widget's :class:`~nbviz.worker.Worker` thread through
 :func:`nbviz.landscape.iter_grid` / :func:`~nbviz.landscape.evaluate_line`; the frames it
 publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) are drawn
-(latest wins) by setting traits. The model's weights are never modified.
+(latest wins, live ones by :class:`~.landscape_views.Redraw`). Weights are never modified.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
 from .landscape_controls import LandscapeControls, direction_kinds, grid_extent
-from .landscape_views import LandscapeViews, axis_labels, nice_ticks
+from .landscape_views import DrawState, LandscapeViews, Redraw, axis_labels, nice_ticks
 from .static_picture import StaticPicture, close_picture
 from .surface3d import Kind
 
@@ -118,7 +118,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
     autostart:
         Compute right away.
     loss, max_chunk, max_fps:
-        The loss (default the model's), grid points per chunk and view updates per second.
+        The loss (default the model's), grid points per chunk and live redraws per second.
     regularization:
         Include the model's regularization losses in the loss, as ``model.evaluate`` does
         (default); ``False`` for the data loss alone.
@@ -221,7 +221,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         autostart: bool = False,
         loss: Any = None,
         max_chunk: int = 256,
-        max_fps: float = 12.0,
+        max_fps: float = 4.0,
         executor: Any = None,
         regularization: bool = True,
     ) -> None:
@@ -250,6 +250,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         )
 
         self._build_view(direction_kinds(other is not None, self._custom is not None), view3d)
+        self._draw = Redraw(self.views, self._draw_state, self._lock, max_fps)
 
         kind = "custom" if self._custom is not None else str(directions)
         self._quiet_set(
@@ -303,7 +304,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         self._controls = self.controls.by_trait()
         self.compute_button.on_click(lambda _b: self.compute())
         self.stop_button.on_click(lambda _b: self.stop(wait=False))
-        super().__init__(children=self.controls.panel([v.widget for v in self.views.all()]))
+        super().__init__(children=self.controls.panel([self.views.box]))
 
     # -- public API --------------------------------------------------------------------------
     def compute(self) -> bool:
@@ -346,7 +347,9 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         ok = self._worker.join(timeout)
         if self.watcher is not None:
             ok = self.watcher.wait(max(0.0, deadline - time.monotonic())) and ok
-        return ok and self._worker.join(max(0.0, deadline - time.monotonic()))
+        ok = ok and self._worker.join(max(0.0, deadline - time.monotonic()))
+        self._draw.flush()  # what the last live update changed is on screen now
+        return ok
 
     def watch(
         self,
@@ -483,6 +486,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         close_picture(self)
         self._closed = True
         self._worker.stop(timeout=30.0)
+        self._draw.close()
         if self.watcher is not None:
             self.watcher.close()
         for link in self._links:
@@ -526,16 +530,18 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             self.shown.take(frame)
             if isinstance(frame, Plane):
                 self.plane_view.set_axis_labels(axis_labels(frame.directions))
-                self._draw(path=True)
+                self._draw(path=True, live=True)
             elif isinstance(frame, GridUpdate):
-                self._draw(surface=True)
+                self._show_extent(frame.surface)
+                self._draw(surface=True, live=True)
                 self.controls.show_progress(frame.done, frame.total, None, frame.eta_s)
             else:
-                self.line_view.set_line(frame)
+                self._draw(line=True)
 
     def _on_done(self, result: Any, stopped: bool) -> None:
         if self._closed:
             return
+        self._draw(hover=True)  # and the read-out squares of a finished or stopped grid
         self.controls.show_running(False)
         if self.error is not None:
             self.progress.bar_style = "danger"
@@ -560,7 +566,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             if frame.directions is not self.current_directions:
                 return  # the plane is changing; the surface frame brings the new one
             self.shown.path_coords, self.shown.path_steps = frame.coords, frame.steps
-            self._draw(path=True)
+            self._draw(path=True, live=True)
             self.progress_label.value = f"batch {frame.batch}, {len(frame.steps)} snapshots"
 
     def _on_watch_surface(self, frame: SurfaceFrame) -> None:
@@ -570,19 +576,19 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             live = self.watcher.path_frame() if self.watcher is not None else None
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
-            self._draw(surface=True, path=True)
+            self._show_extent(frame.surface)
+            last = frame.final and frame.done == frame.total
+            self._draw(surface=True, path=True, hover=last, live=not last)
             self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
 
-    # -- drawing (called with the lock held) ---------------------------------------------------
-    def _draw(self, *, surface: bool = False, path: bool = False) -> None:
-        if surface:
-            if self.auto_extent and self.shown.surface is not None:  # the range box: in use
-                self._quiet_set(extent=grid_extent(self.shown.surface))
-            self.views.draw_surface(self.shown, self.levels, self.level_scale, self.show_path)
-        if path:
-            self.views.draw_path(self.shown, self.level_scale, self.show_path)
+    def _show_extent(self, surface: Any) -> None:
+        if self.auto_extent:  # the range box shows the extent in use
+            self._quiet_set(extent=grid_extent(surface))
+
+    def _draw_state(self) -> DrawState:  # what Redraw draws from
+        return None if self._closed else (self.shown, self.levels, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
     def _on_grid_setting(self, change: dict) -> None:
@@ -602,6 +608,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
 
     def _on_mode(self, change: dict) -> None:
         self.views.show_mode(change["new"] == "2d")
+        self._draw(surface=True, path=True, hover=True, line=True)  # nothing sent while hidden
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
@@ -663,7 +670,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             shown.line, shown.last_update = self.line, self.last_update
             self.shown = shown
             self.plane_view.set_axis_labels(axis_labels(shown.directions))
-            self._draw(surface=True, path=True)
+            self._draw(surface=True, path=True, hover=True)
             self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
         self.controls.set_status(
             f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "

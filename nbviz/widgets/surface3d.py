@@ -108,6 +108,12 @@ def grid_triangles(finite: np.ndarray) -> np.ndarray:
     return tris[ok].astype(np.uint32)
 
 
+def resample(values: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points spread evenly (by index, linearly interpolated) along ``values``."""
+    values = np.asarray(values, float)
+    return np.interp(np.linspace(0, len(values) - 1, n), np.arange(len(values)), values)
+
+
 def z_limits(Z: np.ndarray, path_z: np.ndarray | None = None) -> tuple[float, float]:
     """Finite (min, max) of the surface and path; a unit range when there is nothing."""
     vals = [Z[np.isfinite(Z)]]
@@ -228,6 +234,10 @@ class IpyvolumeSurfaceView(SurfaceView):
 
     #: The path floats this fraction of the height range above the surface (no z-fighting).
     PATH_LIFT = 0.015
+    #: A longer path is drawn through this many points (resampled along it): a mark of a new
+    #: length must be replaced (below), so a path growing during training would replace its
+    #: mark (a sphere per point) at every live update.
+    PATH_POINTS = 48
 
     def __init__(self, *, width: int = 480, height: int = 400, **kw: Any) -> None:
         super().__init__(**kw)
@@ -311,6 +321,8 @@ class IpyvolumeSurfaceView(SurfaceView):
             self._replace("scatter", None)
             return
         a, b, z = self.path
+        if len(a) > self.PATH_POINTS:
+            a, b, z = (resample(v, self.PATH_POINTS) for v in (a, b, z))
         if self.Z is not None:
             lo, hi = z_limits(self.Z, z)
             z = (z + self.PATH_LIFT * (hi - lo)) * self.factor

@@ -46,6 +46,7 @@ from nbviz.landscape import (
     project_path,
     random_directions,
 )
+from nbviz.landscape.sharpness import SharpnessTracker
 from nbviz.optvis import Renderer, channel, class_logit, direction, neuron, visualize
 
 
@@ -209,6 +210,13 @@ def _recorder_on(e, model, **kw):
     rec.set_model(model)
     rec.on_train_begin()
     return rec
+
+
+def _tracker_on(e, model, **kw):
+    tracker = SharpnessTracker(e.x, e.y, background=False, **kw)
+    tracker.set_model(model)
+    tracker.on_train_begin()  # what fit calls first: the checks run on the training thread
+    return tracker
 
 
 def _rounded_loss(y_true, y_pred):
@@ -895,6 +903,19 @@ CASES: list[tuple[str, Any, type, str]] = [
         lambda e: hessian_eigen(e.mlp, e.x, e.y, k=10**6),
         ModelError,
         "Fix: pass k <=",
+    ),
+    (
+        "SharpnessTracker/every-k-zero",
+        lambda e: SharpnessTracker(e.x, e.y, every_k_batches=0),
+        ValueError,
+        "Fix: pass every_k_batches=",
+    ),
+    ("SharpnessTracker/no-loss", lambda e: _tracker_on(e, e.mlp_no_loss), ModelError, "pass loss="),
+    (
+        "SharpnessTracker/integer-weights",
+        lambda e: _tracker_on(e, _int_weight_model(e)),
+        ModelError,
+        "Fix: create it with trainable=False",
     ),
     # -- demo -------------------------------------------------------------------------------------
     ("load_application/unknown", lambda e: load_application("VGG17"), ModelError, "Did you mean"),

@@ -180,7 +180,12 @@ class Server:
 @pytest.fixture(scope="session")
 def jupyter_env(tmp_path_factory) -> dict[str, str]:
     """Environment isolating the servers from the machine's Jupyter config and kernels."""
-    base = tmp_path_factory.mktemp("jupyter-home")
+    return jupyter_environment(tmp_path_factory.mktemp("jupyter-home"))
+
+
+def jupyter_environment(base: Path) -> dict[str, str]:
+    """The isolated environment of :func:`jupyter_env` with its files under ``base`` (also
+    used by ``benchmarks/browser_smoothness.py``)."""
     kernel_dir = base / "path" / "kernels" / "python3"
     kernel_dir.mkdir(parents=True)
     (kernel_dir / "kernel.json").write_text(
@@ -235,7 +240,16 @@ def _start(cmd: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path) -
 @pytest.fixture(scope="session")
 def lab_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
     """A JupyterLab 4 server on 127.0.0.1 (free port, random token, temporary root)."""
-    root = tmp_path_factory.mktemp("lab-root")
+    server = start_lab(tmp_path_factory.mktemp("lab-root"), jupyter_env)
+    try:
+        server.wait_ready("api/status")
+        yield server
+    finally:
+        server.stop()
+
+
+def start_lab(root: Path, jupyter_env: dict[str, str]) -> Server:
+    """Start JupyterLab serving ``root`` (not yet ready: call ``wait_ready("api/status")``)."""
     port = free_port()
     token = secrets.token_hex(16)
     cmd = [
@@ -253,15 +267,10 @@ def lab_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.allow_root=True",  # CI containers run as root
     ]  # fmt: skip
-    server = Server(
+    return Server(
         _start(cmd, jupyter_env, ARTIFACTS / "jupyterlab-server.log", root),
         port, root, ARTIFACTS / "jupyterlab-server.log", token,
     )  # fmt: skip
-    try:
-        server.wait_ready("api/status")
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -479,6 +488,43 @@ def voila_page(voila_server, page, request) -> Iterator[VoilaPage]:
     finally:
         _save_artifacts(request, page, vp.console)
         page.close()  # closing the page ends Voila's kernel for it
+
+
+# -- what the page does while widgets update ----------------------------------------------
+
+# Installed with page.add_init_script before a notebook opens: long tasks (the main thread
+# blocked for > 50 ms), the longest gap of a 50 ms heartbeat, and every new heat-map picture
+# (bqplot draws HeatMap into an <image class="heatmap">) with the number of elements in its
+# figure then. Read back as window.__nbvizPerf (also by benchmarks/browser_smoothness.py).
+PAGE_PROBE_JS = """
+(() => {
+  const P = window.__nbvizPerf = {tasks: [], heat: [], maxGap: 0};
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) P.tasks.push([e.startTime, e.duration]);
+  }).observe({type: 'longtask', buffered: true});
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (P.heat.length) P.maxGap = Math.max(P.maxGap, now - last);
+    last = now;
+  }, 50);
+  const seen = (el) => {
+    const href = el.getAttribute('href') || el.getAttribute('xlink:href') || '';
+    const fig = el.closest('.bqplot');
+    if (href) P.heat.push([performance.now(), href.length, href.slice(-40),
+                           fig ? fig.querySelectorAll('*').length : 0]);
+  };
+  new MutationObserver((muts) => {
+    for (const m of muts) {
+      if (m.type === 'attributes' && m.target.classList &&
+          m.target.classList.contains('heatmap')) seen(m.target);
+      for (const n of m.addedNodes || [])
+        if (n.querySelectorAll) n.querySelectorAll('image.heatmap').forEach(seen);
+    }
+  }).observe(document, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['href', 'xlink:href']});
+})();
+"""
 
 
 # -- pixel checks --------------------------------------------------------------------------

@@ -175,3 +175,85 @@ def test_no_line_is_drawn_for_an_optimizer_without_a_known_threshold(no_thread_l
     finally:
         tracker.close()
         view.close()
+
+
+# -- the compiled estimate: robust start, reproducible, no retracing -----------------------------------
+def test_a_warm_start_on_a_wrong_eigenvector_still_finds_the_top_eigenvalue():
+    from nbviz.landscape.topeigen import top_eigen
+
+    model = mlp(seed=1, width=10)
+    x, y = parabola(64, seed=1)
+    op = HessianOperator(model, x, y)
+    values, vectors = np.linalg.eigh(op.dense())
+    # The previous "top" eigenvector is now the bottom one: alone, it spans an invariant
+    # subspace and Lanczos would return its eigenvalue, not the top.
+    for warm in (vectors[:, 0], vectors[:, len(values) // 2]):
+        result = top_eigen(op, warm=warm, seed=3)
+        assert result.converged
+        assert result.value == pytest.approx(values[-1], rel=0.05)
+    # From the top eigenvector itself, fewer products than from a random start.
+    warm = top_eigen(op, warm=vectors[:, -1], seed=3)
+    cold = top_eigen(op, seed=3)
+    assert warm.value == pytest.approx(values[-1], rel=1e-2)
+    assert warm.n_products < cold.n_products, (warm.n_products, cold.n_products)
+
+
+def _adam_run():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_parabola_mlp(seed=0)  # Adam(lr 0.001)
+    x, y = parabola_data(1024, seed=0)
+    seen = []
+    tracker = SharpnessTracker(
+        x,
+        y,
+        every_k_batches=10,
+        subset=256,
+        background=False,
+        on_estimate=lambda e, _h: seen.append((e.step, e.value, e.weights, e.preconditioner)),
+    )
+    model.fit(x, y, epochs=2, batch_size=32, shuffle=True, verbose=0, callbacks=[tracker])
+    assert tracker.error is None
+    return model, x, y, seen
+
+
+def test_adam_preconditioned_estimates_are_reproducible_and_match_a_converged_eigsh():
+    """Early in training Adam's preconditioner changes so much between estimates that the
+    top eigenvector of P^-1 H jumps (measured here: ~2e3 at batch 10 and 20, ~5e2 at 30-40,
+    ~1.7e4 at 50); a warm start alone then converged to a lower eigenvalue (265 instead of
+    1941 at batch 20), and two runs could disagree by 100x."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    model, x, y, first = _adam_run()
+    _, _, _, second = _adam_run()
+    assert [s for s, *_ in first] == [0, 10, 20, 30, 40, 50, 60, 64]
+    np.testing.assert_allclose([v for _, v, *_ in second], [v for _, v, *_ in first], rtol=1e-6)
+    op = HessianOperator(model, x, y, weights=first[0][2], subset=256, seed=0)
+    assert first[0][3] is None  # before Adam's first step: the plain sharpness
+    for step, value, weights, p in first:
+        op.set_weights(weights)
+        if p is None:
+            exact = eigsh_eigen(op, 1).top
+        else:
+            s = 1 / np.sqrt(p)
+            a = LinearOperator((op.n, op.n), matvec=lambda v, s=s: s * op.matvec(s * v))
+            exact = float(eigsh(a, k=1, which="LA", tol=1e-8)[0][0])
+        assert value == pytest.approx(exact, rel=0.05), f"batch {step}"
+
+
+def test_live_estimates_are_compiled_once_per_model():
+    import keras
+
+    model = mlp(seed=2, width=12, compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    x, y = parabola(N, seed=2)
+    tracker = SharpnessTracker(x, y, every_k_batches=2, subset=64, background=False)
+    model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0, callbacks=[tracker])
+    traces = tracker.op.compiled.traces()
+    assert len(tracker.history) >= 4 and tracker.error is None
+    again = SharpnessTracker(x, y, every_k_batches=2, subset=64, background=False)
+    model.fit(x, y, epochs=2, batch_size=BATCH, verbose=0, callbacks=[again])
+    assert len(again.history) >= 7 and again.error is None
+    assert again.op.compiled is tracker.op.compiled
+    assert again.op.compiled.traces() == traces, "a later estimate or a new tracker retraced"

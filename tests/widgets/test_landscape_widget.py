@@ -20,6 +20,7 @@ from nbviz.landscape import (
     random_directions,
 )
 from nbviz.landscape.contours import bilinear, choose_levels, contour_lines
+from nbviz.widgets.landscape_views import end_rows_at_a_point
 
 
 @pytest.fixture
@@ -141,9 +142,11 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
         )
         np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
         np.testing.assert_allclose(np.asarray(w.heatmap.color), np.log10(ref.loss), rtol=1e-5)
-        # The contour mark holds the backend's iso-lines of this surface.
+        # The contour mark holds the backend's iso-lines of this surface (each row padded
+        # with its last point, not NaN: bqplot labels a row's last point).
         expected = contour_lines(ref.xs, ref.ys, ref.loss, w.levels, "log")
-        np.testing.assert_allclose(np.asarray(w.contours.x), expected.x, rtol=1e-5)
+        drawn_x, _ = end_rows_at_a_point(expected.x, expected.y)
+        np.testing.assert_allclose(np.asarray(w.contours.x), drawn_x, rtol=1e-5)
         assert w.color_axis.label == "log10 loss"
         assert "random direction 1" in w.x_axis.label
         # Round ticks inside the grid (+-1 here), 0 exactly, few enough for a 300 px axis.
@@ -164,6 +167,56 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
     finally:
         w.close()
     assert_weights_identical(model, before)
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 13, 641])
+def test_a_path_is_a_few_step_coloured_pieces_with_its_joints_marked(m):
+    from nbviz.widgets.landscape_views import PATH_COLORS, PATH_SEGMENTS, PlaneView, path_segments
+
+    rng = np.random.default_rng(m)
+    a, b = np.cumsum(rng.normal(size=(2, m)), axis=1)
+    steps = np.arange(m) * 4
+    x, y, joints, mid = path_segments(a, b, steps)
+    assert len(x) <= PATH_SEGMENTS and joints[0] == 0 and joints[-1] == m - 1
+    # the pieces, joined at their shared ends, are the whole path in order
+    pieces = [np.stack([r, q])[:, np.isfinite(r)] for r, q in zip(x, y, strict=True)]
+    drawn = np.concatenate([pieces[0]] + [p[:, 1:] for p in pieces[1:]], axis=1)
+    drawn = drawn[:, np.r_[True, np.any(np.diff(drawn, axis=1) != 0, axis=0)]]  # padding
+    np.testing.assert_array_equal(drawn, np.stack([a, b])[:, : drawn.shape[1]])
+    assert drawn.shape[1] == m or m == 1
+    # no row ends in NaN (bqplot labels each row's last point) and colours go early to late
+    assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
+    assert np.all(np.diff(mid) >= 0)
+    view = PlaneView()
+    try:
+        view.set_path(a, b, steps)
+        colors = list(view.path_line.colors)
+        assert colors[0] == PATH_COLORS[0] and (m < 100 or len(set(colors)) >= 4)
+        order = [PATH_COLORS.index(c) for c in colors]
+        assert order == sorted(order)
+        np.testing.assert_array_equal(np.asarray(view.path_points.color), steps[joints])
+        assert len(view.path_points.x) == len(joints) <= PATH_SEGMENTS + 1
+    finally:
+        view.close()
+
+
+def test_iso_line_rows_end_at_a_point_not_at_nan():
+    from nbviz.widgets.landscape_views import PlaneView
+
+    xs = np.linspace(-1, 1, 21)
+    z = np.add.outer(xs**2, xs**2) + 0.1
+    z[:5] = np.nan  # a grid still filling in
+    view = PlaneView()
+    try:
+        view.set_surface(xs, xs, z, levels=8, level_scale="linear", hover=False)  # live
+        x, y = np.asarray(view.contours.x), np.asarray(view.contours.y)
+        assert x.ndim == 2 and len(x) >= 3
+        assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
+        assert len(view.hover.x) == 0, "read-out squares are sent only when asked"
+        view.set_hover(xs, xs, z)
+        assert len(view.hover.x) == 16 * 21  # the finished cells
+    finally:
+        view.close()
 
 
 def test_path_overlay_equals_the_backend_projection(trained, no_thread_leak):
@@ -281,7 +334,16 @@ def test_line_mode_random_and_interpolation(model_data, no_thread_leak):
         np.testing.assert_allclose(np.asarray(w.line_mark.y), ref.loss, rtol=1e-5)
         # The anchors t=0 (this model) and t=1 (other) are marked.
         np.testing.assert_allclose(np.sort(np.asarray(w.line_anchor.x)), [0.0, 1.0])
-        assert w.line_figure.layout.display is None and w.figure.layout.display == "none"
+        # round ticks on both axes (multiples of one round step)
+        for axis in w.line_figure.axes:
+            ticks = np.asarray(axis.tick_values)
+            step = np.diff(ticks)
+            assert len(ticks) >= 3 and np.allclose(step, step[0])
+            assert np.allclose(ticks / step[0], np.round(ticks / step[0]))
+            mantissa = step[0] / 10 ** np.floor(np.log10(step[0]))
+            assert np.isclose(mantissa, [1.0, 2.0, 2.5, 5.0]).any(), ticks
+        # only the line is in the page: a hidden figure is laid out at zero size by bqplot
+        assert w.views.box.children == (w.line_figure,)
         assert w.export_png()[:8] == b"\x89PNG\r\n\x1a\n"
         w.directions = "random"
         assert w.compute() and w.wait(60) and w.error is None

@@ -8,7 +8,7 @@ import pytest
 from nbviz.errors import DataError, PathError
 from nbviz.imaging import decode_image
 from nbviz.widgets import surface3d
-from nbviz.widgets.surface3d import grid_triangles, make_surface_view, resolve_kind
+from nbviz.widgets.surface3d import grid_triangles, make_surface_view, resample, resolve_kind
 
 KINDS = ["ipyvolume", "matplotlib"]
 
@@ -163,6 +163,18 @@ def test_set_path_updates_and_toggles(view):
         np.testing.assert_allclose(s.x, a[::-1])
         view.set_path(a[:3], b[:3], z[:3])  # the path grew or shrank: a new scatter
         assert len(view.scatter.x) == 3 and view.figure.scatters == [view.scatter]
+        # a long path is drawn through a fixed number of points along it (first and last
+        # kept), so that it keeps its mark while it grows during training
+        n = view.PATH_POINTS
+        t = np.linspace(0, 1, 5 * n)
+        la, lb = -0.8 + 0.8 * t, 1.5 - 1.5 * t
+        view.set_path(la, lb, la**2 + lb**2)
+        s = view.scatter
+        np.testing.assert_allclose(s.x, resample(la, n))
+        assert len(s.x) == n and (s.x[0], s.x[-1]) == (la[0], la[-1])
+        view.set_path(la[: 3 * n], lb[: 3 * n], la[: 3 * n] ** 2 + lb[: 3 * n] ** 2)
+        assert view.scatter is s and view.figure.scatters == [s]
+        np.testing.assert_allclose(s.x, resample(la[: 3 * n], n))
         view.clear_path()
         assert view.figure.scatters == []
     else:
