@@ -532,7 +532,6 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
                 self.plane_view.set_axis_labels(axis_labels(frame.directions))
                 self._draw(path=True, live=True)
             elif isinstance(frame, GridUpdate):
-                self._show_extent(frame.surface)
                 self._draw(surface=True, live=True)
                 self.controls.show_progress(frame.done, frame.total, None, frame.eta_s)
             else:
@@ -576,18 +575,15 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             live = self.watcher.path_frame() if self.watcher is not None else None
             self.shown.take_live(frame, live)
             self.plane_view.set_axis_labels(axis_labels(frame.directions))
-            self._show_extent(frame.surface)
             last = frame.final and frame.done == frame.total
             self._draw(surface=True, path=True, hover=last, live=not last)
             self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
             n = self.watcher.recomputes if self.watcher is not None else 0
             self.controls.set_status(frame.describe(n))
 
-    def _show_extent(self, surface: Any) -> None:
-        if self.auto_extent:  # the range box shows the extent in use
-            self._quiet_set(extent=grid_extent(surface))
-
     def _draw_state(self) -> DrawState:  # what Redraw draws from
+        if self.auto_extent and self.shown.surface is not None and not self._closed:  # in use
+            self._quiet_set(extent=grid_extent(self.shown.surface))
         return None if self._closed else (self.shown, self.levels, self.level_scale, self.show_path)
 
     # -- observers -----------------------------------------------------------------------------
