@@ -273,13 +273,7 @@ def start_lab(root: Path, jupyter_env: dict[str, str]) -> Server:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def voila_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
-    """A Voila server on 127.0.0.1 serving a temporary root (notebooks at /voila/render/...),
-    started there with the repository's ``voila.json`` (progressive rendering), as a user who
-    runs ``voila`` in the repository gets it."""
-    root = tmp_path_factory.mktemp("voila-root")
-    shutil.copy(REPO / "voila.json", root / "voila.json")
+def _voila(jupyter_env, root: Path, log_name: str) -> Iterator[Server]:
     port = free_port()
     cmd = [
         sys.executable, "-m", "voila",
@@ -290,14 +284,28 @@ def voila_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
         str(root),
     ]  # fmt: skip
     server = Server(
-        _start(cmd, jupyter_env, ARTIFACTS / "voila-server.log", root),
-        port, root, ARTIFACTS / "voila-server.log",
-    )  # fmt: skip
+        _start(cmd, jupyter_env, ARTIFACTS / log_name, root), port, root, ARTIFACTS / log_name
+    )
     try:
         server.wait_ready("")
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def voila_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
+    """A Voila server on 127.0.0.1 serving a temporary root (notebooks at /voila/render/...)."""
+    yield from _voila(jupyter_env, tmp_path_factory.mktemp("voila-root"), "voila-server.log")
+
+
+@pytest.fixture(scope="session")
+def voila_repo_config_server(jupyter_env, tmp_path_factory) -> Iterator[Server]:
+    """The same, started where the repository's ``voila.json`` is (progressive rendering), as
+    a user who runs ``voila`` in the repository gets it."""
+    root = tmp_path_factory.mktemp("voila-repo-config")
+    shutil.copy(REPO / "voila.json", root / "voila.json")
+    yield from _voila(jupyter_env, root, "voila-repo-config-server.log")
 
 
 # -- notebooks in the browser --------------------------------------------------------------
@@ -481,7 +489,17 @@ class VoilaPage:
 
 @pytest.fixture
 def voila_page(voila_server, page, request) -> Iterator[VoilaPage]:
-    vp = VoilaPage(voila_server, page)
+    yield from _voila_page(voila_server, page, request)
+
+
+@pytest.fixture
+def voila_repo_config_page(voila_repo_config_server, page, request) -> Iterator[VoilaPage]:
+    """A page of the Voila server that runs with the repository's ``voila.json``."""
+    yield from _voila_page(voila_repo_config_server, page, request)
+
+
+def _voila_page(server: Server, page, request) -> Iterator[VoilaPage]:
+    vp = VoilaPage(server, page)
     _record_console(page, vp.console)
     try:
         yield vp

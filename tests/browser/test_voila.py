@@ -26,7 +26,7 @@ def test_surface_views_render_in_voila(voila_page):
     assert gl > 0.05 and png > 0.05, (gl, png, voila_page.console[-20:])
 
 
-def test_voila_shows_finished_cells_while_later_ones_run(voila_page, tmp_path):
+def test_voila_shows_finished_cells_while_later_ones_run(voila_repo_config_page, tmp_path):
     """With the repository's voila.json (progressive rendering) a dashboard shows each cell's
     output as it finishes, not a spinner until the last cell is done: the first output is on
     the page while the second cell still waits (for a file only this test creates)."""
@@ -40,8 +40,8 @@ def test_voila_shows_finished_cells_while_later_ones_run(voila_page, tmp_path):
         "    time.sleep(0.05)\n"
         "print('second cell done' if flag.exists() else 'second cell gave up')",
     ]
-    voila_page.open("progressive_voila.ipynb", cells)
-    page = voila_page.page
+    voila_repo_config_page.open("progressive_voila.ipynb", cells)
+    page = voila_repo_config_page.page
     page.get_by_text("first cell done").wait_for(timeout=120_000)
     assert "second cell" not in page.inner_text("body")  # it is still running
     release.touch()
