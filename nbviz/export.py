@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def write_bytes(data: bytes, path: str | Path | None) -> bytes:
+def write_bytes(data: bytes, path: str | os.PathLike | None) -> bytes:
     """Write ``data`` to ``path`` (creating parent folders) if a path is given; return ``data``."""
     if path is not None:
         p = Path(path)

@@ -63,6 +63,15 @@ class ShownLandscape:
         self.surface, self.directions = frame.surface, frame.directions
         self.path_coords, self.path_steps, self.path_residual = live.coords, live.steps, None
 
+    def version(self) -> tuple | None:
+        """A cheap key that changes when what is shown changes (new surface, more finished
+        cells, a new line or path); None while nothing is shown."""
+        if self.surface is None and self.line is None:
+            return None
+        done = -1 if self.surface is None else int(self.surface.done.sum())
+        path = None if self.path_coords is None else (id(self.path_coords), len(self.path_coords))
+        return (id(self.surface), done, id(self.line), path)
+
     def title(self) -> str:
         """The plot's title: with the number of examples once known."""
         n = self.surface.metadata.get("n_examples") if self.surface is not None else None

@@ -16,16 +16,15 @@ publishes (the :class:`~nbviz.landscape.planes.Plane`, grid updates, the line) a
 from __future__ import annotations
 
 import dataclasses
-import html
 import os
 import threading
 import time
 from typing import Any
 
 import ipywidgets as widgets
-import numpy as np
 import traitlets
 
+from .. import export
 from ..errors import NbvizError, PathError
 from ..landscape import (
     Directions,
@@ -37,16 +36,17 @@ from ..landscape.planes import (
     Plane,
     PlanePlanner,
     PlaneRequest,
-    ResumeGrid,
     plane_request,
 )
 from ..landscape.shown import ShownLandscape
 from ..landscape.surface import GridUpdate, Line
-from ..landscape.watch import LandscapeWatcher, PathFrame, SurfaceFrame
+from ..landscape.watch import LandscapeWatcher
 from ..landscape.weights import WeightLayout
 from ..worker import JobContext, Worker
 from .closing import close_widget_tree
 from .landscape_controls import LandscapeControls, direction_kinds, grid_extent
+from .landscape_files import SurfaceFiles
+from .landscape_live import WATCH_OPTIONS, LiveTraining
 from .landscape_views import DrawState, LandscapeViews, Redraw, axis_labels, nice_ticks
 from .static_picture import StaticPicture, close_picture
 from .surface3d import Kind
@@ -71,17 +71,36 @@ class _hybridmethod:
         return bound
 
 
-def _parts(owner: str, names: str) -> tuple[Any, ...]:
-    """Read-only attributes ``self.<owner>.<name>`` for each of the space-separated ``names``:
-    the widget's marks, controls and results keep the names they had before its views,
-    controls and shown state became objects of their own."""
+def _with_parts(**owners: str) -> Any:
+    """Class decorator: read-only attributes ``self.<owner>.<name>`` for each of the
+    space-separated names given per owner (``alias=name`` where they differ). The widget's marks,
+    controls and results keep the names they had before its views, controls and shown state
+    became objects of their own."""
 
-    def part(name: str) -> property:
+    def part(owner: str, name: str) -> property:
         return property(lambda self: getattr(getattr(self, owner), name), doc=f"{owner}.{name}")
 
-    return tuple(part(name) for name in names.split())
+    def install(cls: type) -> type:
+        for owner, names in owners.items():
+            for entry in names.split():
+                alias, _, name = entry.partition("=")
+                setattr(cls, alias, part(owner, name or alias))
+        return cls
+
+    return install
 
 
+@_with_parts(
+    plane_view="figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
+    "hover_scale heatmap hover contours contour_levels path_line path_points final_mark",
+    line_view="line_figure=figure line_x_scale=x_scale line_y_scale=y_scale line_mark "
+    "line_anchor=anchors",
+    controls="directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
+    "subset_box levels_slider scale_buttons order_dropdown mode_buttons path_box "
+    "compute_button stop_button progress progress_label status",
+    shown="surface line current_directions=directions last_update path_coords path_steps "
+    "path_residual",
+)
 class LossLandscapeWidget(StaticPicture, widgets.VBox):
     """Interactive loss landscape of ``model`` on ``(x, y)``.
 
@@ -146,59 +165,6 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
     mode = traitlets.Enum(["2d", "1d"], default_value="2d")
     show_path = traitlets.Bool(True)
 
-    # -- parts of the views and controls, by their names on the widget -----------------------
-    (
-        figure,
-        x_axis,
-        y_axis,
-        color_axis,
-        x_scale,
-        y_scale,
-        color_scale,
-        step_scale,
-        hover_scale,
-        heatmap,
-        hover,
-        contours,
-        contour_levels,
-        path_line,
-        path_points,
-        final_mark,
-    ) = _parts(
-        "plane_view",
-        "figure x_axis y_axis color_axis x_scale y_scale color_scale step_scale "
-        "hover_scale heatmap hover contours contour_levels path_line path_points final_mark",
-    )
-    line_figure, line_x_scale, line_y_scale, line_mark, line_anchor = _parts(
-        "line_view", "figure x_scale y_scale line_mark anchors"
-    )
-    (
-        directions_dropdown,
-        extent_box,
-        auto_box,
-        resolution_slider,
-        spacing_buttons,
-        subset_box,
-        levels_slider,
-        scale_buttons,
-        order_dropdown,
-        mode_buttons,
-        path_box,
-        compute_button,
-        stop_button,
-        progress,
-        progress_label,
-        status,
-    ) = _parts(
-        "controls",
-        "directions_dropdown extent_box auto_box resolution_slider spacing_buttons "
-        "subset_box levels_slider scale_buttons order_dropdown mode_buttons path_box "
-        "compute_button stop_button progress progress_label status",
-    )
-    surface, line, current_directions, last_update, path_coords, path_steps, path_residual = _parts(
-        "shown", "surface line directions last_update path_coords path_steps path_residual"
-    )
-
     def __init__(
         self,
         model: Any,
@@ -227,20 +193,16 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
     ) -> None:
         WeightLayout.from_model(model)  # an unbuilt model fails here, with the fix
         self.model, self.x, self.y = model, x, y
-        self.path = path
-        self.other = other
-        self.loss = loss
+        self.path, self.other, self.loss = path, other, loss
         self.regularization = bool(regularization)
-        self.max_chunk = int(max_chunk)
-        self.executor = executor
+        self.max_chunk, self.executor = int(max_chunk), executor
         self.error: BaseException | None = None
         self.shown = ShownLandscape()  # what is drawn: surface, line, plane, path
-        self.watcher: LandscapeWatcher | None = None
+        self.live = LiveTraining(self)  # the watch() callback and its frames
+        self.files = SurfaceFiles(self)  # save/load and the file a computation resumes
         self._custom: Directions | None = directions if isinstance(directions, Directions) else None
-        self._loaded: ResumeGrid | None = None  # a surface file to resume, and its grid
         self._lock = threading.RLock()
-        self._closed = False
-        self._quiet = False
+        self._closed = self._quiet = False
         self._worker = Worker(
             on_frame=self._on_frame,
             on_error=self._on_worker_error,
@@ -302,8 +264,8 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         self.view3d = self.views.surface3d
         self.controls = LandscapeControls(kinds)
         self._controls = self.controls.by_trait()
-        self.compute_button.on_click(lambda _b: self.compute())
-        self.stop_button.on_click(lambda _b: self.stop(wait=False))
+        self.controls.compute_button.on_click(lambda _b: self.compute())
+        self.controls.stop_button.on_click(lambda _b: self.stop(wait=False))
         super().__init__(children=self.controls.panel([self.views.box]))
 
     # -- public API --------------------------------------------------------------------------
@@ -335,6 +297,11 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         if self.watcher is not None:
             self.watcher.stop(timeout if wait else 0.0)
         return not self.computing
+
+    @property
+    def watcher(self) -> LandscapeWatcher | None:
+        """The live-training callback made by the last :meth:`watch`, or None."""
+        return self.live.watcher
 
     @property
     def computing(self) -> bool:
@@ -374,49 +341,28 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         before ``fit`` (that also compiles the grid function outside training). The model's
         training is not changed. Afterwards the widget keeps the recorded path (``path``).
         """
-        if self.watcher is not None:
-            self.watcher.close()
-        kind = self.directions if self.directions in ("pca", "hessian") else "random"
-        self.watcher = LandscapeWatcher(
-            self.x,
-            self.y,
-            directions=kind,
-            resolution=int(resolution or min(self.resolution, 21)),
-            extent=None if self.auto_extent else self.extent,
-            spacing=self.spacing,
-            subset=subset or None,
+        watcher = self.live.start(
             every_k_batches=every_k_batches,
             recompute_s=recompute_s,
             recompute_every=recompute_every,
+            subset=subset,
+            resolution=resolution,
             max_duty=max_duty,
-            loss=self.loss,
-            seed=self.seed,
-            regularization=self.regularization,
-            on_path=self._on_watch_path,
-            on_surface=self._on_watch_surface,
-            on_error=self._on_worker_error,
-            on_busy=lambda running: self.controls.show_running(running, "watch"),
             **kwargs,
         )
-        self.path = self.watcher
+        self.path = watcher
         self._quiet_set(mode="2d")
         if prime:
-            self.watcher.prime(self.model)
+            watcher.prime(self.model)
         self.controls.set_status(
             "watching: pass this callback to <code>model.fit(callbacks=[...])</code>."
         )
-        return self.watcher
+        return watcher
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the current surface (finished cells, directions, path) to a resumable
         :class:`~nbviz.landscape.SurfaceFile` (overwritten). Returns the path."""
-        with self._lock:
-            shown = dataclasses.replace(self.shown)
-        saved = shown.save(path)
-        assert shown.surface is not None  # saved
-        with self._lock:
-            self._loaded = ResumeGrid(saved, shown.surface.xs, shown.surface.ys)
-        return saved
+        return self.files.save(path)
 
     @_hybridmethod
     def load(
@@ -441,12 +387,12 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
                 )
             widget = cls(model, x, y, directions="random", **kwargs)
             try:
-                widget._load_file(path)
+                widget.files.load(path)
             except Exception:
                 widget.close()
                 raise
             return widget
-        self._load_file(path)
+        self.files.load(path)
         return self
 
     def export_png(self, path: str | os.PathLike | None = None, dpi: int = 120) -> bytes:
@@ -459,22 +405,14 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             levels=self.levels,
             log=self.level_scale == "log",
             show_path=self.show_path,
-            labels=(self.x_axis.label, self.y_axis.label),
+            labels=(self.plane_view.x_axis.label, self.plane_view.y_axis.label),
             dpi=dpi,
         )
-        if path is not None:
-            with open(path, "wb") as f:
-                f.write(data)
-        return data
+        return export.write_bytes(data, path)
 
     def _picture_key(self) -> Any:
-        s = self.shown
-        if s.surface is None and s.line is None:
-            return None
-        done = -1 if s.surface is None else int(s.surface.done.sum())
-        path = None if s.path_coords is None else (id(s.path_coords), len(s.path_coords))
         view = (self.mode, self.levels, self.level_scale, self.show_path)
-        return (id(s.surface), done, id(s.line), path, view)
+        return None if self.shown.version() is None else (self.shown.version(), view)
 
     def _picture_png(self) -> bytes:
         return self.export_png(dpi=80)
@@ -487,8 +425,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         self._closed = True
         self._worker.stop(timeout=30.0)
         self._draw.close()
-        if self.watcher is not None:
-            self.watcher.close()
+        self.live.close()
         for link in self._links:
             link.unlink()
         self.views.close()
@@ -510,7 +447,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             seed=self.seed,
             subset=self.subset or None,
             order=self.order,
-            resume=self._loaded,
+            resume=self.files.resume,
         )
 
     def _job(self, ctx: JobContext, request: PlaneRequest) -> None:
@@ -541,45 +478,10 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         if self._closed:
             return
         self._draw(hover=True)  # and the read-out squares of a finished or stopped grid
-        self.controls.show_running(False)
-        if self.error is not None:
-            self.progress.bar_style = "danger"
-            return
-        took = self.controls.elapsed()  # the progress label's clock
-        line = self.mode == "1d" and self.line is not None
-        if line:
-            self.progress.max, self.progress.value = 1, 1
-        elif self.surface is not None:
-            self.progress.bar_style = "warning" if stopped else "success"
-            self.controls.show_progress(self.surface.n_done, self.surface.done.size, took, None)
-        self.controls.set_status(self.shown.summary(took, stopped, line))
+        self.controls.show_done(self.shown, stopped, self.error is not None, self.mode == "1d")
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
         self._show_error(exc)
-
-    # -- watching: callbacks from LandscapeWatcher ---------------------------------------------
-    def _on_watch_path(self, frame: PathFrame) -> None:
-        if self._closed or frame.coords is None:
-            return
-        with self._lock:
-            if frame.directions is not self.current_directions:
-                return  # the plane is changing; the surface frame brings the new one
-            self.shown.path_coords, self.shown.path_steps = frame.coords, frame.steps
-            self._draw(path=True, live=True)
-            self.progress_label.value = f"batch {frame.batch}, {len(frame.steps)} snapshots"
-
-    def _on_watch_surface(self, frame: SurfaceFrame) -> None:
-        if self._closed:
-            return
-        with self._lock:
-            live = self.watcher.path_frame() if self.watcher is not None else None
-            self.shown.take_live(frame, live)
-            self.plane_view.set_axis_labels(axis_labels(frame.directions))
-            last = frame.final and frame.done == frame.total
-            self._draw(surface=True, path=True, hover=last, live=not last)
-            self.controls.show_progress(frame.done, frame.total, frame.elapsed_s, frame.eta_s)
-            n = self.watcher.recomputes if self.watcher is not None else 0
-            self.controls.set_status(frame.describe(n))
 
     def _draw_state(self) -> DrawState:  # what Redraw draws from
         if self.auto_extent and self.shown.surface is not None and not self._closed:  # in use
@@ -592,8 +494,8 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
             return
         with self._lock:
             keeps_file = change["name"] == "directions" and change["new"] == "custom"
-            if self._loaded is not None and not keeps_file:
-                self._loaded = None  # another grid: the file is not resumed any more
+            if not keeps_file:
+                self.files.resume = None  # another grid: the file is not resumed any more
         self.controls.set_status("settings changed: press Compute.")
 
     def _on_levels(self, change: dict) -> None:
@@ -615,23 +517,22 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
     @traitlets.validate("directions")
     def _valid_directions(self, proposal: dict) -> str:
         value = proposal["value"]
-        allowed = {v for _, v in self.directions_dropdown.options}
+        allowed = {v for _, v in self.controls.directions_dropdown.options}
         if value not in allowed:
             exc = NbvizError(
                 f"Unknown directions {value!r}; use one of {sorted(allowed)} or pass a "
                 "Directions object (interpolation needs other=<model>)."
             )
-            self._show_error(exc)
-            raise exc
+            raise self._show_error(exc)
         return value
 
     @traitlets.validate("resolution")
     def _valid_resolution(self, proposal: dict) -> int:
         value = int(proposal["value"])
         if not 2 <= value <= 501:
-            exc = NbvizError(f"resolution must be between 2 and 501, got {value}.")
-            self._show_error(exc)
-            raise exc
+            raise self._show_error(
+                NbvizError(f"resolution must be between 2 and 501, got {value}.")
+            )
         if hasattr(self, "controls"):
             self.controls.widen_resolution(value)  # show what is computed
         return value
@@ -645,37 +546,11 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
         finally:
             self._quiet = quiet
 
-    def _load_file(self, path: str | os.PathLike) -> None:
-        shown, info = ShownLandscape.load(path, self.model)
-        surface = shown.surface
-        assert surface is not None and shown.directions is not None  # a file has both
-        with self._lock:
-            self._custom = shown.directions
-            options = [o for o in self.directions_dropdown.options if o[1] != "custom"]
-            self.directions_dropdown.options = options + [("from file", "custom")]
-            self._quiet_set(
-                directions="custom",
-                mode="2d",
-                subset=int(info.get("subset") or 0),
-                seed=int(info.get("subset_seed") or 0),
-                resolution=len(surface.xs),
-                auto_extent=False,
-                extent=float(np.max(np.abs(surface.xs))),
-            )
-            self._loaded = ResumeGrid(os.fspath(path), surface.xs, surface.ys)
-            shown.line, shown.last_update = self.line, self.last_update
-            self.shown = shown
-            self.plane_view.set_axis_labels(axis_labels(shown.directions))
-            self._draw(surface=True, path=True, hover=True)
-            self.controls.show_progress(surface.n_done, surface.done.size, 0.0, None)
-        self.controls.set_status(
-            f"loaded {html.escape(os.fspath(path))}: {surface.n_done} of "
-            f"{surface.done.size} cells; Compute resumes the missing ones."
-        )
-
-    def _show_error(self, exc: BaseException) -> None:
+    def _show_error(self, exc: BaseException) -> BaseException:
+        """Keep ``exc`` in :attr:`error` and show it in the status line; returns it."""
         self.error = exc
         self.controls.show_error(exc)
+        return exc
 
 
 def watch(
@@ -691,19 +566,7 @@ def watch(
     top Hessian eigenvalue is estimated live and plotted below the landscape with the
     stability line of the model's optimizer (``callback.sharpness``, the tracker).
     """
-    watch_keys = {
-        "every_k_batches",
-        "recompute_s",
-        "recompute_every",
-        "subset",
-        "max_duty",
-        "prime",
-        "memory_budget_mb",
-        "overflow",
-        "path_interval_s",
-        "order",
-    }
-    watch_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in watch_keys}
+    watch_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in WATCH_OPTIONS}
     widget = LossLandscapeWidget(model, x, y, **kwargs)
     callback = widget.watch(**watch_kw)
     callback.widget = widget

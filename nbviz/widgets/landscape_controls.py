@@ -8,6 +8,7 @@ import time
 import ipywidgets as widgets
 import numpy as np
 
+from ..landscape.shown import ShownLandscape
 from ..landscape.surface import Surface
 from .status import error_html, status_html
 
@@ -136,6 +137,23 @@ class LandscapeControls:
         elapsed = self.elapsed() if elapsed is None else elapsed
         self.progress.max, self.progress.value = max(int(total), 1), int(done)
         self.progress_label.value = progress_text(done, total, elapsed, eta)
+
+    def show_done(self, shown: ShownLandscape, stopped: bool, failed: bool, line: bool) -> None:
+        """A run ended: the bar's colour (failed, stopped or done), the final counts on the
+        progress label's clock, and ``shown``'s summary in the status line (the error stays
+        there when ``failed``)."""
+        self.show_running(False)
+        if failed:
+            self.progress.bar_style = "danger"
+            return
+        took = self.elapsed()
+        line = line and shown.line is not None
+        if line:
+            self.progress.max, self.progress.value = 1, 1
+        elif shown.surface is not None:
+            self.progress.bar_style = "warning" if stopped else "success"
+            self.show_progress(shown.surface.n_done, shown.surface.done.size, took, None)
+        self.set_status(shown.summary(took, stopped, line))
 
     def elapsed(self) -> float:
         """Seconds since the widget's grid (or line) started: the one clock of its progress
