@@ -58,8 +58,9 @@ def test_a_41x41_grid_fills_in_visibly_at_a_few_redraws_a_second(lab):
     before = page.evaluate("() => window.__nbvizPerf.heat.length")
 
     res = lab.execute(
-        "t0 = time.monotonic(); assert w.compute(); assert w.wait(600) and w.error is None\n"
-        "took = time.monotonic() - t0"
+        "drawn = w._draw.throttle.delivered; t0 = time.monotonic(); assert w.compute()\n"
+        "assert w.wait(600) and w.error is None\n"
+        "took = time.monotonic() - t0; drawn = w._draw.throttle.delivered - drawn"
     )
     assert res["status"] == "ok", res
     assert kernel_value(lab, "int(w.surface.done.sum())") == "1681"
@@ -71,8 +72,16 @@ def test_a_41x41_grid_fills_in_visibly_at_a_few_redraws_a_second(lab):
     distinct = {(n, tail) for _, n, tail, _ in heat}
     # the grid visibly fills in: several different pictures, not just the finished one
     assert len(distinct) >= MIN_DISTINCT, (len(heat), took)
-    # ... at most MAX_FPS a second of computing (+1 for the first, +1 for the final flush)
-    assert len(heat) <= MAX_FPS * took + 2, (len(heat), took)
+    # ... at most MAX_FPS live redraws a second of computing (+1 for the first, +1 for the final
+    # flush), counted where they are sent: the page may receive them in bursts when busy
+    drawn = int(kernel_value(lab, "drawn"))
+    assert drawn <= MAX_FPS * took + 2, (drawn, took)
+    # the page showed no more pictures than were sent: the live ones and the few drawn at
+    # once (the grid's start, its plane, its end with the read-out squares); a picture seen
+    # twice in a row by the page probe is one picture
+    shown = [(n, tail) for _, n, tail, _ in heat if tail != "data:,"]
+    changes = [p for i, p in enumerate(shown) if i == 0 or p != shown[i - 1]]
+    assert len(changes) <= drawn + 3, (len(changes), drawn, took)
     # bounded figure while live: heat map, iso-lines, path, axes -- no per-cell elements
     assert max(h[3] for h in heat[:-1]) <= MAX_LIVE_ELEMENTS, [h[3] for h in heat]
     assert page.evaluate(_HOVER_JS) <= HOVER_SQUARES + 20  # + the path's few markers
