@@ -65,41 +65,32 @@ from nbviz import demo
 from nbviz.landscape import WeightPathRecorder
 """
 
-SCENARIOS = {
-    "grid": [
+
+def _grid_cells(options: str) -> list[str]:
+    """Notebook 03's 41x41 PCA grid of a trained parabola MLP, with extra widget ``options``."""
+    return [
         SETUP,
-        """
+        f"""
 x, y = demo.parabola_data(2048, seed=0)
 mlp = demo.build_parabola_mlp(seed=0)
 path = WeightPathRecorder()
 mlp.fit(x, y, epochs=25, batch_size=32, callbacks=[path], verbose=0)
 widget = nbviz.LossLandscapeWidget(mlp, x, y, path=path, directions="pca", resolution=41,
-                                   autostart=True)
+                                   autostart=True{options})
 widget
 """,
         """
 assert widget.wait(600) and widget.error is None, widget.error
 print("KERNEL_DONE", time.time() * 1000)
 """,
-    ],
+    ]
+
+
+SCENARIOS = {
+    "grid": _grid_cells(""),
     # the same without the 3-D view: what the 2-D plots cost alone (WebGL without a GPU runs
     # in software in the browser's GPU process, and the page waits for it at every repaint)
-    "grid-2d": [
-        SETUP,
-        """
-x, y = demo.parabola_data(2048, seed=0)
-mlp = demo.build_parabola_mlp(seed=0)
-path = WeightPathRecorder()
-mlp.fit(x, y, epochs=25, batch_size=32, callbacks=[path], verbose=0)
-widget = nbviz.LossLandscapeWidget(mlp, x, y, path=path, directions="pca", resolution=41,
-                                   autostart=True, view3d=None)
-widget
-""",
-        """
-assert widget.wait(600) and widget.error is None, widget.error
-print("KERNEL_DONE", time.time() * 1000)
-""",
-    ],
+    "grid-2d": _grid_cells(", view3d=None"),
     "watch": [
         SETUP,
         """
