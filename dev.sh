@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # nbviz developer entry point. Two commands (see README "Quick start"):
 #   bash dev.sh lab    set everything up, open JupyterLab on the tour notebook
-#   bash dev.sh test   set everything up, run ruff, mypy and the whole test suite (all tiers)
+#   bash dev.sh test   set everything up, run ruff, mypy and the test suite (fast, notebook and
+#                      browser tiers, ~15 min on 2 cores; add --slow for the slow tier, as CI does)
 # and one more:
 #   bash dev.sh docs   set everything up, build the documentation site into docs/_build/html
 # Anything after the command is passed on (to jupyter lab / pytest).
