@@ -123,22 +123,36 @@ def wait_decoded_images(page, at_least: int, timeout_ms: int = 120_000) -> None:
     wait_image_loaded(page, ".widget-image")
 
 
-def wait_nbviz_widgets_live(page, count: int, timeout_ms: int = 120_000) -> list[str]:
+_NBVIZ_VIEWS_JS = """() => Array.from(document.querySelectorAll('[class*="nbviz-live-"]'))
+  .map(v => {
+    const c = Array.from(v.classList).find(c => /^nbviz-live-[0-9a-f]{32}$/.test(c));
+    if (!c) return null;
+    const id = c.slice(11);
+    const pics = document.querySelectorAll('.nbviz-picture-' + id);
+    return {id, height: v.getBoundingClientRect().height, pictures: pics.length,
+            hidden: pics.length ? getComputedStyle(pics[0]).display === 'none' : null};
+  }).filter(f => f)"""
+
+
+def nbviz_views(page) -> list[dict]:
+    """Every nbviz widget view on the page: its model id, height, how many static pictures of
+    it the page holds and whether the (first) picture is hidden."""
+    return page.evaluate(_NBVIZ_VIEWS_JS)
+
+
+def wait_nbviz_widgets_live(
+    page, count: int, timeout_ms: int = 120_000, *, pictures: bool = True
+) -> list[str]:
     """Wait until views of ``count`` nbviz widgets are on the page, every view drawn
     (non-empty) with its static picture output present but hidden (nbviz hides a widget's
-    picture while its live view is shown); return the widgets' model ids."""
-    script = """(n) => {
-      const views = Array.from(document.querySelectorAll('[class*="nbviz-live-"]'));
-      const found = views.map(v => {
-        const id = Array.from(v.classList).find(c => c.startsWith('nbviz-live-')).slice(11);
-        const pic = document.querySelector('.nbviz-picture-' + id);
-        return {id, height: v.getBoundingClientRect().height, picture: !!pic,
-                hidden: pic ? getComputedStyle(pic).display === 'none' : null};
-      });
-      const ok = found.every(f => f.height > 0 && f.picture && f.hidden);
+    picture while its live view is shown); return the widgets' model ids. ``pictures=False``:
+    a picture may be missing (see ``test_widgets_tour_voila.py``), one that is there is hidden."""
+    script = f"""(n) => {{
+      const found = ({_NBVIZ_VIEWS_JS})();
+      const ok = found.every(f => f.height > 0 && (f.pictures > 0 ? f.hidden : !{str(pictures).lower()}));
       const ids = Array.from(new Set(found.map(f => f.id)));
       return ok && ids.length >= n ? ids : null;
-    }"""
+    }}"""
     handle = page.wait_for_function(script, arg=count, timeout=timeout_ms)
     return sorted(handle.json_value())
 
@@ -201,11 +215,13 @@ def landscape_ids(page) -> list[str]:
 
 def wait_landscape_drawn(page, model_id: str, timeout_ms: int = 120_000) -> dict:
     """Wait until the landscape ``model_id`` shows a finished grid: a heat-map picture,
-    iso-lines and its read-out squares (sent when a grid ends); return :func:`landscape_view`."""
+    iso-lines, Stop disabled and the progress label counting every cell; return
+    :func:`landscape_view` (then :func:`check_landscape_view` checks the rest)."""
     page.wait_for_function(
         f"""(id) => {{ const v = ({_LANDSCAPE_VIEW_JS})(id);
-              return v && v.heat_bytes > 0 && v.contour_points > 2
-                     && Math.max(0, ...v.squares) > 0; }}""",
+              const m = v && /^(\\d+)\\/(\\d+) cells/.exec(v.progress || '');
+              return v && v.heat_bytes > 0 && v.contour_points > 2 && v.stop_disabled
+                     && m && m[1] === m[2]; }}""",
         arg=model_id,
         timeout=timeout_ms,
     )
