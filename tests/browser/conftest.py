@@ -513,10 +513,19 @@ def _voila_page(server: Server, page, request) -> Iterator[VoilaPage]:
 # Installed with page.add_init_script before a notebook opens: long tasks (the main thread
 # blocked for > 50 ms), the longest gap of a 50 ms heartbeat, and every new heat-map picture
 # (bqplot draws HeatMap into an <image class="heatmap">) with the number of elements in its
-# figure then. Read back as window.__nbvizPerf (also by benchmarks/browser_smoothness.py).
+# figure then; heatIn[i] is the nbviz widget (its model id, from its view's nbviz-live-<id>
+# class) that drew heat[i], '' outside one. Read back as window.__nbvizPerf (also by
+# benchmarks/browser_smoothness.py).
 PAGE_PROBE_JS = """
 (() => {
-  const P = window.__nbvizPerf = {tasks: [], heat: [], maxGap: 0};
+  const P = window.__nbvizPerf = {tasks: [], heat: [], heatIn: [], maxGap: 0};
+  const owner = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = Array.from(e.classList || []).find(c => /^nbviz-live-[0-9a-f]{32}$/.test(c));
+      if (c) return c.slice(11);
+    }
+    return '';
+  };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) P.tasks.push([e.startTime, e.duration]);
   }).observe({type: 'longtask', buffered: true});
@@ -529,8 +538,10 @@ PAGE_PROBE_JS = """
   const seen = (el) => {
     const href = el.getAttribute('href') || el.getAttribute('xlink:href') || '';
     const fig = el.closest('.bqplot');
-    if (href) P.heat.push([performance.now(), href.length, href.slice(-40),
-                           fig ? fig.querySelectorAll('*').length : 0]);
+    if (!href) return;
+    P.heat.push([performance.now(), href.length, href.slice(-40),
+                 fig ? fig.querySelectorAll('*').length : 0]);
+    P.heatIn.push(owner(el));
   };
   new MutationObserver((muts) => {
     for (const m of muts) {

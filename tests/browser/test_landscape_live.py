@@ -10,7 +10,7 @@ the hidden 1-D view is sent nothing; and neither bqplot nor nbviz logs a console
 from __future__ import annotations
 
 from .conftest import PAGE_PROBE_JS
-from .widget_support import kernel_value
+from .widget_support import MAX_LIVE_ELEMENTS, kernel_value
 
 CELLS = [
     """
@@ -40,10 +40,6 @@ w
 FIG = ".nbviz-live .nbviz-live-2d"
 MAX_FPS = 4  # the widget's default live redraws a second
 MIN_DISTINCT = 3  # distinct pictures of a grid filling in, at least
-# Elements of the 2-D figure while the grid fills, at most: about 420-520 are axes, colour
-# bar, iso-lines (a few per level) and the path; a square per cell would add 1681, a marker
-# per snapshot of this path about 260.
-MAX_LIVE_ELEMENTS = 650
 HOVER_SQUARES = 21 * 21  # read-out squares of a finished 41x41 grid (every 2nd cell)
 
 _HOVER_JS = f"""() => {{ const f = document.querySelector('{FIG}');
