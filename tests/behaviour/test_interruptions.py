@@ -45,36 +45,23 @@ def nbviz_threads(wait: float = 5.0) -> list[str]:
 
 
 @contextlib.contextmanager
-def ctrl_c_when(condition, progress=None, timeout: float = 300.0):
+def ctrl_c_when(condition, timeout: float = 300.0):
     """Deliver a KeyboardInterrupt to the main thread once ``condition()`` holds (polled), so
-    the interrupt lands after real progress however busy the machine is.
-
-    Python drops an interrupt that lands while a finalizer runs (``__del__`` of a
-    garbage-collected object prints "Exception ignored in ..." and goes on): on a busy machine,
-    late in a long run, two such interrupts were lost. A user would press Ctrl-C again. So when ``progress()`` (a count the computation advances)
-    moves on by more than 2 after an interrupt, that interrupt was lost (an interrupt being
-    handled unwinds the computation; it cannot advance it) and another is delivered. Yields a
-    list of the interrupts sent.
-    """
+    the interrupt lands after real progress however busy the machine is."""
     done = threading.Event()
-    sent: list[float] = []
 
     def watch():
         deadline = time.monotonic() + timeout
-        at = None
         while not done.is_set() and time.monotonic() < deadline:
-            if at is None and condition() or at is not None and progress() > at + 2:
-                at = progress() if progress is not None else None
-                sent.append(time.monotonic())
+            if condition():
                 _thread.interrupt_main()
-                if at is None:
-                    return
+                return
             done.wait(0.01)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        yield sent
+        yield
     finally:
         done.set()
         thread.join(timeout=10)
@@ -180,7 +167,7 @@ def test_optvis_interrupted_by_a_callback_keeps_its_progress(tiny_convnet):
 def test_optvis_ctrl_c_in_the_main_thread(tiny_convnet):
     before = weights_snapshot(tiny_convnet)
     r = Renderer(tiny_convnet, "conv2:1", transforms="none").compile()
-    with pytest.raises(KeyboardInterrupt), ctrl_c_when(lambda: r.step > 0, lambda: r.step // 8):
+    with pytest.raises(KeyboardInterrupt), ctrl_c_when(lambda: r.step > 0):
         r.run(10**6, every=8)
     assert_weights_identical(tiny_convnet, before)
     assert r.step > 0 and r.step % 8 == 0 and len(r.history) == r.step
@@ -341,10 +328,7 @@ def test_ctrl_c_during_a_convnet_grid_keeps_the_finished_cells(tmp_path, monkeyp
 
     real_iter_grid = grid_module.iter_grid
     monkeypatch.setattr(grid_module, "iter_grid", counted_iter_grid)
-    with (
-        pytest.raises(KeyboardInterrupt),
-        ctrl_c_when(lambda: len(updates) >= 2, lambda: len(updates)),
-    ):
+    with pytest.raises(KeyboardInterrupt), ctrl_c_when(lambda: len(updates) >= 2):
         evaluate_grid(model, x, y, dirs, xs, xs, store=store, strategy="per_point")
     sys.last_traceback = None
     assert_weights_identical(model, before)
