@@ -9,6 +9,7 @@ import _thread
 import contextlib
 import importlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -47,8 +48,15 @@ def nbviz_threads(wait: float = 5.0) -> list[str]:
 @contextlib.contextmanager
 def ctrl_c_when(condition, timeout: float = 300.0):
     """Deliver a KeyboardInterrupt to the main thread once ``condition()`` holds (polled), so
-    the interrupt lands after real progress however busy the machine is."""
+    the interrupt lands after real progress however busy the machine is.
+
+    Ctrl-C raises KeyboardInterrupt only where Python handles SIGINT, as in a terminal or a
+    kernel. A process started as a background job of a script inherits SIGINT *ignored*, and
+    then Python never installs its handler and drops the interrupt; so the handler is put in
+    place for the block (and the previous one restored after it).
+    """
     done = threading.Event()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch():
         deadline = time.monotonic() + timeout
@@ -65,6 +73,7 @@ def ctrl_c_when(condition, timeout: float = 300.0):
     finally:
         done.set()
         thread.join(timeout=10)
+        signal.signal(signal.SIGINT, previous)
 
 
 class InterruptAfter:
