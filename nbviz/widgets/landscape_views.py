@@ -12,8 +12,9 @@ canvas picture, the iso-lines one ``Lines`` mark, the path a line of a few segme
 by step with a marker at each joint (not a marker per snapshot), and the invisible hover
 squares (one per cell) are sent only for a finished or stopped grid. A hidden view is not in
 the page at all (bqplot lays out a hidden figure at zero size and logs errors) and is not
-sent anything; it is drawn when it is shown again. The 3-D view, by far the most costly to
-redraw, follows live updates at most every ``SURFACE3D_EVERY_S`` seconds.
+sent anything; it is drawn when it is shown again. The 3-D view, the most costly to redraw
+(a picture rendered in the kernel, or in WebGL with ipyvolume), follows live updates at most
+every ``SURFACE3D_EVERY_S`` seconds, one picture per update.
 """
 
 from __future__ import annotations
@@ -54,11 +55,18 @@ __all__ = [
 PATH_COLORS = ["#7e03a8", "#ad2793", "#d24f71", "#ed7a52", "#fdab33", "#f7e425"]
 #: Segments (and joints marked) of a path drawn in the plane.
 PATH_SEGMENTS = 12
-#: Read-out squares per axis at most: each is an SVG element, and next to a WebGL canvas
-#: (the 3-D view) a thousand of them cost the page seconds at every repaint.
-HOVER_PER_AXIS = 21
-#: Seconds between live redraws of the 3-D view (WebGL; in a browser without a GPU one redraw
-#: blocks the page far longer than the plane's). A redraw that is not live draws at once.
+#: Read-out squares per axis at most: each square is three SVG elements (bqplot's marker
+#: group, path and label), and every element makes the page's style recalculations dearer; at
+#: 21 a side they were 40% of the page's elements, and drawing them blocked it 0.35 s.
+HOVER_PER_AXIS = 11
+#: The heat map's colours: matplotlib's viridis at 9 stops (bqplot interpolates between them).
+#: bqplot's ``scheme="viridis"`` colour bar is a gradient of 256 stops, rebuilt whenever the
+#: range changes, i.e. at every live update.
+VIRIDIS_9 = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962",
+             "#addc30", "#fde725"]  # fmt: skip
+#: Seconds between live redraws of the 3-D view (about 0.1 s of the kernel's time for a
+#: matplotlib picture; ipyvolume's WebGL redraw blocks a page without a GPU 0.4-0.6 s). A
+#: redraw that is not live draws at once.
 SURFACE3D_EVERY_S = 2.0
 
 
@@ -165,7 +173,7 @@ class PlaneView:
 
     def __init__(self) -> None:
         self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
-        self.color_scale = bqplot.ColorScale(scheme="viridis")
+        self.color_scale = bqplot.ColorScale(colors=VIRIDIS_9)
         self.step_scale = bqplot.ColorScale(colors=PATH_COLORS)
         self.hover_scale = bqplot.ColorScale()
         xy = {"x": self.x_scale, "y": self.y_scale}
@@ -439,9 +447,10 @@ class LandscapeViews:
         if view3d is not None and len(s.xs) > 1 and len(s.ys) > 1 and self._may_draw_3d(live):
             z = np.where(np.isfinite(s.loss), s.loss, np.nan)
             heights = shown_values(z, level_scale)
-            view3d.set_height_label("log10 loss" if heights is not z else "loss")
-            view3d.set_surface(s.xs, s.ys, heights)
-            self._draw_path3d(shown, level_scale, show_path)
+            with view3d.batch():  # one picture for surface, label and path
+                view3d.set_height_label("log10 loss" if heights is not z else "loss")
+                view3d.set_surface(s.xs, s.ys, heights)
+                self._draw_path3d(shown, level_scale, show_path)
         self.plane.figure.title = shown.title()
 
     def draw_path(
@@ -481,8 +490,11 @@ class LandscapeViews:
         if self.surface3d is None or s is None or coords is None or not len(coords):
             return
         a, b = coords[:, 0], coords[:, 1]
-        self.surface3d.set_path(a, b, bilinear(s.xs, s.ys, shown_values(s.loss, level_scale), a, b))
-        self.surface3d.show_path = bool(show_path)
+        with self.surface3d.batch():
+            self.surface3d.set_path(
+                a, b, bilinear(s.xs, s.ys, shown_values(s.loss, level_scale), a, b)
+            )
+            self.surface3d.show_path = bool(show_path)
 
     def close(self) -> None:
         for view in self.all():

@@ -16,9 +16,13 @@ Missing grid cells (NaN in ``Z``, e.g. a surface still being computed) are maske
 triangle that touches a NaN vertex is dropped, so the surface grows as cells arrive.
 Both renderers share that triangulation (:func:`grid_triangles`).
 
-``kind="auto"`` picks ipyvolume when it imports and :data:`IPYVOLUME_RENDERS` is True,
-otherwise matplotlib. The environment variable ``NBVIZ_SURFACE3D`` (``ipyvolume`` or
-``matplotlib``) overrides ``"auto"`` for front ends where WebGL widgets do not render.
+``kind="auto"`` picks matplotlib, whose live updates cost the page only an image decode.
+ipyvolume is the choice for rotating by mouse, at a price during live updates: its front end
+rebuilds the mesh and compiles fresh shaders at every update (ipyvolume 0.6.3 gives each
+update's depth material a random ``alphaTest``, so no compiled program is reused); in a browser
+without a GPU one such update blocked the page 0.4-0.6 s (traced, see
+``benchmarks/browser_smoothness.py``). The environment variable ``NBVIZ_SURFACE3D``
+(``ipyvolume`` or ``matplotlib``) overrides ``"auto"``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from __future__ import annotations
 import html
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -35,16 +41,14 @@ from nbviz.errors import DataError, PathError
 from .closing import close_widget_tree
 from .ticks import nice_ticks
 
-#: Whether ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
-#: JupyterLab 3, so we prove it in a real browser (Chromium + SwiftShader WebGL, JupyterLab
-#: 4.6, Voila 0.5): tests/browser/test_render_stack.py::test_ipyvolume_plot_surface_renders,
-#: tests/browser/test_surface3d_browser.py (static view, and live updates of surface and
-#: path after display) and tests/browser/test_voila.py all see the mesh's colours on the
-#: canvas. The front end logs "Unsatisfied version 6.0.12 of shared singleton module
-#: @jupyter-widgets/base (required ^1.0 || ... || ^4.0)", and pylab's Vue legend panel
-#: raises "this.$set is not a function"; our view has no legend panel and raises nothing.
-#: Set False (or NBVIZ_SURFACE3D=matplotlib) if a browser test shows otherwise.
-IPYVOLUME_RENDERS = True
+# ipyvolume 0.6.3's front end renders in JupyterLab 4. Upstream built it for
+# JupyterLab 3, so we prove it in a real browser (Chromium + SwiftShader WebGL, JupyterLab
+# 4.6, Voila 0.5): tests/browser/test_render_stack.py::test_ipyvolume_plot_surface_renders,
+# tests/browser/test_surface3d_browser.py (static view, and live updates of surface and
+# path after display) and tests/browser/test_voila.py all see the mesh's colours on the
+# canvas. The front end logs "Unsatisfied version 6.0.12 of shared singleton module
+# @jupyter-widgets/base (required ^1.0 || ... || ^4.0)", and pylab's Vue legend panel
+# raises "this.$set is not a function"; our view has no legend panel and raises nothing.
 
 Kind = Literal["auto", "ipyvolume", "matplotlib"]
 KINDS = ("auto", "ipyvolume", "matplotlib")
@@ -149,6 +153,8 @@ class SurfaceView:
         self.path: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._show_path = True
         self._lock = threading.RLock()
+        self._batch_depth = 0
+        self._batched = False
         self.widget: Any = None
 
     @property
@@ -189,6 +195,32 @@ class SurfaceView:
             if label != self.zlabel:
                 self.zlabel = label
                 self._draw_labels()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several updates (surface, path, its visibility, labels) into one redraw.
+
+        Nested batches redraw once, when the outermost ends; a renderer whose updates are
+        already incremental may ignore it."""
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                if self._batch_depth == 0 and self._batched:
+                    self._batched = False
+                    self._flush_batch()
+
+    def _batching(self) -> bool:
+        """Inside :meth:`batch`: note that a redraw is owed and return True (skip it now)."""
+        if self._batch_depth:
+            self._batched = True
+            return True
+        return False
+
+    def _flush_batch(self) -> None:
+        """Draw what the batch deferred (renderers that defer override this)."""
 
     def close(self) -> None:
         """Close every widget behind the view (children, materials, layouts...)."""
@@ -238,6 +270,14 @@ class IpyvolumeSurfaceView(SurfaceView):
     #: length must be replaced (below), so a path growing during training would replace its
     #: mark (a sphere per point) at every live update.
     PATH_POINTS = 48
+    #: Frames a second the front end's canvas stream may capture. ipyvolume 0.6.3 always
+    #: calls ``canvas.captureStream()`` (for movie recording through ipywebrtc); without a
+    #: rate the browser reads every rendered frame back from the GPU, which in software
+    #: WebGL blocked the page 120-380 ms per redraw (traced: ``GLES2::ReadPixels`` under
+    #: ``HTMLCanvasElement::NotifyListenersCanvasChanged``). With a rate this low it
+    #: captures the first frame only. (0 would mean "on request", but the front end treats
+    #: 0 as unset.)
+    CAPTURE_FPS = 1e-6
 
     def __init__(self, *, width: int = 480, height: int = 400, **kw: Any) -> None:
         super().__init__(**kw)
@@ -255,7 +295,7 @@ class IpyvolumeSurfaceView(SurfaceView):
         self.figure = ipv.Figure(
             width=width, height=height, meshes=[], scatters=[],
             xlabel=self.xlabel, ylabel=" ", zlabel=self.ylabel,
-            animation=0.0,
+            animation=0.0, capture_fps=self.CAPTURE_FPS,
         )  # fmt: skip
         # look from above and the side (the default camera looks straight along z)
         self.figure.camera.position = (1.3, 1.1, 1.7)
@@ -359,8 +399,9 @@ class IpyvolumeSurfaceView(SurfaceView):
 class MatplotlibSurfaceView(SurfaceView):
     """A 3-D surface rendered to PNG (Agg, no pyplot) into an ``ipywidgets.Image``.
 
-    Rendering happens in the caller's thread on each change (a 30x30 grid takes ~0.1 s);
-    the elevation/azimuth sliders re-render the last surface from another angle.
+    Rendering happens in the caller's thread on each change (a 41x41 grid takes ~0.1 s;
+    changes inside :meth:`~SurfaceView.batch` render once); the elevation/azimuth sliders
+    re-render the last surface from another angle.
     """
 
     kind = "matplotlib"
@@ -443,8 +484,13 @@ class MatplotlibSurfaceView(SurfaceView):
         return buf.getvalue()
 
     def _render(self) -> None:
+        if self._batching():  # one picture for the whole batch
+            return
         self.image.value = self.render_png()
         self.renders += 1
+
+    def _flush_batch(self) -> None:
+        self._render()
 
 
 # -- factory --------------------------------------------------------------------------------
@@ -473,7 +519,7 @@ def resolve_kind(kind: str = "auto") -> str:
                 )
             kind = forced
         else:
-            kind = "ipyvolume" if IPYVOLUME_RENDERS and ipyvolume_available() else "matplotlib"
+            kind = "matplotlib"
     if kind == "ipyvolume" and not ipyvolume_available():
         raise ImportError(
             "The ipyvolume 3-D view needs ipyvolume==0.6.3 and ipython_genutils: "
@@ -490,9 +536,9 @@ def make_surface_view(kind: Kind = "auto", *, width: int = 480, height: int = 40
     Parameters
     ----------
     kind:
-        ``"ipyvolume"`` (interactive WebGL), ``"matplotlib"`` (PNG image, works everywhere)
-        or ``"auto"`` (ipyvolume when it imports and is known to render; ``NBVIZ_SURFACE3D``
-        overrides).
+        ``"ipyvolume"`` (WebGL, rotate with the mouse; costly live updates, see the module
+        docstring), ``"matplotlib"`` (PNG image with angle sliders, works everywhere) or
+        ``"auto"`` (matplotlib; ``NBVIZ_SURFACE3D`` overrides).
     width, height:
         Size in pixels.
     xlabel, ylabel, zlabel:

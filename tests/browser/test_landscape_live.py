@@ -10,7 +10,7 @@ the hidden 1-D view is sent nothing; and neither bqplot nor nbviz logs a console
 from __future__ import annotations
 
 from .conftest import PAGE_PROBE_JS
-from .widget_support import MAX_LIVE_ELEMENTS, kernel_value
+from .widget_support import MAX_LIVE_ELEMENTS, MAX_SQUARES, kernel_value
 
 CELLS = [
     """
@@ -40,7 +40,8 @@ w
 FIG = ".nbviz-live .nbviz-live-2d"
 MAX_FPS = 4  # the widget's default live redraws a second
 MIN_DISTINCT = 3  # distinct pictures of a grid filling in, at least
-HOVER_SQUARES = 21 * 21  # read-out squares of a finished 41x41 grid (every 2nd cell)
+# read-out squares of a finished 41x41 (every 4th cell) or 21x21 grid (every 2nd): 11 a side
+HOVER_SQUARES = MAX_SQUARES
 
 _HOVER_JS = f"""() => {{ const f = document.querySelector('{FIG}');
     return f ? f.querySelectorAll('.dot').length : 0; }}"""
@@ -128,7 +129,7 @@ def test_watching_fit_redraws_a_few_times_a_second_without_console_errors(lab):
     assert kernel_value(lab, "w.watcher.recomputes >= 2") == "True"
     # the final landscape is on the page: its read-out squares were drawn
     page.wait_for_function(
-        "() => document.querySelectorAll('.nbviz-watch-2d .dot').length >= 21 * 21",
+        f"() => document.querySelectorAll('.nbviz-watch-2d .dot').length >= {HOVER_SQUARES}",
         timeout=60_000,
     )
     assert page.locator(".nbviz-watch .bqplot").count() == 1  # the hidden line view: absent

@@ -160,12 +160,13 @@ def wait_nbviz_widgets_live(
 # -- landscape widgets as a user sees them (notebooks run in the browser) ------------------
 
 #: Elements of a landscape's 2-D figure apart from its read-out squares, at most: about
-#: 420-520 are axes, colour bar, iso-lines (a few per level) and the path; a square per cell
-#: of a 41x41 grid would add 1681, a marker per snapshot of a long path hundreds.
-MAX_LIVE_ELEMENTS = 650
+#: 260-300 are axes, colour bar (9 stops), iso-lines (a few per level) and the path; a square
+#: per cell of a 41x41 grid would add 1681 x 3, bqplot's 256-stop viridis bar 250, a marker per
+#: snapshot of a long path hundreds.
+MAX_LIVE_ELEMENTS = 450
 #: Read-out squares of a finished grid, at most (nbviz.widgets.landscape_views.HOVER_PER_AXIS
 #: per axis; not imported: that would load TensorFlow into the test process).
-MAX_SQUARES = 21 * 21
+MAX_SQUARES = 11 * 11
 
 _LANDSCAPE_VIEW_JS = """(id) => {
   const root = document.querySelector('.nbviz-live-' + id);

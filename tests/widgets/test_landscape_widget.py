@@ -201,7 +201,7 @@ def test_a_path_is_a_few_step_coloured_pieces_with_its_joints_marked(m):
 
 
 def test_iso_line_rows_end_at_a_point_not_at_nan():
-    from nbviz.widgets.landscape_views import PlaneView
+    from nbviz.widgets.landscape_views import HOVER_PER_AXIS, PlaneView
 
     xs = np.linspace(-1, 1, 21)
     z = np.add.outer(xs**2, xs**2) + 0.1
@@ -214,7 +214,8 @@ def test_iso_line_rows_end_at_a_point_not_at_nan():
         assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
         assert len(view.hover.x) == 0, "read-out squares are sent only when asked"
         view.set_hover(xs, xs, z)
-        assert len(view.hover.x) == 16 * 21  # the finished cells
+        k = -(-21 // HOVER_PER_AXIS)  # every k-th cell of a finer grid
+        assert len(view.hover.x) == len(range(0, 21, k)) * len(range(6, 21, k))  # finished
     finally:
         view.close()
 

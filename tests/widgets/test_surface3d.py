@@ -83,17 +83,43 @@ def test_both_kinds_construct_and_resolve():
         make_surface_view("plotly")
 
 
-def test_auto_follows_render_proof_and_env(monkeypatch):
+def test_auto_is_matplotlib_unless_the_environment_says(monkeypatch):
     monkeypatch.delenv(surface3d.ENV_VAR, raising=False)
-    monkeypatch.setattr(surface3d, "IPYVOLUME_RENDERS", False)
     assert resolve_kind("auto") == "matplotlib"
-    monkeypatch.setattr(surface3d, "IPYVOLUME_RENDERS", True)
+    monkeypatch.setenv(surface3d.ENV_VAR, "ipyvolume")
     assert resolve_kind("auto") == "ipyvolume"
-    monkeypatch.setenv(surface3d.ENV_VAR, "matplotlib")
-    assert resolve_kind("auto") == "matplotlib"
+    assert resolve_kind("matplotlib") == "matplotlib"  # an explicit kind wins
     monkeypatch.setenv(surface3d.ENV_VAR, "vtk")
     with pytest.raises(ValueError, match="NBVIZ_SURFACE3D"):
         resolve_kind("auto")
+
+
+def test_a_batch_of_updates_renders_one_picture():
+    v = make_surface_view("matplotlib", width=160, height=140)
+    xs, ys, Z = bowl()
+    v.set_surface(xs, ys, Z)
+    assert v.renders == 1
+    with v.batch():
+        v.set_height_label("log10 loss")
+        v.set_surface(xs, ys, Z + 1.0)
+        with v.batch():  # nested: still one picture, when the outer batch ends
+            v.set_path(xs[:4], ys[:4], Z[0, :4])
+            v.show_path = False
+        assert v.renders == 1
+    assert v.renders == 2
+    with v.batch():  # nothing changed: no picture
+        pass
+    assert v.renders == 2
+    v.close()
+
+
+def test_ipyvolume_canvas_stream_does_not_read_back_every_frame():
+    pytest.importorskip("ipyvolume")
+    v = make_surface_view("ipyvolume")
+    # the front end calls canvas.captureStream(capture_fps); unset, the browser reads each
+    # rendered frame back from the GPU (0.1-0.4 s a frame without one)
+    assert v.figure.capture_fps is not None and 0 < v.figure.capture_fps < 1e-3
+    v.close()
 
 
 def test_set_surface_with_nans(view):
