@@ -436,3 +436,17 @@ def test_grid_on_an_executor_fills_in_and_equals_the_local_grid(model_data, no_t
     )
     np.testing.assert_allclose(w.surface.loss, ref.loss, rtol=1e-5)
     assert_weights_identical(model, before)
+
+
+def test_the_default_3d_view_draws_one_picture_per_redraw(trained, no_thread_leak):
+    model, x, y, rec = trained
+    w = _widget(model, x, y, path=rec, directions="pca", resolution=7, view3d="auto")
+    try:
+        assert w.compute() and w.wait(120) and w.error is None, w.error
+        assert w.view3d.kind == "matplotlib"  # the default: cheap for the page at every update
+        assert w.view3d.path is not None  # the path is on the surface too
+        before = w.view3d.renders
+        w.levels = 7  # a redraw of the surface and path: one picture, not one per part
+        assert w.view3d.renders == before + 1
+    finally:
+        w.close()
