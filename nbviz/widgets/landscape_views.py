@@ -9,8 +9,9 @@ widget (:mod:`nbviz.widgets.landscape`) tells it when.
 
 Drawing is cheap because a live grid redraws a few times a second: the heat map is one
 canvas picture, the iso-lines one ``Lines`` mark, the path a line of a few segments coloured
-by step with a marker at each joint (not a marker per snapshot), and the invisible hover
-squares (one per cell) are sent only for a finished or stopped grid. A hidden view is not in
+by step with a marker at each joint (not a marker per snapshot), and the invisible read-out
+tiles (one SVG element each, at most ``HOVER_PER_AXIS`` a side) are sent only for a finished
+or stopped grid. A hidden view is not in
 the page at all (bqplot lays out a hidden figure at zero size and logs errors) and is not
 sent anything; it is drawn when it is shown again. The 3-D view, the most costly to redraw
 (a picture rendered in the kernel, or in WebGL with ipyvolume), follows live updates at most
@@ -55,10 +56,13 @@ __all__ = [
 PATH_COLORS = ["#7e03a8", "#ad2793", "#d24f71", "#ed7a52", "#fdab33", "#f7e425"]
 #: Segments (and joints marked) of a path drawn in the plane.
 PATH_SEGMENTS = 12
-#: Read-out squares per axis at most: each square is three SVG elements (bqplot's marker
-#: group, path and label), and every element makes the page's style recalculations dearer; at
-#: 21 a side they were 40% of the page's elements, and drawing them blocked it 0.35 s.
+#: Read-out tiles per axis at most. The read-out was a Scatter of invisible squares, three SVG
+#: elements each (marker group, path, label): at 21 a side 40% of the page's elements, and
+#: bqplot's drawing of them (forced style recalculations in its d3 transition) blocked the page
+#: 0.2-0.35 s when a grid ended. Tiles of a GridHeatMap are one element each.
 HOVER_PER_AXIS = 11
+#: A fully transparent colour (the read-out tiles).
+CLEAR = "#00000000"
 #: The heat map's colours: matplotlib's viridis at 9 stops (bqplot interpolates between them).
 #: bqplot's ``scheme="viridis"`` colour bar is a gradient of 256 stops, rebuilt whenever the
 #: range changes, i.e. at every live update.
@@ -168,25 +172,27 @@ def axis_labels(dirs: Directions) -> list[str]:
 class PlaneView:
     """The plane: a canvas heat map of the grid, iso-lines in one ``Lines`` mark, a colour bar,
     the training path as a line coloured by step with its joints marked, the final weights
-    marked, and a hover read-out of ``(a, b, loss)`` (an invisible square per cell, sent
-    only when asked: a finished grid)."""
+    marked, and a hover read-out of ``(a, b, loss)`` (invisible tiles, sent only when asked:
+    a finished grid)."""
 
     def __init__(self) -> None:
         self.x_scale, self.y_scale = bqplot.LinearScale(), bqplot.LinearScale()
         self.color_scale = bqplot.ColorScale(colors=VIRIDIS_9)
         self.step_scale = bqplot.ColorScale(colors=PATH_COLORS)
-        self.hover_scale = bqplot.ColorScale()
+        self.hover_scale = bqplot.ColorScale(colors=[CLEAR, CLEAR])
         xy = {"x": self.x_scale, "y": self.y_scale}
         self.heatmap = bqplot.HeatMap(
             x=np.zeros(2), y=np.zeros(2), color=np.full((2, 2), np.nan),
             scales={**xy, "color": self.color_scale}, null_color="#eeeeee",
         )  # fmt: skip
-        self.hover = bqplot.Scatter(
-            x=np.zeros(0), y=np.zeros(0), color=np.zeros(0),
-            scales={**xy, "color": self.hover_scale}, marker="square", opacities=[0.0],
-            default_size=64,
+        # the read-out: invisible tiles (transparent colours: bqplot's GridHeatMap allows no
+        # opacity under 0.2), each starting at the cell it reports
+        self.hover = bqplot.GridHeatMap(
+            row=np.arange(2.0), column=np.arange(2.0), color=np.full((2, 2), np.nan),
+            scales={"row": self.y_scale, "column": self.x_scale, "color": self.hover_scale},
+            row_align="start", column_align="start", null_color=CLEAR, stroke=None,
             tooltip=bqplot.Tooltip(
-                fields=["x", "y", "color"], labels=["a", "b", "loss"],
+                fields=["column", "row", "color"], labels=["a", "b", "loss"],
                 formats=[".4g", ".4g", ".5g"],
             ),
         )  # fmt: skip
@@ -284,18 +290,15 @@ class PlaneView:
         self.set_contours(xs, ys, loss, levels, level_scale)
 
     def set_hover(self, xs: np.ndarray, ys: np.ndarray, z: np.ndarray) -> None:
-        """The read-out squares: one at each finished cell (every ``k``-th cell of a grid
-        finer than ``HOVER_PER_AXIS`` a side, squares ``k`` times as wide), its loss in
-        the tooltip."""
+        """The read-out: an invisible tile from every ``k``-th cell (every cell of a grid of
+        at most ``HOVER_PER_AXIS`` a side) to the next, its tooltip the cell's ``(a, b, loss)``
+        (a missing cell: no loss)."""
         k = max(1, -(-max(len(xs), len(ys)) // HOVER_PER_AXIS))
         xs, ys, z = xs[::k], ys[::k], z[::k, ::k]
-        gx, gy = np.meshgrid(xs, ys)
-        keep = np.isfinite(z).ravel()
-        cell_px = 400.0 / max(len(xs), len(ys))
-        with self.hover.hold_sync():
-            self.hover.x, self.hover.y = gx.ravel()[keep], gy.ravel()[keep]
-            self.hover.color = z.ravel()[keep]
-            self.hover.default_size = int(max(16, min(400, cell_px**2)))
+        # rows, columns and colours are checked against each other: set them together
+        with self.hover.hold_sync(), self.hover.hold_trait_notifications():
+            self.hover.row, self.hover.column = np.asarray(ys, float), np.asarray(xs, float)
+            self.hover.color = np.where(np.isfinite(z), z, np.nan)
 
     def set_contours(
         self, xs: np.ndarray, ys: np.ndarray, loss: np.ndarray, levels: int, level_scale: str

@@ -40,11 +40,11 @@ w
 FIG = ".nbviz-live .nbviz-live-2d"
 MAX_FPS = 4  # the widget's default live redraws a second
 MIN_DISTINCT = 3  # distinct pictures of a grid filling in, at least
-# read-out squares of a finished 41x41 (every 4th cell) or 21x21 grid (every 2nd): 11 a side
+# read-out tiles of a finished 41x41 (every 4th cell) or 21x21 grid (every 2nd): 11 a side
 HOVER_SQUARES = MAX_SQUARES
 
 _HOVER_JS = f"""() => {{ const f = document.querySelector('{FIG}');
-    return f ? f.querySelectorAll('.dot').length : 0; }}"""
+    return f ? f.querySelectorAll('.heatmapcell').length : 0; }}"""
 
 
 def test_a_41x41_grid_fills_in_visibly_at_a_few_redraws_a_second(lab):
@@ -81,7 +81,7 @@ def test_a_41x41_grid_fills_in_visibly_at_a_few_redraws_a_second(lab):
     assert len(changes) <= drawn + 3, (len(changes), drawn, took)
     # bounded figure while live: heat map, iso-lines, path, axes -- no per-cell elements
     assert max(h[3] for h in heat[:-1]) <= MAX_LIVE_ELEMENTS, [h[3] for h in heat]
-    assert page.evaluate(_HOVER_JS) <= HOVER_SQUARES + 20  # + the path's few markers
+    assert page.evaluate(_HOVER_JS) <= HOVER_SQUARES
     # the hidden 1-D figure is not in the page and was sent nothing
     assert page.locator(".nbviz-live .bqplot").count() == 1
     assert kernel_value(lab, "hidden_changes") == "[]"
@@ -129,7 +129,7 @@ def test_watching_fit_redraws_a_few_times_a_second_without_console_errors(lab):
     assert kernel_value(lab, "w.watcher.recomputes >= 2") == "True"
     # the final landscape is on the page: its read-out squares were drawn
     page.wait_for_function(
-        f"() => document.querySelectorAll('.nbviz-watch-2d .dot').length >= {HOVER_SQUARES}",
+        f"() => document.querySelectorAll('.nbviz-watch-2d .heatmapcell').length >= {HOVER_SQUARES}",
         timeout=60_000,
     )
     assert page.locator(".nbviz-watch .bqplot").count() == 1  # the hidden line view: absent

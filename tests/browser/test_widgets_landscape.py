@@ -3,6 +3,8 @@ browser's directions dropdown and Compute button recompute the grid on the kerne
 
 from __future__ import annotations
 
+import re
+
 from .conftest import element_pixels, pixel_stats
 from .test_render_stack import _wait_for_pixels
 from .test_surface3d_browser import _colourfulness
@@ -63,6 +65,20 @@ def test_landscape_renders_and_recomputes_from_the_browser(lab):
     red = (px[..., 0] > px[..., 1] + 60) & (px[..., 0] > px[..., 2] + 60)
     assert red.mean() < 0.01, f"{red.mean():.1%} red pixels: something covers the heat map"
     save_screenshot(fig, "loss-landscape-2d", max_width=520)
+
+    # the read-out: hovering a tile of the finished grid shows that cell's (a, b, loss)
+    tile = page.locator(f"{FIG} .heatmapcell").nth(60)
+    tile.hover(force=True)  # transparent tiles: "force" skips the visibility check
+    tip = page.locator(".bqplot_mark_tooltip").filter(has_text="loss").first
+    tip.wait_for(state="visible", timeout=30_000)
+    text = tip.inner_text()
+    numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text)]
+    assert len(numbers) == 3, text
+    a, b, loss = numbers
+    s = "w.surface"  # the cell nearest to the tooltip's (a, b), as the kernel has it
+    cell = f"{s}.loss[abs({s}.ys - {b}).argmin(), abs({s}.xs - {a}).argmin()]"
+    kernel_loss = float(kernel_value(lab, f"float({cell})"))
+    assert abs(loss - kernel_loss) <= 1e-3 * abs(kernel_loss), (text, kernel_loss)
 
     # 3-D view (ipyvolume WebGL canvas or the matplotlib image fallback) is not blank
     kind = kernel_value(lab, "w.view3d.kind")

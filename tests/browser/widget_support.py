@@ -164,7 +164,7 @@ def wait_nbviz_widgets_live(
 #: per cell of a 41x41 grid would add 1681 x 3, bqplot's 256-stop viridis bar 250, a marker per
 #: snapshot of a long path hundreds.
 MAX_LIVE_ELEMENTS = 450
-#: Read-out squares of a finished grid, at most (nbviz.widgets.landscape_views.HOVER_PER_AXIS
+#: Read-out tiles of a finished grid, at most (nbviz.widgets.landscape_views.HOVER_PER_AXIS
 #: per axis; not imported: that would load TensorFlow into the test process).
 MAX_SQUARES = 11 * 11
 
@@ -186,8 +186,9 @@ _LANDSCAPE_VIEW_JS = """(id) => {
     status: status ? status.innerText.trim() : null,
     figures: figures.length,
     elements: figures.map(f => f.querySelectorAll('*').length),
-    squares: figures.map(f => f.querySelectorAll('.dot').length),
-    in_points: figures.map(f => f.querySelectorAll('.object_grp, .object_grp *').length),
+    squares: figures.map(f => f.querySelectorAll('.heatmapcell').length),
+    in_points: figures.map(f => f.querySelectorAll(
+      '.object_grp, .object_grp *, .heatmaprow, .heatmaprow *').length),
     heat_bytes: href.startsWith('data:image') ? href.length : 0,
     contour_points: Math.max(0, ...Array.from(root.querySelectorAll('g.curve path.line'))
       .map(p => (p.getAttribute('d') || '').split('L').length)),
@@ -243,9 +244,9 @@ def check_landscape_view(view: dict) -> None:
     seconds = re.search(r"([\d.]+) s\b", view["status"])
     assert seconds and abs(float(seconds[1]) - took) <= 0.051, view  # 1 vs 2 decimals
     assert view["figures"] == 1, view
-    # read-out squares (+ the path's joints) as scatter points; the rest bounded as when live
+    # read-out tiles (a GridHeatMap) and the path's joints; the rest bounded as when live
     (elements,), (squares,), (in_points,) = view["elements"], view["squares"], view["in_points"]
-    assert squares <= MAX_SQUARES + 20 and elements - in_points <= MAX_LIVE_ELEMENTS, view
+    assert squares <= MAX_SQUARES and elements - in_points <= MAX_LIVE_ELEMENTS, view
 
 
 def heat_pictures(page) -> dict[str, dict]:

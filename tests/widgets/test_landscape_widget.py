@@ -154,11 +154,13 @@ def test_heat_map_fills_in_as_chunks_finish(model_data, no_thread_leak):
         colour_ticks = np.asarray(w.color_axis.tick_values)
         assert 2 <= len(colour_ticks) <= 6
         assert w.color_scale.min <= colour_ticks.min() and colour_ticks.max() <= w.color_scale.max
-        # Hover read-out: one invisible point per cell carrying (a, b, loss).
-        assert len(w.hover.x) == 49 and w.hover.tooltip.labels == ["a", "b", "loss"]
-        np.testing.assert_allclose(
-            np.sort(np.asarray(w.hover.color)), np.sort(ref.loss.ravel()), rtol=1e-6
-        )
+        # Hover read-out: one invisible tile per cell carrying (a, b, loss) of that cell.
+        assert np.asarray(w.hover.color).shape == (7, 7)
+        assert w.hover.tooltip.labels == ["a", "b", "loss"]
+        assert w.hover.tooltip.fields == ["column", "row", "color"]
+        np.testing.assert_allclose(np.asarray(w.hover.column), ref.xs)
+        np.testing.assert_allclose(np.asarray(w.hover.row), ref.ys)
+        np.testing.assert_allclose(np.asarray(w.hover.color), ref.loss, rtol=1e-6)
         # Changing the level count or scale redraws the contours without recomputing.
         w.level_scale = "linear"
         assert w.color_axis.label == "loss"
@@ -212,10 +214,12 @@ def test_iso_line_rows_end_at_a_point_not_at_nan():
         x, y = np.asarray(view.contours.x), np.asarray(view.contours.y)
         assert x.ndim == 2 and len(x) >= 3
         assert np.isfinite(x[:, -1]).all() and np.isfinite(y[:, -1]).all()
-        assert len(view.hover.x) == 0, "read-out squares are sent only when asked"
+        assert np.asarray(view.hover.color).shape == (2, 2), "read-out sent only when asked"
         view.set_hover(xs, xs, z)
         k = -(-21 // HOVER_PER_AXIS)  # every k-th cell of a finer grid
-        assert len(view.hover.x) == len(range(0, 21, k)) * len(range(6, 21, k))  # finished
+        color = np.asarray(view.hover.color, float)
+        assert color.shape == (len(range(0, 21, k)),) * 2
+        assert np.isfinite(color).sum() == len(range(0, 21, k)) * len(range(6, 21, k))  # done
     finally:
         view.close()
 
