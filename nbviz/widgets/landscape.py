@@ -510,9 +510,7 @@ class LossLandscapeWidget(StaticPicture, widgets.VBox):
 
     def _on_show_path(self, change: dict) -> None:
         with self._lock:
-            self._draw(path=True)
-            if self.view3d is not None:
-                self.view3d.show_path = bool(change["new"])
+            self._draw(path=True)  # the plane's and the 3-D view's path (shown or hidden)
 
     @traitlets.validate("directions")
     def _valid_directions(self, proposal: dict) -> str:

@@ -452,5 +452,7 @@ def test_the_default_3d_view_draws_one_picture_per_redraw(trained, no_thread_lea
         before = w.view3d.renders
         w.levels = 7  # a redraw of the surface and path: one picture, not one per part
         assert w.view3d.renders == before + 1
+        w.show_path = False  # hiding the path: one more picture, without it
+        assert w.view3d.renders == before + 2 and not w.view3d.show_path
     finally:
         w.close()
